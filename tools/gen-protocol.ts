@@ -84,6 +84,9 @@ function stripComments(text: string): string {
     .join('\n');
 }
 
+/** The TypeScript name of a struct: prefixed with its message's name unless it already starts with it. */
+const sn = (ctx: { prefix: string }, name: string): string => (name.startsWith(ctx.prefix) ? name : ctx.prefix + name);
+
 const camel = (name: string): string => name.charAt(0).toLowerCase() + name.slice(1);
 
 const PRIMITIVES = new Set(['bool', 'int8', 'int16', 'uint16', 'int32', 'uint32', 'int64', 'float64', 'string', 'bytes', 'records', 'uuid']);
@@ -105,11 +108,11 @@ function tsType(ctx: Ctx, f: SpecField): string {
   const el = elementType(f.type);
   let t: string;
   if (el !== null) {
-    t = `${PRIMITIVES.has(el) ? primitiveTs(el) : ctx.prefix + el}[]`;
+    t = `${PRIMITIVES.has(el) ? primitiveTs(el) : sn(ctx, el)}[]`;
   } else if (PRIMITIVES.has(f.type)) {
     t = primitiveTs(f.type);
   } else {
-    t = ctx.prefix + f.type;
+    t = sn(ctx, f.type);
   }
   return nullable ? `${t} | null` : t;
 }
@@ -155,7 +158,7 @@ function defaultExpr(ctx: Ctx, f: SpecField): string {
     case 'float64':
       return d === undefined ? '0' : String(Number(d));
     default:
-      return `default${ctx.prefix}${f.type}()`;
+      return `default${sn(ctx, f.type)}()`;
   }
 }
 
@@ -234,7 +237,7 @@ function emitWrite(ctx: Ctx, f: SpecField, value: string, within: Range, lines: 
   const nullable = cond(parseRange(f.nullableVersions), within);
   const el = elementType(f.type);
   if (el !== null) {
-    const inner = PRIMITIVES.has(el) ? writePrimitive(el, 'e', flex, 'false') : `encode${ctx.prefix}${el}(w, e, version);`;
+    const inner = PRIMITIVES.has(el) ? writePrimitive(el, 'e', flex, 'false') : `encode${sn(ctx, el)}(w, e, version);`;
     lines.push(`${indent}{`);
     lines.push(`${indent}  const a = ${value};`);
     if (nullable !== 'true') {
@@ -259,9 +262,9 @@ function emitWrite(ctx: Ctx, f: SpecField, value: string, within: Range, lines: 
   }
   // A struct field: nullable structs carry an INT8 presence marker (-1 null, 1 present).
   if (!isEmpty(parseRange(f.nullableVersions))) {
-    lines.push(`${indent}if (${value} === null) { w.int8(-1); } else { w.int8(1); encode${ctx.prefix}${f.type}(w, ${value}, version); }`);
+    lines.push(`${indent}if (${value} === null) { w.int8(-1); } else { w.int8(1); encode${sn(ctx, f.type)}(w, ${value}, version); }`);
   } else {
-    lines.push(`${indent}encode${ctx.prefix}${f.type}(w, ${value}, version);`);
+    lines.push(`${indent}encode${sn(ctx, f.type)}(w, ${value}, version);`);
   }
 }
 
@@ -276,7 +279,7 @@ function emitRead(ctx: Ctx, f: SpecField, target: string, within: Range, lines: 
     if (nullable === 'false') {
       lines.push(`${indent}  if (n < 0) r.fail('${f.name} is null but not nullable');`);
     }
-    const item = PRIMITIVES.has(el) ? readPrimitive(el, flex, 'false') : `decode${ctx.prefix}${el}(r, version)`;
+    const item = PRIMITIVES.has(el) ? readPrimitive(el, flex, 'false') : `decode${sn(ctx, el)}(r, version)`;
     const nullValue = nullable === 'false' ? '[]' : 'null';
     lines.push(`${indent}  if (n < 0) ${target} = ${nullValue};`);
     lines.push(`${indent}  else { const a = new Array(n); for (let i = 0; i < n && r.ok; i++) a[i] = ${item}; ${target} = r.ok ? a : []; }`);
@@ -288,9 +291,9 @@ function emitRead(ctx: Ctx, f: SpecField, target: string, within: Range, lines: 
     return;
   }
   if (!isEmpty(parseRange(f.nullableVersions))) {
-    lines.push(`${indent}${target} = r.int8() < 0 ? null : decode${ctx.prefix}${f.type}(r, version);`);
+    lines.push(`${indent}${target} = r.int8() < 0 ? null : decode${sn(ctx, f.type)}(r, version);`);
   } else {
-    lines.push(`${indent}${target} = decode${ctx.prefix}${f.type}(r, version);`);
+    lines.push(`${indent}${target} = decode${sn(ctx, f.type)}(r, version);`);
   }
 }
 
@@ -302,13 +305,12 @@ function isDefaultExpr(ctx: Ctx, f: SpecField, value: string): string {
   if (el !== null) return `${value} !== null && ${value}.length === 0`;
   if (f.type === 'bytes' || f.type === 'records') return `${value} !== null && ${value}.length === 0`;
   if (PRIMITIVES.has(f.type)) return `${value} === ${d}`;
-  return `isDefault${ctx.prefix}${f.type}(${value})`;
+  return `isDefault${sn(ctx, f.type)}(${value})`;
 }
 
 function emitStruct(ctx: Ctx, typeName: string, fields: SpecField[], versions: Range, isTop: boolean): void {
   const within = intersect(versions, ctx.valid);
-  const full = ctx.prefix + (isTop ? '' : typeName);
-  const tsName = isTop ? ctx.prefix : full;
+  const tsName = isTop ? ctx.prefix : sn(ctx, typeName);
   const out = ctx.out;
 
   out.push(`export interface ${tsName} {`);

@@ -135,7 +135,8 @@ export class ValueMaker {
   /** A random value of struct `typeName` (the top level when typeName is null) for `version`. */
   struct(typeName: string | null, version: number, depth = 0): Record<string, unknown> {
     const fields = typeName === null ? this.spec.fields : this.structs.get(typeName)!;
-    const fn = this.mod[`default${this.spec.name}${typeName ?? ''}`] as () => Record<string, unknown>;
+    const tsName = typeName === null ? this.spec.name : typeName.startsWith(this.spec.name) ? typeName : this.spec.name + typeName;
+    const fn = this.mod[`default${tsName}`] as () => Record<string, unknown>;
     const v = fn();
     for (const f of fields) {
       if (!inRange(f.versions, version)) continue;

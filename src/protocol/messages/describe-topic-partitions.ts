@@ -98,24 +98,24 @@ export function decodeDescribeTopicPartitionsRequest(r: Reader, version: number)
   return v;
 }
 
-export interface DescribeTopicPartitionsResponseDescribeTopicPartitionsResponseTopic {
+export interface DescribeTopicPartitionsResponseTopic {
   errorCode: number;
   name: string | null;
   topicId: string;
   isInternal: boolean;
-  partitions: DescribeTopicPartitionsResponseDescribeTopicPartitionsResponsePartition[];
+  partitions: DescribeTopicPartitionsResponsePartition[];
   topicAuthorizedOperations: number;
 }
 
-export function defaultDescribeTopicPartitionsResponseDescribeTopicPartitionsResponseTopic(): DescribeTopicPartitionsResponseDescribeTopicPartitionsResponseTopic {
+export function defaultDescribeTopicPartitionsResponseTopic(): DescribeTopicPartitionsResponseTopic {
   return { errorCode: 0, name: "", topicId: ZERO_UUID, isInternal: false, partitions: [], topicAuthorizedOperations: -2147483648 };
 }
 
-export function isDefaultDescribeTopicPartitionsResponseDescribeTopicPartitionsResponseTopic(v: DescribeTopicPartitionsResponseDescribeTopicPartitionsResponseTopic): boolean {
+export function isDefaultDescribeTopicPartitionsResponseTopic(v: DescribeTopicPartitionsResponseTopic): boolean {
   return v.errorCode === 0 && v.name === "" && v.topicId === ZERO_UUID && v.isInternal === false && v.partitions !== null && v.partitions.length === 0 && v.topicAuthorizedOperations === -2147483648;
 }
 
-export function encodeDescribeTopicPartitionsResponseDescribeTopicPartitionsResponseTopic(w: Writer, v: DescribeTopicPartitionsResponseDescribeTopicPartitionsResponseTopic, version: number): void {
+export function encodeDescribeTopicPartitionsResponseTopic(w: Writer, v: DescribeTopicPartitionsResponseTopic, version: number): void {
   w.int16(v.errorCode);
   w.compactNullableString(v.name);
   w.uuid(v.topicId);
@@ -124,14 +124,14 @@ export function encodeDescribeTopicPartitionsResponseDescribeTopicPartitionsResp
     const a = v.partitions;
     if (a === null) throw new TypeError('Partitions is not nullable in this version');
     w.arrayLength(a === null ? -1 : a.length, true);
-    if (a !== null) for (const e of a) encodeDescribeTopicPartitionsResponseDescribeTopicPartitionsResponsePartition(w, e, version);
+    if (a !== null) for (const e of a) encodeDescribeTopicPartitionsResponsePartition(w, e, version);
   }
   w.int32(v.topicAuthorizedOperations);
   w.uint8(0);
 }
 
-export function decodeDescribeTopicPartitionsResponseDescribeTopicPartitionsResponseTopic(r: Reader, version: number): DescribeTopicPartitionsResponseDescribeTopicPartitionsResponseTopic {
-  const v = defaultDescribeTopicPartitionsResponseDescribeTopicPartitionsResponseTopic();
+export function decodeDescribeTopicPartitionsResponseTopic(r: Reader, version: number): DescribeTopicPartitionsResponseTopic {
+  const v = defaultDescribeTopicPartitionsResponseTopic();
   v.errorCode = r.int16();
   v.name = r.compactNullableString();
   v.topicId = r.uuid();
@@ -140,14 +140,14 @@ export function decodeDescribeTopicPartitionsResponseDescribeTopicPartitionsResp
     const n = r.arrayLength(true, 1);
     if (n < 0) r.fail('Partitions is null but not nullable');
     if (n < 0) v.partitions = [];
-    else { const a = new Array(n); for (let i = 0; i < n && r.ok; i++) a[i] = decodeDescribeTopicPartitionsResponseDescribeTopicPartitionsResponsePartition(r, version); v.partitions = r.ok ? a : []; }
+    else { const a = new Array(n); for (let i = 0; i < n && r.ok; i++) a[i] = decodeDescribeTopicPartitionsResponsePartition(r, version); v.partitions = r.ok ? a : []; }
   }
   v.topicAuthorizedOperations = r.int32();
   r.taggedFields();
   return v;
 }
 
-export interface DescribeTopicPartitionsResponseDescribeTopicPartitionsResponsePartition {
+export interface DescribeTopicPartitionsResponsePartition {
   errorCode: number;
   partitionIndex: number;
   leaderId: number;
@@ -159,15 +159,15 @@ export interface DescribeTopicPartitionsResponseDescribeTopicPartitionsResponseP
   offlineReplicas: number[];
 }
 
-export function defaultDescribeTopicPartitionsResponseDescribeTopicPartitionsResponsePartition(): DescribeTopicPartitionsResponseDescribeTopicPartitionsResponsePartition {
+export function defaultDescribeTopicPartitionsResponsePartition(): DescribeTopicPartitionsResponsePartition {
   return { errorCode: 0, partitionIndex: 0, leaderId: 0, leaderEpoch: -1, replicaNodes: [], isrNodes: [], eligibleLeaderReplicas: null, lastKnownElr: null, offlineReplicas: [] };
 }
 
-export function isDefaultDescribeTopicPartitionsResponseDescribeTopicPartitionsResponsePartition(v: DescribeTopicPartitionsResponseDescribeTopicPartitionsResponsePartition): boolean {
+export function isDefaultDescribeTopicPartitionsResponsePartition(v: DescribeTopicPartitionsResponsePartition): boolean {
   return v.errorCode === 0 && v.partitionIndex === 0 && v.leaderId === 0 && v.leaderEpoch === -1 && v.replicaNodes !== null && v.replicaNodes.length === 0 && v.isrNodes !== null && v.isrNodes.length === 0 && v.eligibleLeaderReplicas === null && v.lastKnownElr === null && v.offlineReplicas !== null && v.offlineReplicas.length === 0;
 }
 
-export function encodeDescribeTopicPartitionsResponseDescribeTopicPartitionsResponsePartition(w: Writer, v: DescribeTopicPartitionsResponseDescribeTopicPartitionsResponsePartition, version: number): void {
+export function encodeDescribeTopicPartitionsResponsePartition(w: Writer, v: DescribeTopicPartitionsResponsePartition, version: number): void {
   w.int16(v.errorCode);
   w.int32(v.partitionIndex);
   w.int32(v.leaderId);
@@ -203,8 +203,8 @@ export function encodeDescribeTopicPartitionsResponseDescribeTopicPartitionsResp
   w.uint8(0);
 }
 
-export function decodeDescribeTopicPartitionsResponseDescribeTopicPartitionsResponsePartition(r: Reader, _version: number): DescribeTopicPartitionsResponseDescribeTopicPartitionsResponsePartition {
-  const v = defaultDescribeTopicPartitionsResponseDescribeTopicPartitionsResponsePartition();
+export function decodeDescribeTopicPartitionsResponsePartition(r: Reader, _version: number): DescribeTopicPartitionsResponsePartition {
+  const v = defaultDescribeTopicPartitionsResponsePartition();
   v.errorCode = r.int16();
   v.partitionIndex = r.int32();
   v.leaderId = r.int32();
@@ -271,7 +271,7 @@ export function decodeDescribeTopicPartitionsResponseCursor(r: Reader, _version:
 
 export interface DescribeTopicPartitionsResponse {
   throttleTimeMs: number;
-  topics: DescribeTopicPartitionsResponseDescribeTopicPartitionsResponseTopic[];
+  topics: DescribeTopicPartitionsResponseTopic[];
   nextCursor: DescribeTopicPartitionsResponseCursor | null;
 }
 
@@ -289,7 +289,7 @@ export function encodeDescribeTopicPartitionsResponse(w: Writer, v: DescribeTopi
     const a = v.topics;
     if (a === null) throw new TypeError('Topics is not nullable in this version');
     w.arrayLength(a === null ? -1 : a.length, true);
-    if (a !== null) for (const e of a) encodeDescribeTopicPartitionsResponseDescribeTopicPartitionsResponseTopic(w, e, version);
+    if (a !== null) for (const e of a) encodeDescribeTopicPartitionsResponseTopic(w, e, version);
   }
   if (v.nextCursor === null) { w.int8(-1); } else { w.int8(1); encodeDescribeTopicPartitionsResponseCursor(w, v.nextCursor, version); }
   w.uint8(0);
@@ -302,7 +302,7 @@ export function decodeDescribeTopicPartitionsResponse(r: Reader, version: number
     const n = r.arrayLength(true, 1);
     if (n < 0) r.fail('Topics is null but not nullable');
     if (n < 0) v.topics = [];
-    else { const a = new Array(n); for (let i = 0; i < n && r.ok; i++) a[i] = decodeDescribeTopicPartitionsResponseDescribeTopicPartitionsResponseTopic(r, version); v.topics = r.ok ? a : []; }
+    else { const a = new Array(n); for (let i = 0; i < n && r.ok; i++) a[i] = decodeDescribeTopicPartitionsResponseTopic(r, version); v.topics = r.ok ? a : []; }
   }
   v.nextCursor = r.int8() < 0 ? null : decodeDescribeTopicPartitionsResponseCursor(r, version);
   r.taggedFields();

@@ -5,20 +5,20 @@ import { Reader, EMPTY, ZERO_UUID } from '../reader.js';
 import { Writer } from '../writer.js';
 void EMPTY; void ZERO_UUID;
 
-export interface JoinGroupRequestJoinGroupRequestProtocol {
+export interface JoinGroupRequestProtocol {
   name: string;
   metadata: Buffer;
 }
 
-export function defaultJoinGroupRequestJoinGroupRequestProtocol(): JoinGroupRequestJoinGroupRequestProtocol {
+export function defaultJoinGroupRequestProtocol(): JoinGroupRequestProtocol {
   return { name: "", metadata: EMPTY };
 }
 
-export function isDefaultJoinGroupRequestJoinGroupRequestProtocol(v: JoinGroupRequestJoinGroupRequestProtocol): boolean {
+export function isDefaultJoinGroupRequestProtocol(v: JoinGroupRequestProtocol): boolean {
   return v.name === "" && v.metadata !== null && v.metadata.length === 0;
 }
 
-export function encodeJoinGroupRequestJoinGroupRequestProtocol(w: Writer, v: JoinGroupRequestJoinGroupRequestProtocol, version: number): void {
+export function encodeJoinGroupRequestProtocol(w: Writer, v: JoinGroupRequestProtocol, version: number): void {
   if (v.name === null) throw new TypeError('Name is not nullable in this version');
   (version >= 6 ? w.compactString(v.name as string) : w.string(v.name as string));
   if (v.metadata === null) throw new TypeError('Metadata is not nullable in this version');
@@ -28,8 +28,8 @@ export function encodeJoinGroupRequestJoinGroupRequestProtocol(w: Writer, v: Joi
   }
 }
 
-export function decodeJoinGroupRequestJoinGroupRequestProtocol(r: Reader, version: number): JoinGroupRequestJoinGroupRequestProtocol {
-  const v = defaultJoinGroupRequestJoinGroupRequestProtocol();
+export function decodeJoinGroupRequestProtocol(r: Reader, version: number): JoinGroupRequestProtocol {
+  const v = defaultJoinGroupRequestProtocol();
   v.name = (version >= 6 ? r.compactString() : r.string());
   v.metadata = (version >= 6 ? r.compactBytes() : r.bytes());
   if (version >= 6) {
@@ -45,7 +45,7 @@ export interface JoinGroupRequest {
   memberId: string;
   groupInstanceId: string | null;
   protocolType: string;
-  protocols: JoinGroupRequestJoinGroupRequestProtocol[];
+  protocols: JoinGroupRequestProtocol[];
   reason: string | null;
 }
 
@@ -75,7 +75,7 @@ export function encodeJoinGroupRequest(w: Writer, v: JoinGroupRequest, version: 
     const a = v.protocols;
     if (a === null) throw new TypeError('Protocols is not nullable in this version');
     w.arrayLength(a === null ? -1 : a.length, version >= 6);
-    if (a !== null) for (const e of a) encodeJoinGroupRequestJoinGroupRequestProtocol(w, e, version);
+    if (a !== null) for (const e of a) encodeJoinGroupRequestProtocol(w, e, version);
   }
   if (version >= 8) {
     w.compactNullableString(v.reason);
@@ -101,7 +101,7 @@ export function decodeJoinGroupRequest(r: Reader, version: number): JoinGroupReq
     const n = r.arrayLength(version >= 6, 1);
     if (n < 0) r.fail('Protocols is null but not nullable');
     if (n < 0) v.protocols = [];
-    else { const a = new Array(n); for (let i = 0; i < n && r.ok; i++) a[i] = decodeJoinGroupRequestJoinGroupRequestProtocol(r, version); v.protocols = r.ok ? a : []; }
+    else { const a = new Array(n); for (let i = 0; i < n && r.ok; i++) a[i] = decodeJoinGroupRequestProtocol(r, version); v.protocols = r.ok ? a : []; }
   }
   if (version >= 8) {
     v.reason = r.compactNullableString();
@@ -112,21 +112,21 @@ export function decodeJoinGroupRequest(r: Reader, version: number): JoinGroupReq
   return v;
 }
 
-export interface JoinGroupResponseJoinGroupResponseMember {
+export interface JoinGroupResponseMember {
   memberId: string;
   groupInstanceId: string | null;
   metadata: Buffer;
 }
 
-export function defaultJoinGroupResponseJoinGroupResponseMember(): JoinGroupResponseJoinGroupResponseMember {
+export function defaultJoinGroupResponseMember(): JoinGroupResponseMember {
   return { memberId: "", groupInstanceId: null, metadata: EMPTY };
 }
 
-export function isDefaultJoinGroupResponseJoinGroupResponseMember(v: JoinGroupResponseJoinGroupResponseMember): boolean {
+export function isDefaultJoinGroupResponseMember(v: JoinGroupResponseMember): boolean {
   return v.memberId === "" && v.groupInstanceId === null && v.metadata !== null && v.metadata.length === 0;
 }
 
-export function encodeJoinGroupResponseJoinGroupResponseMember(w: Writer, v: JoinGroupResponseJoinGroupResponseMember, version: number): void {
+export function encodeJoinGroupResponseMember(w: Writer, v: JoinGroupResponseMember, version: number): void {
   if (v.memberId === null) throw new TypeError('MemberId is not nullable in this version');
   (version >= 6 ? w.compactString(v.memberId as string) : w.string(v.memberId as string));
   if (version >= 5) {
@@ -139,8 +139,8 @@ export function encodeJoinGroupResponseJoinGroupResponseMember(w: Writer, v: Joi
   }
 }
 
-export function decodeJoinGroupResponseJoinGroupResponseMember(r: Reader, version: number): JoinGroupResponseJoinGroupResponseMember {
-  const v = defaultJoinGroupResponseJoinGroupResponseMember();
+export function decodeJoinGroupResponseMember(r: Reader, version: number): JoinGroupResponseMember {
+  const v = defaultJoinGroupResponseMember();
   v.memberId = (version >= 6 ? r.compactString() : r.string());
   if (version >= 5) {
     v.groupInstanceId = (version >= 6 ? r.compactNullableString() : r.nullableString());
@@ -161,7 +161,7 @@ export interface JoinGroupResponse {
   leader: string;
   skipAssignment: boolean;
   memberId: string;
-  members: JoinGroupResponseJoinGroupResponseMember[];
+  members: JoinGroupResponseMember[];
 }
 
 export function defaultJoinGroupResponse(): JoinGroupResponse {
@@ -194,7 +194,7 @@ export function encodeJoinGroupResponse(w: Writer, v: JoinGroupResponse, version
     const a = v.members;
     if (a === null) throw new TypeError('Members is not nullable in this version');
     w.arrayLength(a === null ? -1 : a.length, version >= 6);
-    if (a !== null) for (const e of a) encodeJoinGroupResponseJoinGroupResponseMember(w, e, version);
+    if (a !== null) for (const e of a) encodeJoinGroupResponseMember(w, e, version);
   }
   if (version >= 6) {
     w.uint8(0);
@@ -221,7 +221,7 @@ export function decodeJoinGroupResponse(r: Reader, version: number): JoinGroupRe
     const n = r.arrayLength(version >= 6, 1);
     if (n < 0) r.fail('Members is null but not nullable');
     if (n < 0) v.members = [];
-    else { const a = new Array(n); for (let i = 0; i < n && r.ok; i++) a[i] = decodeJoinGroupResponseJoinGroupResponseMember(r, version); v.members = r.ok ? a : []; }
+    else { const a = new Array(n); for (let i = 0; i < n && r.ok; i++) a[i] = decodeJoinGroupResponseMember(r, version); v.members = r.ok ? a : []; }
   }
   if (version >= 6) {
     r.taggedFields();

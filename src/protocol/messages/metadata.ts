@@ -5,20 +5,20 @@ import { Reader, EMPTY, ZERO_UUID } from '../reader.js';
 import { Writer } from '../writer.js';
 void EMPTY; void ZERO_UUID;
 
-export interface MetadataRequestMetadataRequestTopic {
+export interface MetadataRequestTopic {
   topicId: string;
   name: string | null;
 }
 
-export function defaultMetadataRequestMetadataRequestTopic(): MetadataRequestMetadataRequestTopic {
+export function defaultMetadataRequestTopic(): MetadataRequestTopic {
   return { topicId: ZERO_UUID, name: "" };
 }
 
-export function isDefaultMetadataRequestMetadataRequestTopic(v: MetadataRequestMetadataRequestTopic): boolean {
+export function isDefaultMetadataRequestTopic(v: MetadataRequestTopic): boolean {
   return v.topicId === ZERO_UUID && v.name === "";
 }
 
-export function encodeMetadataRequestMetadataRequestTopic(w: Writer, v: MetadataRequestMetadataRequestTopic, version: number): void {
+export function encodeMetadataRequestTopic(w: Writer, v: MetadataRequestTopic, version: number): void {
   if (version >= 10) {
     w.uuid(v.topicId);
   }
@@ -29,8 +29,8 @@ export function encodeMetadataRequestMetadataRequestTopic(w: Writer, v: Metadata
   }
 }
 
-export function decodeMetadataRequestMetadataRequestTopic(r: Reader, version: number): MetadataRequestMetadataRequestTopic {
-  const v = defaultMetadataRequestMetadataRequestTopic();
+export function decodeMetadataRequestTopic(r: Reader, version: number): MetadataRequestTopic {
+  const v = defaultMetadataRequestTopic();
   if (version >= 10) {
     v.topicId = r.uuid();
   }
@@ -42,7 +42,7 @@ export function decodeMetadataRequestMetadataRequestTopic(r: Reader, version: nu
 }
 
 export interface MetadataRequest {
-  topics: MetadataRequestMetadataRequestTopic[] | null;
+  topics: MetadataRequestTopic[] | null;
   allowAutoTopicCreation: boolean;
   includeClusterAuthorizedOperations: boolean;
   includeTopicAuthorizedOperations: boolean;
@@ -61,7 +61,7 @@ export function encodeMetadataRequest(w: Writer, v: MetadataRequest, version: nu
     const a = v.topics;
     if (a === null && !(version >= 1)) throw new TypeError('Topics is not nullable in this version');
     w.arrayLength(a === null ? -1 : a.length, version >= 9);
-    if (a !== null) for (const e of a) encodeMetadataRequestMetadataRequestTopic(w, e, version);
+    if (a !== null) for (const e of a) encodeMetadataRequestTopic(w, e, version);
   }
   if (version >= 4) {
     w.bool(v.allowAutoTopicCreation);
@@ -82,7 +82,7 @@ export function decodeMetadataRequest(r: Reader, version: number): MetadataReque
   {
     const n = r.arrayLength(version >= 9, 1);
     if (n < 0) v.topics = null;
-    else { const a = new Array(n); for (let i = 0; i < n && r.ok; i++) a[i] = decodeMetadataRequestMetadataRequestTopic(r, version); v.topics = r.ok ? a : []; }
+    else { const a = new Array(n); for (let i = 0; i < n && r.ok; i++) a[i] = decodeMetadataRequestTopic(r, version); v.topics = r.ok ? a : []; }
   }
   if (version >= 4) {
     v.allowAutoTopicCreation = r.bool();
@@ -99,22 +99,22 @@ export function decodeMetadataRequest(r: Reader, version: number): MetadataReque
   return v;
 }
 
-export interface MetadataResponseMetadataResponseBroker {
+export interface MetadataResponseBroker {
   nodeId: number;
   host: string;
   port: number;
   rack: string | null;
 }
 
-export function defaultMetadataResponseMetadataResponseBroker(): MetadataResponseMetadataResponseBroker {
+export function defaultMetadataResponseBroker(): MetadataResponseBroker {
   return { nodeId: 0, host: "", port: 0, rack: null };
 }
 
-export function isDefaultMetadataResponseMetadataResponseBroker(v: MetadataResponseMetadataResponseBroker): boolean {
+export function isDefaultMetadataResponseBroker(v: MetadataResponseBroker): boolean {
   return v.nodeId === 0 && v.host === "" && v.port === 0 && v.rack === null;
 }
 
-export function encodeMetadataResponseMetadataResponseBroker(w: Writer, v: MetadataResponseMetadataResponseBroker, version: number): void {
+export function encodeMetadataResponseBroker(w: Writer, v: MetadataResponseBroker, version: number): void {
   w.int32(v.nodeId);
   if (v.host === null) throw new TypeError('Host is not nullable in this version');
   (version >= 9 ? w.compactString(v.host as string) : w.string(v.host as string));
@@ -127,8 +127,8 @@ export function encodeMetadataResponseMetadataResponseBroker(w: Writer, v: Metad
   }
 }
 
-export function decodeMetadataResponseMetadataResponseBroker(r: Reader, version: number): MetadataResponseMetadataResponseBroker {
-  const v = defaultMetadataResponseMetadataResponseBroker();
+export function decodeMetadataResponseBroker(r: Reader, version: number): MetadataResponseBroker {
+  const v = defaultMetadataResponseBroker();
   v.nodeId = r.int32();
   v.host = (version >= 9 ? r.compactString() : r.string());
   v.port = r.int32();
@@ -141,24 +141,24 @@ export function decodeMetadataResponseMetadataResponseBroker(r: Reader, version:
   return v;
 }
 
-export interface MetadataResponseMetadataResponseTopic {
+export interface MetadataResponseTopic {
   errorCode: number;
   name: string | null;
   topicId: string;
   isInternal: boolean;
-  partitions: MetadataResponseMetadataResponsePartition[];
+  partitions: MetadataResponsePartition[];
   topicAuthorizedOperations: number;
 }
 
-export function defaultMetadataResponseMetadataResponseTopic(): MetadataResponseMetadataResponseTopic {
+export function defaultMetadataResponseTopic(): MetadataResponseTopic {
   return { errorCode: 0, name: "", topicId: ZERO_UUID, isInternal: false, partitions: [], topicAuthorizedOperations: -2147483648 };
 }
 
-export function isDefaultMetadataResponseMetadataResponseTopic(v: MetadataResponseMetadataResponseTopic): boolean {
+export function isDefaultMetadataResponseTopic(v: MetadataResponseTopic): boolean {
   return v.errorCode === 0 && v.name === "" && v.topicId === ZERO_UUID && v.isInternal === false && v.partitions !== null && v.partitions.length === 0 && v.topicAuthorizedOperations === -2147483648;
 }
 
-export function encodeMetadataResponseMetadataResponseTopic(w: Writer, v: MetadataResponseMetadataResponseTopic, version: number): void {
+export function encodeMetadataResponseTopic(w: Writer, v: MetadataResponseTopic, version: number): void {
   w.int16(v.errorCode);
   if (v.name === null && !(version >= 12)) throw new TypeError('Name is not nullable in this version');
   (version >= 9 ? (version >= 12 ? w.compactNullableString(v.name) : w.compactString(v.name as string)) : (version >= 12 ? w.nullableString(v.name) : w.string(v.name as string)));
@@ -172,7 +172,7 @@ export function encodeMetadataResponseMetadataResponseTopic(w: Writer, v: Metada
     const a = v.partitions;
     if (a === null) throw new TypeError('Partitions is not nullable in this version');
     w.arrayLength(a === null ? -1 : a.length, version >= 9);
-    if (a !== null) for (const e of a) encodeMetadataResponseMetadataResponsePartition(w, e, version);
+    if (a !== null) for (const e of a) encodeMetadataResponsePartition(w, e, version);
   }
   if (version >= 8) {
     w.int32(v.topicAuthorizedOperations);
@@ -182,8 +182,8 @@ export function encodeMetadataResponseMetadataResponseTopic(w: Writer, v: Metada
   }
 }
 
-export function decodeMetadataResponseMetadataResponseTopic(r: Reader, version: number): MetadataResponseMetadataResponseTopic {
-  const v = defaultMetadataResponseMetadataResponseTopic();
+export function decodeMetadataResponseTopic(r: Reader, version: number): MetadataResponseTopic {
+  const v = defaultMetadataResponseTopic();
   v.errorCode = r.int16();
   v.name = (version >= 9 ? (version >= 12 ? r.compactNullableString() : r.compactString()) : (version >= 12 ? r.nullableString() : r.string()));
   if (version >= 10) {
@@ -196,7 +196,7 @@ export function decodeMetadataResponseMetadataResponseTopic(r: Reader, version: 
     const n = r.arrayLength(version >= 9, 1);
     if (n < 0) r.fail('Partitions is null but not nullable');
     if (n < 0) v.partitions = [];
-    else { const a = new Array(n); for (let i = 0; i < n && r.ok; i++) a[i] = decodeMetadataResponseMetadataResponsePartition(r, version); v.partitions = r.ok ? a : []; }
+    else { const a = new Array(n); for (let i = 0; i < n && r.ok; i++) a[i] = decodeMetadataResponsePartition(r, version); v.partitions = r.ok ? a : []; }
   }
   if (version >= 8) {
     v.topicAuthorizedOperations = r.int32();
@@ -207,7 +207,7 @@ export function decodeMetadataResponseMetadataResponseTopic(r: Reader, version: 
   return v;
 }
 
-export interface MetadataResponseMetadataResponsePartition {
+export interface MetadataResponsePartition {
   errorCode: number;
   partitionIndex: number;
   leaderId: number;
@@ -217,15 +217,15 @@ export interface MetadataResponseMetadataResponsePartition {
   offlineReplicas: number[];
 }
 
-export function defaultMetadataResponseMetadataResponsePartition(): MetadataResponseMetadataResponsePartition {
+export function defaultMetadataResponsePartition(): MetadataResponsePartition {
   return { errorCode: 0, partitionIndex: 0, leaderId: 0, leaderEpoch: -1, replicaNodes: [], isrNodes: [], offlineReplicas: [] };
 }
 
-export function isDefaultMetadataResponseMetadataResponsePartition(v: MetadataResponseMetadataResponsePartition): boolean {
+export function isDefaultMetadataResponsePartition(v: MetadataResponsePartition): boolean {
   return v.errorCode === 0 && v.partitionIndex === 0 && v.leaderId === 0 && v.leaderEpoch === -1 && v.replicaNodes !== null && v.replicaNodes.length === 0 && v.isrNodes !== null && v.isrNodes.length === 0 && v.offlineReplicas !== null && v.offlineReplicas.length === 0;
 }
 
-export function encodeMetadataResponseMetadataResponsePartition(w: Writer, v: MetadataResponseMetadataResponsePartition, version: number): void {
+export function encodeMetadataResponsePartition(w: Writer, v: MetadataResponsePartition, version: number): void {
   w.int16(v.errorCode);
   w.int32(v.partitionIndex);
   w.int32(v.leaderId);
@@ -257,8 +257,8 @@ export function encodeMetadataResponseMetadataResponsePartition(w: Writer, v: Me
   }
 }
 
-export function decodeMetadataResponseMetadataResponsePartition(r: Reader, version: number): MetadataResponseMetadataResponsePartition {
-  const v = defaultMetadataResponseMetadataResponsePartition();
+export function decodeMetadataResponsePartition(r: Reader, version: number): MetadataResponsePartition {
+  const v = defaultMetadataResponsePartition();
   v.errorCode = r.int16();
   v.partitionIndex = r.int32();
   v.leaderId = r.int32();
@@ -293,10 +293,10 @@ export function decodeMetadataResponseMetadataResponsePartition(r: Reader, versi
 
 export interface MetadataResponse {
   throttleTimeMs: number;
-  brokers: MetadataResponseMetadataResponseBroker[];
+  brokers: MetadataResponseBroker[];
   clusterId: string | null;
   controllerId: number;
-  topics: MetadataResponseMetadataResponseTopic[];
+  topics: MetadataResponseTopic[];
   clusterAuthorizedOperations: number;
 }
 
@@ -316,7 +316,7 @@ export function encodeMetadataResponse(w: Writer, v: MetadataResponse, version: 
     const a = v.brokers;
     if (a === null) throw new TypeError('Brokers is not nullable in this version');
     w.arrayLength(a === null ? -1 : a.length, version >= 9);
-    if (a !== null) for (const e of a) encodeMetadataResponseMetadataResponseBroker(w, e, version);
+    if (a !== null) for (const e of a) encodeMetadataResponseBroker(w, e, version);
   }
   if (version >= 2) {
     (version >= 9 ? w.compactNullableString(v.clusterId) : w.nullableString(v.clusterId));
@@ -328,7 +328,7 @@ export function encodeMetadataResponse(w: Writer, v: MetadataResponse, version: 
     const a = v.topics;
     if (a === null) throw new TypeError('Topics is not nullable in this version');
     w.arrayLength(a === null ? -1 : a.length, version >= 9);
-    if (a !== null) for (const e of a) encodeMetadataResponseMetadataResponseTopic(w, e, version);
+    if (a !== null) for (const e of a) encodeMetadataResponseTopic(w, e, version);
   }
   if (version >= 8 && version <= 10) {
     w.int32(v.clusterAuthorizedOperations);
@@ -347,7 +347,7 @@ export function decodeMetadataResponse(r: Reader, version: number): MetadataResp
     const n = r.arrayLength(version >= 9, 1);
     if (n < 0) r.fail('Brokers is null but not nullable');
     if (n < 0) v.brokers = [];
-    else { const a = new Array(n); for (let i = 0; i < n && r.ok; i++) a[i] = decodeMetadataResponseMetadataResponseBroker(r, version); v.brokers = r.ok ? a : []; }
+    else { const a = new Array(n); for (let i = 0; i < n && r.ok; i++) a[i] = decodeMetadataResponseBroker(r, version); v.brokers = r.ok ? a : []; }
   }
   if (version >= 2) {
     v.clusterId = (version >= 9 ? r.compactNullableString() : r.nullableString());
@@ -359,7 +359,7 @@ export function decodeMetadataResponse(r: Reader, version: number): MetadataResp
     const n = r.arrayLength(version >= 9, 1);
     if (n < 0) r.fail('Topics is null but not nullable');
     if (n < 0) v.topics = [];
-    else { const a = new Array(n); for (let i = 0; i < n && r.ok; i++) a[i] = decodeMetadataResponseMetadataResponseTopic(r, version); v.topics = r.ok ? a : []; }
+    else { const a = new Array(n); for (let i = 0; i < n && r.ok; i++) a[i] = decodeMetadataResponseTopic(r, version); v.topics = r.ok ? a : []; }
   }
   if (version >= 8 && version <= 10) {
     v.clusterAuthorizedOperations = r.int32();

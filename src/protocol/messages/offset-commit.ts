@@ -5,41 +5,41 @@ import { Reader, EMPTY, ZERO_UUID } from '../reader.js';
 import { Writer } from '../writer.js';
 void EMPTY; void ZERO_UUID;
 
-export interface OffsetCommitRequestOffsetCommitRequestTopic {
+export interface OffsetCommitRequestTopic {
   name: string;
-  partitions: OffsetCommitRequestOffsetCommitRequestPartition[];
+  partitions: OffsetCommitRequestPartition[];
 }
 
-export function defaultOffsetCommitRequestOffsetCommitRequestTopic(): OffsetCommitRequestOffsetCommitRequestTopic {
+export function defaultOffsetCommitRequestTopic(): OffsetCommitRequestTopic {
   return { name: "", partitions: [] };
 }
 
-export function isDefaultOffsetCommitRequestOffsetCommitRequestTopic(v: OffsetCommitRequestOffsetCommitRequestTopic): boolean {
+export function isDefaultOffsetCommitRequestTopic(v: OffsetCommitRequestTopic): boolean {
   return v.name === "" && v.partitions !== null && v.partitions.length === 0;
 }
 
-export function encodeOffsetCommitRequestOffsetCommitRequestTopic(w: Writer, v: OffsetCommitRequestOffsetCommitRequestTopic, version: number): void {
+export function encodeOffsetCommitRequestTopic(w: Writer, v: OffsetCommitRequestTopic, version: number): void {
   if (v.name === null) throw new TypeError('Name is not nullable in this version');
   (version >= 8 ? w.compactString(v.name as string) : w.string(v.name as string));
   {
     const a = v.partitions;
     if (a === null) throw new TypeError('Partitions is not nullable in this version');
     w.arrayLength(a === null ? -1 : a.length, version >= 8);
-    if (a !== null) for (const e of a) encodeOffsetCommitRequestOffsetCommitRequestPartition(w, e, version);
+    if (a !== null) for (const e of a) encodeOffsetCommitRequestPartition(w, e, version);
   }
   if (version >= 8) {
     w.uint8(0);
   }
 }
 
-export function decodeOffsetCommitRequestOffsetCommitRequestTopic(r: Reader, version: number): OffsetCommitRequestOffsetCommitRequestTopic {
-  const v = defaultOffsetCommitRequestOffsetCommitRequestTopic();
+export function decodeOffsetCommitRequestTopic(r: Reader, version: number): OffsetCommitRequestTopic {
+  const v = defaultOffsetCommitRequestTopic();
   v.name = (version >= 8 ? r.compactString() : r.string());
   {
     const n = r.arrayLength(version >= 8, 1);
     if (n < 0) r.fail('Partitions is null but not nullable');
     if (n < 0) v.partitions = [];
-    else { const a = new Array(n); for (let i = 0; i < n && r.ok; i++) a[i] = decodeOffsetCommitRequestOffsetCommitRequestPartition(r, version); v.partitions = r.ok ? a : []; }
+    else { const a = new Array(n); for (let i = 0; i < n && r.ok; i++) a[i] = decodeOffsetCommitRequestPartition(r, version); v.partitions = r.ok ? a : []; }
   }
   if (version >= 8) {
     r.taggedFields();
@@ -47,7 +47,7 @@ export function decodeOffsetCommitRequestOffsetCommitRequestTopic(r: Reader, ver
   return v;
 }
 
-export interface OffsetCommitRequestOffsetCommitRequestPartition {
+export interface OffsetCommitRequestPartition {
   partitionIndex: number;
   committedOffset: number;
   committedLeaderEpoch: number;
@@ -55,15 +55,15 @@ export interface OffsetCommitRequestOffsetCommitRequestPartition {
   committedMetadata: string | null;
 }
 
-export function defaultOffsetCommitRequestOffsetCommitRequestPartition(): OffsetCommitRequestOffsetCommitRequestPartition {
+export function defaultOffsetCommitRequestPartition(): OffsetCommitRequestPartition {
   return { partitionIndex: 0, committedOffset: 0, committedLeaderEpoch: -1, commitTimestamp: -1, committedMetadata: "" };
 }
 
-export function isDefaultOffsetCommitRequestOffsetCommitRequestPartition(v: OffsetCommitRequestOffsetCommitRequestPartition): boolean {
+export function isDefaultOffsetCommitRequestPartition(v: OffsetCommitRequestPartition): boolean {
   return v.partitionIndex === 0 && v.committedOffset === 0 && v.committedLeaderEpoch === -1 && v.commitTimestamp === -1 && v.committedMetadata === "";
 }
 
-export function encodeOffsetCommitRequestOffsetCommitRequestPartition(w: Writer, v: OffsetCommitRequestOffsetCommitRequestPartition, version: number): void {
+export function encodeOffsetCommitRequestPartition(w: Writer, v: OffsetCommitRequestPartition, version: number): void {
   w.int32(v.partitionIndex);
   w.int64(v.committedOffset);
   if (version >= 6) {
@@ -78,8 +78,8 @@ export function encodeOffsetCommitRequestOffsetCommitRequestPartition(w: Writer,
   }
 }
 
-export function decodeOffsetCommitRequestOffsetCommitRequestPartition(r: Reader, version: number): OffsetCommitRequestOffsetCommitRequestPartition {
-  const v = defaultOffsetCommitRequestOffsetCommitRequestPartition();
+export function decodeOffsetCommitRequestPartition(r: Reader, version: number): OffsetCommitRequestPartition {
+  const v = defaultOffsetCommitRequestPartition();
   v.partitionIndex = r.int32();
   v.committedOffset = r.int64();
   if (version >= 6) {
@@ -101,7 +101,7 @@ export interface OffsetCommitRequest {
   memberId: string;
   groupInstanceId: string | null;
   retentionTimeMs: number;
-  topics: OffsetCommitRequestOffsetCommitRequestTopic[];
+  topics: OffsetCommitRequestTopic[];
 }
 
 export function defaultOffsetCommitRequest(): OffsetCommitRequest {
@@ -132,7 +132,7 @@ export function encodeOffsetCommitRequest(w: Writer, v: OffsetCommitRequest, ver
     const a = v.topics;
     if (a === null) throw new TypeError('Topics is not nullable in this version');
     w.arrayLength(a === null ? -1 : a.length, version >= 8);
-    if (a !== null) for (const e of a) encodeOffsetCommitRequestOffsetCommitRequestTopic(w, e, version);
+    if (a !== null) for (const e of a) encodeOffsetCommitRequestTopic(w, e, version);
   }
   if (version >= 8) {
     w.uint8(0);
@@ -158,7 +158,7 @@ export function decodeOffsetCommitRequest(r: Reader, version: number): OffsetCom
     const n = r.arrayLength(version >= 8, 1);
     if (n < 0) r.fail('Topics is null but not nullable');
     if (n < 0) v.topics = [];
-    else { const a = new Array(n); for (let i = 0; i < n && r.ok; i++) a[i] = decodeOffsetCommitRequestOffsetCommitRequestTopic(r, version); v.topics = r.ok ? a : []; }
+    else { const a = new Array(n); for (let i = 0; i < n && r.ok; i++) a[i] = decodeOffsetCommitRequestTopic(r, version); v.topics = r.ok ? a : []; }
   }
   if (version >= 8) {
     r.taggedFields();
@@ -166,41 +166,41 @@ export function decodeOffsetCommitRequest(r: Reader, version: number): OffsetCom
   return v;
 }
 
-export interface OffsetCommitResponseOffsetCommitResponseTopic {
+export interface OffsetCommitResponseTopic {
   name: string;
-  partitions: OffsetCommitResponseOffsetCommitResponsePartition[];
+  partitions: OffsetCommitResponsePartition[];
 }
 
-export function defaultOffsetCommitResponseOffsetCommitResponseTopic(): OffsetCommitResponseOffsetCommitResponseTopic {
+export function defaultOffsetCommitResponseTopic(): OffsetCommitResponseTopic {
   return { name: "", partitions: [] };
 }
 
-export function isDefaultOffsetCommitResponseOffsetCommitResponseTopic(v: OffsetCommitResponseOffsetCommitResponseTopic): boolean {
+export function isDefaultOffsetCommitResponseTopic(v: OffsetCommitResponseTopic): boolean {
   return v.name === "" && v.partitions !== null && v.partitions.length === 0;
 }
 
-export function encodeOffsetCommitResponseOffsetCommitResponseTopic(w: Writer, v: OffsetCommitResponseOffsetCommitResponseTopic, version: number): void {
+export function encodeOffsetCommitResponseTopic(w: Writer, v: OffsetCommitResponseTopic, version: number): void {
   if (v.name === null) throw new TypeError('Name is not nullable in this version');
   (version >= 8 ? w.compactString(v.name as string) : w.string(v.name as string));
   {
     const a = v.partitions;
     if (a === null) throw new TypeError('Partitions is not nullable in this version');
     w.arrayLength(a === null ? -1 : a.length, version >= 8);
-    if (a !== null) for (const e of a) encodeOffsetCommitResponseOffsetCommitResponsePartition(w, e, version);
+    if (a !== null) for (const e of a) encodeOffsetCommitResponsePartition(w, e, version);
   }
   if (version >= 8) {
     w.uint8(0);
   }
 }
 
-export function decodeOffsetCommitResponseOffsetCommitResponseTopic(r: Reader, version: number): OffsetCommitResponseOffsetCommitResponseTopic {
-  const v = defaultOffsetCommitResponseOffsetCommitResponseTopic();
+export function decodeOffsetCommitResponseTopic(r: Reader, version: number): OffsetCommitResponseTopic {
+  const v = defaultOffsetCommitResponseTopic();
   v.name = (version >= 8 ? r.compactString() : r.string());
   {
     const n = r.arrayLength(version >= 8, 1);
     if (n < 0) r.fail('Partitions is null but not nullable');
     if (n < 0) v.partitions = [];
-    else { const a = new Array(n); for (let i = 0; i < n && r.ok; i++) a[i] = decodeOffsetCommitResponseOffsetCommitResponsePartition(r, version); v.partitions = r.ok ? a : []; }
+    else { const a = new Array(n); for (let i = 0; i < n && r.ok; i++) a[i] = decodeOffsetCommitResponsePartition(r, version); v.partitions = r.ok ? a : []; }
   }
   if (version >= 8) {
     r.taggedFields();
@@ -208,20 +208,20 @@ export function decodeOffsetCommitResponseOffsetCommitResponseTopic(r: Reader, v
   return v;
 }
 
-export interface OffsetCommitResponseOffsetCommitResponsePartition {
+export interface OffsetCommitResponsePartition {
   partitionIndex: number;
   errorCode: number;
 }
 
-export function defaultOffsetCommitResponseOffsetCommitResponsePartition(): OffsetCommitResponseOffsetCommitResponsePartition {
+export function defaultOffsetCommitResponsePartition(): OffsetCommitResponsePartition {
   return { partitionIndex: 0, errorCode: 0 };
 }
 
-export function isDefaultOffsetCommitResponseOffsetCommitResponsePartition(v: OffsetCommitResponseOffsetCommitResponsePartition): boolean {
+export function isDefaultOffsetCommitResponsePartition(v: OffsetCommitResponsePartition): boolean {
   return v.partitionIndex === 0 && v.errorCode === 0;
 }
 
-export function encodeOffsetCommitResponseOffsetCommitResponsePartition(w: Writer, v: OffsetCommitResponseOffsetCommitResponsePartition, version: number): void {
+export function encodeOffsetCommitResponsePartition(w: Writer, v: OffsetCommitResponsePartition, version: number): void {
   w.int32(v.partitionIndex);
   w.int16(v.errorCode);
   if (version >= 8) {
@@ -229,8 +229,8 @@ export function encodeOffsetCommitResponseOffsetCommitResponsePartition(w: Write
   }
 }
 
-export function decodeOffsetCommitResponseOffsetCommitResponsePartition(r: Reader, version: number): OffsetCommitResponseOffsetCommitResponsePartition {
-  const v = defaultOffsetCommitResponseOffsetCommitResponsePartition();
+export function decodeOffsetCommitResponsePartition(r: Reader, version: number): OffsetCommitResponsePartition {
+  const v = defaultOffsetCommitResponsePartition();
   v.partitionIndex = r.int32();
   v.errorCode = r.int16();
   if (version >= 8) {
@@ -241,7 +241,7 @@ export function decodeOffsetCommitResponseOffsetCommitResponsePartition(r: Reade
 
 export interface OffsetCommitResponse {
   throttleTimeMs: number;
-  topics: OffsetCommitResponseOffsetCommitResponseTopic[];
+  topics: OffsetCommitResponseTopic[];
 }
 
 export function defaultOffsetCommitResponse(): OffsetCommitResponse {
@@ -260,7 +260,7 @@ export function encodeOffsetCommitResponse(w: Writer, v: OffsetCommitResponse, v
     const a = v.topics;
     if (a === null) throw new TypeError('Topics is not nullable in this version');
     w.arrayLength(a === null ? -1 : a.length, version >= 8);
-    if (a !== null) for (const e of a) encodeOffsetCommitResponseOffsetCommitResponseTopic(w, e, version);
+    if (a !== null) for (const e of a) encodeOffsetCommitResponseTopic(w, e, version);
   }
   if (version >= 8) {
     w.uint8(0);
@@ -276,7 +276,7 @@ export function decodeOffsetCommitResponse(r: Reader, version: number): OffsetCo
     const n = r.arrayLength(version >= 8, 1);
     if (n < 0) r.fail('Topics is null but not nullable');
     if (n < 0) v.topics = [];
-    else { const a = new Array(n); for (let i = 0; i < n && r.ok; i++) a[i] = decodeOffsetCommitResponseOffsetCommitResponseTopic(r, version); v.topics = r.ok ? a : []; }
+    else { const a = new Array(n); for (let i = 0; i < n && r.ok; i++) a[i] = decodeOffsetCommitResponseTopic(r, version); v.topics = r.ok ? a : []; }
   }
   if (version >= 8) {
     r.taggedFields();

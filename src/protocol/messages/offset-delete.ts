@@ -5,67 +5,67 @@ import { Reader, EMPTY, ZERO_UUID } from '../reader.js';
 import { Writer } from '../writer.js';
 void EMPTY; void ZERO_UUID;
 
-export interface OffsetDeleteRequestOffsetDeleteRequestTopic {
+export interface OffsetDeleteRequestTopic {
   name: string;
-  partitions: OffsetDeleteRequestOffsetDeleteRequestPartition[];
+  partitions: OffsetDeleteRequestPartition[];
 }
 
-export function defaultOffsetDeleteRequestOffsetDeleteRequestTopic(): OffsetDeleteRequestOffsetDeleteRequestTopic {
+export function defaultOffsetDeleteRequestTopic(): OffsetDeleteRequestTopic {
   return { name: "", partitions: [] };
 }
 
-export function isDefaultOffsetDeleteRequestOffsetDeleteRequestTopic(v: OffsetDeleteRequestOffsetDeleteRequestTopic): boolean {
+export function isDefaultOffsetDeleteRequestTopic(v: OffsetDeleteRequestTopic): boolean {
   return v.name === "" && v.partitions !== null && v.partitions.length === 0;
 }
 
-export function encodeOffsetDeleteRequestOffsetDeleteRequestTopic(w: Writer, v: OffsetDeleteRequestOffsetDeleteRequestTopic, version: number): void {
+export function encodeOffsetDeleteRequestTopic(w: Writer, v: OffsetDeleteRequestTopic, version: number): void {
   if (v.name === null) throw new TypeError('Name is not nullable in this version');
   w.string(v.name as string);
   {
     const a = v.partitions;
     if (a === null) throw new TypeError('Partitions is not nullable in this version');
     w.arrayLength(a === null ? -1 : a.length, false);
-    if (a !== null) for (const e of a) encodeOffsetDeleteRequestOffsetDeleteRequestPartition(w, e, version);
+    if (a !== null) for (const e of a) encodeOffsetDeleteRequestPartition(w, e, version);
   }
 }
 
-export function decodeOffsetDeleteRequestOffsetDeleteRequestTopic(r: Reader, version: number): OffsetDeleteRequestOffsetDeleteRequestTopic {
-  const v = defaultOffsetDeleteRequestOffsetDeleteRequestTopic();
+export function decodeOffsetDeleteRequestTopic(r: Reader, version: number): OffsetDeleteRequestTopic {
+  const v = defaultOffsetDeleteRequestTopic();
   v.name = r.string();
   {
     const n = r.arrayLength(false, 1);
     if (n < 0) r.fail('Partitions is null but not nullable');
     if (n < 0) v.partitions = [];
-    else { const a = new Array(n); for (let i = 0; i < n && r.ok; i++) a[i] = decodeOffsetDeleteRequestOffsetDeleteRequestPartition(r, version); v.partitions = r.ok ? a : []; }
+    else { const a = new Array(n); for (let i = 0; i < n && r.ok; i++) a[i] = decodeOffsetDeleteRequestPartition(r, version); v.partitions = r.ok ? a : []; }
   }
   return v;
 }
 
-export interface OffsetDeleteRequestOffsetDeleteRequestPartition {
+export interface OffsetDeleteRequestPartition {
   partitionIndex: number;
 }
 
-export function defaultOffsetDeleteRequestOffsetDeleteRequestPartition(): OffsetDeleteRequestOffsetDeleteRequestPartition {
+export function defaultOffsetDeleteRequestPartition(): OffsetDeleteRequestPartition {
   return { partitionIndex: 0 };
 }
 
-export function isDefaultOffsetDeleteRequestOffsetDeleteRequestPartition(v: OffsetDeleteRequestOffsetDeleteRequestPartition): boolean {
+export function isDefaultOffsetDeleteRequestPartition(v: OffsetDeleteRequestPartition): boolean {
   return v.partitionIndex === 0;
 }
 
-export function encodeOffsetDeleteRequestOffsetDeleteRequestPartition(w: Writer, v: OffsetDeleteRequestOffsetDeleteRequestPartition, _version: number): void {
+export function encodeOffsetDeleteRequestPartition(w: Writer, v: OffsetDeleteRequestPartition, _version: number): void {
   w.int32(v.partitionIndex);
 }
 
-export function decodeOffsetDeleteRequestOffsetDeleteRequestPartition(r: Reader, _version: number): OffsetDeleteRequestOffsetDeleteRequestPartition {
-  const v = defaultOffsetDeleteRequestOffsetDeleteRequestPartition();
+export function decodeOffsetDeleteRequestPartition(r: Reader, _version: number): OffsetDeleteRequestPartition {
+  const v = defaultOffsetDeleteRequestPartition();
   v.partitionIndex = r.int32();
   return v;
 }
 
 export interface OffsetDeleteRequest {
   groupId: string;
-  topics: OffsetDeleteRequestOffsetDeleteRequestTopic[];
+  topics: OffsetDeleteRequestTopic[];
 }
 
 export function defaultOffsetDeleteRequest(): OffsetDeleteRequest {
@@ -83,7 +83,7 @@ export function encodeOffsetDeleteRequest(w: Writer, v: OffsetDeleteRequest, ver
     const a = v.topics;
     if (a === null) throw new TypeError('Topics is not nullable in this version');
     w.arrayLength(a === null ? -1 : a.length, false);
-    if (a !== null) for (const e of a) encodeOffsetDeleteRequestOffsetDeleteRequestTopic(w, e, version);
+    if (a !== null) for (const e of a) encodeOffsetDeleteRequestTopic(w, e, version);
   }
 }
 
@@ -94,67 +94,67 @@ export function decodeOffsetDeleteRequest(r: Reader, version: number): OffsetDel
     const n = r.arrayLength(false, 1);
     if (n < 0) r.fail('Topics is null but not nullable');
     if (n < 0) v.topics = [];
-    else { const a = new Array(n); for (let i = 0; i < n && r.ok; i++) a[i] = decodeOffsetDeleteRequestOffsetDeleteRequestTopic(r, version); v.topics = r.ok ? a : []; }
+    else { const a = new Array(n); for (let i = 0; i < n && r.ok; i++) a[i] = decodeOffsetDeleteRequestTopic(r, version); v.topics = r.ok ? a : []; }
   }
   return v;
 }
 
-export interface OffsetDeleteResponseOffsetDeleteResponseTopic {
+export interface OffsetDeleteResponseTopic {
   name: string;
-  partitions: OffsetDeleteResponseOffsetDeleteResponsePartition[];
+  partitions: OffsetDeleteResponsePartition[];
 }
 
-export function defaultOffsetDeleteResponseOffsetDeleteResponseTopic(): OffsetDeleteResponseOffsetDeleteResponseTopic {
+export function defaultOffsetDeleteResponseTopic(): OffsetDeleteResponseTopic {
   return { name: "", partitions: [] };
 }
 
-export function isDefaultOffsetDeleteResponseOffsetDeleteResponseTopic(v: OffsetDeleteResponseOffsetDeleteResponseTopic): boolean {
+export function isDefaultOffsetDeleteResponseTopic(v: OffsetDeleteResponseTopic): boolean {
   return v.name === "" && v.partitions !== null && v.partitions.length === 0;
 }
 
-export function encodeOffsetDeleteResponseOffsetDeleteResponseTopic(w: Writer, v: OffsetDeleteResponseOffsetDeleteResponseTopic, version: number): void {
+export function encodeOffsetDeleteResponseTopic(w: Writer, v: OffsetDeleteResponseTopic, version: number): void {
   if (v.name === null) throw new TypeError('Name is not nullable in this version');
   w.string(v.name as string);
   {
     const a = v.partitions;
     if (a === null) throw new TypeError('Partitions is not nullable in this version');
     w.arrayLength(a === null ? -1 : a.length, false);
-    if (a !== null) for (const e of a) encodeOffsetDeleteResponseOffsetDeleteResponsePartition(w, e, version);
+    if (a !== null) for (const e of a) encodeOffsetDeleteResponsePartition(w, e, version);
   }
 }
 
-export function decodeOffsetDeleteResponseOffsetDeleteResponseTopic(r: Reader, version: number): OffsetDeleteResponseOffsetDeleteResponseTopic {
-  const v = defaultOffsetDeleteResponseOffsetDeleteResponseTopic();
+export function decodeOffsetDeleteResponseTopic(r: Reader, version: number): OffsetDeleteResponseTopic {
+  const v = defaultOffsetDeleteResponseTopic();
   v.name = r.string();
   {
     const n = r.arrayLength(false, 1);
     if (n < 0) r.fail('Partitions is null but not nullable');
     if (n < 0) v.partitions = [];
-    else { const a = new Array(n); for (let i = 0; i < n && r.ok; i++) a[i] = decodeOffsetDeleteResponseOffsetDeleteResponsePartition(r, version); v.partitions = r.ok ? a : []; }
+    else { const a = new Array(n); for (let i = 0; i < n && r.ok; i++) a[i] = decodeOffsetDeleteResponsePartition(r, version); v.partitions = r.ok ? a : []; }
   }
   return v;
 }
 
-export interface OffsetDeleteResponseOffsetDeleteResponsePartition {
+export interface OffsetDeleteResponsePartition {
   partitionIndex: number;
   errorCode: number;
 }
 
-export function defaultOffsetDeleteResponseOffsetDeleteResponsePartition(): OffsetDeleteResponseOffsetDeleteResponsePartition {
+export function defaultOffsetDeleteResponsePartition(): OffsetDeleteResponsePartition {
   return { partitionIndex: 0, errorCode: 0 };
 }
 
-export function isDefaultOffsetDeleteResponseOffsetDeleteResponsePartition(v: OffsetDeleteResponseOffsetDeleteResponsePartition): boolean {
+export function isDefaultOffsetDeleteResponsePartition(v: OffsetDeleteResponsePartition): boolean {
   return v.partitionIndex === 0 && v.errorCode === 0;
 }
 
-export function encodeOffsetDeleteResponseOffsetDeleteResponsePartition(w: Writer, v: OffsetDeleteResponseOffsetDeleteResponsePartition, _version: number): void {
+export function encodeOffsetDeleteResponsePartition(w: Writer, v: OffsetDeleteResponsePartition, _version: number): void {
   w.int32(v.partitionIndex);
   w.int16(v.errorCode);
 }
 
-export function decodeOffsetDeleteResponseOffsetDeleteResponsePartition(r: Reader, _version: number): OffsetDeleteResponseOffsetDeleteResponsePartition {
-  const v = defaultOffsetDeleteResponseOffsetDeleteResponsePartition();
+export function decodeOffsetDeleteResponsePartition(r: Reader, _version: number): OffsetDeleteResponsePartition {
+  const v = defaultOffsetDeleteResponsePartition();
   v.partitionIndex = r.int32();
   v.errorCode = r.int16();
   return v;
@@ -163,7 +163,7 @@ export function decodeOffsetDeleteResponseOffsetDeleteResponsePartition(r: Reade
 export interface OffsetDeleteResponse {
   errorCode: number;
   throttleTimeMs: number;
-  topics: OffsetDeleteResponseOffsetDeleteResponseTopic[];
+  topics: OffsetDeleteResponseTopic[];
 }
 
 export function defaultOffsetDeleteResponse(): OffsetDeleteResponse {
@@ -181,7 +181,7 @@ export function encodeOffsetDeleteResponse(w: Writer, v: OffsetDeleteResponse, v
     const a = v.topics;
     if (a === null) throw new TypeError('Topics is not nullable in this version');
     w.arrayLength(a === null ? -1 : a.length, false);
-    if (a !== null) for (const e of a) encodeOffsetDeleteResponseOffsetDeleteResponseTopic(w, e, version);
+    if (a !== null) for (const e of a) encodeOffsetDeleteResponseTopic(w, e, version);
   }
 }
 
@@ -193,7 +193,7 @@ export function decodeOffsetDeleteResponse(r: Reader, version: number): OffsetDe
     const n = r.arrayLength(false, 1);
     if (n < 0) r.fail('Topics is null but not nullable');
     if (n < 0) v.topics = [];
-    else { const a = new Array(n); for (let i = 0; i < n && r.ok; i++) a[i] = decodeOffsetDeleteResponseOffsetDeleteResponseTopic(r, version); v.topics = r.ok ? a : []; }
+    else { const a = new Array(n); for (let i = 0; i < n && r.ok; i++) a[i] = decodeOffsetDeleteResponseTopic(r, version); v.topics = r.ok ? a : []; }
   }
   return v;
 }

@@ -5,20 +5,20 @@ import { Reader, EMPTY, ZERO_UUID } from '../reader.js';
 import { Writer } from '../writer.js';
 void EMPTY; void ZERO_UUID;
 
-export interface OffsetFetchRequestOffsetFetchRequestTopic {
+export interface OffsetFetchRequestTopic {
   name: string;
   partitionIndexes: number[];
 }
 
-export function defaultOffsetFetchRequestOffsetFetchRequestTopic(): OffsetFetchRequestOffsetFetchRequestTopic {
+export function defaultOffsetFetchRequestTopic(): OffsetFetchRequestTopic {
   return { name: "", partitionIndexes: [] };
 }
 
-export function isDefaultOffsetFetchRequestOffsetFetchRequestTopic(v: OffsetFetchRequestOffsetFetchRequestTopic): boolean {
+export function isDefaultOffsetFetchRequestTopic(v: OffsetFetchRequestTopic): boolean {
   return v.name === "" && v.partitionIndexes !== null && v.partitionIndexes.length === 0;
 }
 
-export function encodeOffsetFetchRequestOffsetFetchRequestTopic(w: Writer, v: OffsetFetchRequestOffsetFetchRequestTopic, version: number): void {
+export function encodeOffsetFetchRequestTopic(w: Writer, v: OffsetFetchRequestTopic, version: number): void {
   if (v.name === null) throw new TypeError('Name is not nullable in this version');
   (version >= 6 ? w.compactString(v.name as string) : w.string(v.name as string));
   {
@@ -32,8 +32,8 @@ export function encodeOffsetFetchRequestOffsetFetchRequestTopic(w: Writer, v: Of
   }
 }
 
-export function decodeOffsetFetchRequestOffsetFetchRequestTopic(r: Reader, version: number): OffsetFetchRequestOffsetFetchRequestTopic {
-  const v = defaultOffsetFetchRequestOffsetFetchRequestTopic();
+export function decodeOffsetFetchRequestTopic(r: Reader, version: number): OffsetFetchRequestTopic {
+  const v = defaultOffsetFetchRequestTopic();
   v.name = (version >= 6 ? r.compactString() : r.string());
   {
     const n = r.arrayLength(version >= 6, 4);
@@ -47,22 +47,22 @@ export function decodeOffsetFetchRequestOffsetFetchRequestTopic(r: Reader, versi
   return v;
 }
 
-export interface OffsetFetchRequestOffsetFetchRequestGroup {
+export interface OffsetFetchRequestGroup {
   groupId: string;
   memberId: string | null;
   memberEpoch: number;
-  topics: OffsetFetchRequestOffsetFetchRequestTopics[] | null;
+  topics: OffsetFetchRequestTopics[] | null;
 }
 
-export function defaultOffsetFetchRequestOffsetFetchRequestGroup(): OffsetFetchRequestOffsetFetchRequestGroup {
+export function defaultOffsetFetchRequestGroup(): OffsetFetchRequestGroup {
   return { groupId: "", memberId: null, memberEpoch: -1, topics: [] };
 }
 
-export function isDefaultOffsetFetchRequestOffsetFetchRequestGroup(v: OffsetFetchRequestOffsetFetchRequestGroup): boolean {
+export function isDefaultOffsetFetchRequestGroup(v: OffsetFetchRequestGroup): boolean {
   return v.groupId === "" && v.memberId === null && v.memberEpoch === -1 && v.topics !== null && v.topics.length === 0;
 }
 
-export function encodeOffsetFetchRequestOffsetFetchRequestGroup(w: Writer, v: OffsetFetchRequestOffsetFetchRequestGroup, version: number): void {
+export function encodeOffsetFetchRequestGroup(w: Writer, v: OffsetFetchRequestGroup, version: number): void {
   if (v.groupId === null) throw new TypeError('GroupId is not nullable in this version');
   w.compactString(v.groupId as string);
   if (version >= 9) {
@@ -74,13 +74,13 @@ export function encodeOffsetFetchRequestOffsetFetchRequestGroup(w: Writer, v: Of
   {
     const a = v.topics;
     w.arrayLength(a === null ? -1 : a.length, true);
-    if (a !== null) for (const e of a) encodeOffsetFetchRequestOffsetFetchRequestTopics(w, e, version);
+    if (a !== null) for (const e of a) encodeOffsetFetchRequestTopics(w, e, version);
   }
   w.uint8(0);
 }
 
-export function decodeOffsetFetchRequestOffsetFetchRequestGroup(r: Reader, version: number): OffsetFetchRequestOffsetFetchRequestGroup {
-  const v = defaultOffsetFetchRequestOffsetFetchRequestGroup();
+export function decodeOffsetFetchRequestGroup(r: Reader, version: number): OffsetFetchRequestGroup {
+  const v = defaultOffsetFetchRequestGroup();
   v.groupId = r.compactString();
   if (version >= 9) {
     v.memberId = r.compactNullableString();
@@ -91,26 +91,26 @@ export function decodeOffsetFetchRequestOffsetFetchRequestGroup(r: Reader, versi
   {
     const n = r.arrayLength(true, 1);
     if (n < 0) v.topics = null;
-    else { const a = new Array(n); for (let i = 0; i < n && r.ok; i++) a[i] = decodeOffsetFetchRequestOffsetFetchRequestTopics(r, version); v.topics = r.ok ? a : []; }
+    else { const a = new Array(n); for (let i = 0; i < n && r.ok; i++) a[i] = decodeOffsetFetchRequestTopics(r, version); v.topics = r.ok ? a : []; }
   }
   r.taggedFields();
   return v;
 }
 
-export interface OffsetFetchRequestOffsetFetchRequestTopics {
+export interface OffsetFetchRequestTopics {
   name: string;
   partitionIndexes: number[];
 }
 
-export function defaultOffsetFetchRequestOffsetFetchRequestTopics(): OffsetFetchRequestOffsetFetchRequestTopics {
+export function defaultOffsetFetchRequestTopics(): OffsetFetchRequestTopics {
   return { name: "", partitionIndexes: [] };
 }
 
-export function isDefaultOffsetFetchRequestOffsetFetchRequestTopics(v: OffsetFetchRequestOffsetFetchRequestTopics): boolean {
+export function isDefaultOffsetFetchRequestTopics(v: OffsetFetchRequestTopics): boolean {
   return v.name === "" && v.partitionIndexes !== null && v.partitionIndexes.length === 0;
 }
 
-export function encodeOffsetFetchRequestOffsetFetchRequestTopics(w: Writer, v: OffsetFetchRequestOffsetFetchRequestTopics, version: number): void {
+export function encodeOffsetFetchRequestTopics(w: Writer, v: OffsetFetchRequestTopics, version: number): void {
   if (v.name === null) throw new TypeError('Name is not nullable in this version');
   w.compactString(v.name as string);
   {
@@ -122,8 +122,8 @@ export function encodeOffsetFetchRequestOffsetFetchRequestTopics(w: Writer, v: O
   w.uint8(0);
 }
 
-export function decodeOffsetFetchRequestOffsetFetchRequestTopics(r: Reader, _version: number): OffsetFetchRequestOffsetFetchRequestTopics {
-  const v = defaultOffsetFetchRequestOffsetFetchRequestTopics();
+export function decodeOffsetFetchRequestTopics(r: Reader, _version: number): OffsetFetchRequestTopics {
+  const v = defaultOffsetFetchRequestTopics();
   v.name = r.compactString();
   {
     const n = r.arrayLength(true, 4);
@@ -137,8 +137,8 @@ export function decodeOffsetFetchRequestOffsetFetchRequestTopics(r: Reader, _ver
 
 export interface OffsetFetchRequest {
   groupId: string;
-  topics: OffsetFetchRequestOffsetFetchRequestTopic[] | null;
-  groups: OffsetFetchRequestOffsetFetchRequestGroup[];
+  topics: OffsetFetchRequestTopic[] | null;
+  groups: OffsetFetchRequestGroup[];
   requireStable: boolean;
 }
 
@@ -160,7 +160,7 @@ export function encodeOffsetFetchRequest(w: Writer, v: OffsetFetchRequest, versi
       const a = v.topics;
       if (a === null && !(version >= 2)) throw new TypeError('Topics is not nullable in this version');
       w.arrayLength(a === null ? -1 : a.length, version >= 6);
-      if (a !== null) for (const e of a) encodeOffsetFetchRequestOffsetFetchRequestTopic(w, e, version);
+      if (a !== null) for (const e of a) encodeOffsetFetchRequestTopic(w, e, version);
     }
   }
   if (version >= 8) {
@@ -168,7 +168,7 @@ export function encodeOffsetFetchRequest(w: Writer, v: OffsetFetchRequest, versi
       const a = v.groups;
       if (a === null) throw new TypeError('Groups is not nullable in this version');
       w.arrayLength(a === null ? -1 : a.length, true);
-      if (a !== null) for (const e of a) encodeOffsetFetchRequestOffsetFetchRequestGroup(w, e, version);
+      if (a !== null) for (const e of a) encodeOffsetFetchRequestGroup(w, e, version);
     }
   }
   if (version >= 7) {
@@ -188,7 +188,7 @@ export function decodeOffsetFetchRequest(r: Reader, version: number): OffsetFetc
     {
       const n = r.arrayLength(version >= 6, 1);
       if (n < 0) v.topics = null;
-      else { const a = new Array(n); for (let i = 0; i < n && r.ok; i++) a[i] = decodeOffsetFetchRequestOffsetFetchRequestTopic(r, version); v.topics = r.ok ? a : []; }
+      else { const a = new Array(n); for (let i = 0; i < n && r.ok; i++) a[i] = decodeOffsetFetchRequestTopic(r, version); v.topics = r.ok ? a : []; }
     }
   }
   if (version >= 8) {
@@ -196,7 +196,7 @@ export function decodeOffsetFetchRequest(r: Reader, version: number): OffsetFetc
       const n = r.arrayLength(true, 1);
       if (n < 0) r.fail('Groups is null but not nullable');
       if (n < 0) v.groups = [];
-      else { const a = new Array(n); for (let i = 0; i < n && r.ok; i++) a[i] = decodeOffsetFetchRequestOffsetFetchRequestGroup(r, version); v.groups = r.ok ? a : []; }
+      else { const a = new Array(n); for (let i = 0; i < n && r.ok; i++) a[i] = decodeOffsetFetchRequestGroup(r, version); v.groups = r.ok ? a : []; }
     }
   }
   if (version >= 7) {
@@ -208,41 +208,41 @@ export function decodeOffsetFetchRequest(r: Reader, version: number): OffsetFetc
   return v;
 }
 
-export interface OffsetFetchResponseOffsetFetchResponseTopic {
+export interface OffsetFetchResponseTopic {
   name: string;
-  partitions: OffsetFetchResponseOffsetFetchResponsePartition[];
+  partitions: OffsetFetchResponsePartition[];
 }
 
-export function defaultOffsetFetchResponseOffsetFetchResponseTopic(): OffsetFetchResponseOffsetFetchResponseTopic {
+export function defaultOffsetFetchResponseTopic(): OffsetFetchResponseTopic {
   return { name: "", partitions: [] };
 }
 
-export function isDefaultOffsetFetchResponseOffsetFetchResponseTopic(v: OffsetFetchResponseOffsetFetchResponseTopic): boolean {
+export function isDefaultOffsetFetchResponseTopic(v: OffsetFetchResponseTopic): boolean {
   return v.name === "" && v.partitions !== null && v.partitions.length === 0;
 }
 
-export function encodeOffsetFetchResponseOffsetFetchResponseTopic(w: Writer, v: OffsetFetchResponseOffsetFetchResponseTopic, version: number): void {
+export function encodeOffsetFetchResponseTopic(w: Writer, v: OffsetFetchResponseTopic, version: number): void {
   if (v.name === null) throw new TypeError('Name is not nullable in this version');
   (version >= 6 ? w.compactString(v.name as string) : w.string(v.name as string));
   {
     const a = v.partitions;
     if (a === null) throw new TypeError('Partitions is not nullable in this version');
     w.arrayLength(a === null ? -1 : a.length, version >= 6);
-    if (a !== null) for (const e of a) encodeOffsetFetchResponseOffsetFetchResponsePartition(w, e, version);
+    if (a !== null) for (const e of a) encodeOffsetFetchResponsePartition(w, e, version);
   }
   if (version >= 6) {
     w.uint8(0);
   }
 }
 
-export function decodeOffsetFetchResponseOffsetFetchResponseTopic(r: Reader, version: number): OffsetFetchResponseOffsetFetchResponseTopic {
-  const v = defaultOffsetFetchResponseOffsetFetchResponseTopic();
+export function decodeOffsetFetchResponseTopic(r: Reader, version: number): OffsetFetchResponseTopic {
+  const v = defaultOffsetFetchResponseTopic();
   v.name = (version >= 6 ? r.compactString() : r.string());
   {
     const n = r.arrayLength(version >= 6, 1);
     if (n < 0) r.fail('Partitions is null but not nullable');
     if (n < 0) v.partitions = [];
-    else { const a = new Array(n); for (let i = 0; i < n && r.ok; i++) a[i] = decodeOffsetFetchResponseOffsetFetchResponsePartition(r, version); v.partitions = r.ok ? a : []; }
+    else { const a = new Array(n); for (let i = 0; i < n && r.ok; i++) a[i] = decodeOffsetFetchResponsePartition(r, version); v.partitions = r.ok ? a : []; }
   }
   if (version >= 6) {
     r.taggedFields();
@@ -250,7 +250,7 @@ export function decodeOffsetFetchResponseOffsetFetchResponseTopic(r: Reader, ver
   return v;
 }
 
-export interface OffsetFetchResponseOffsetFetchResponsePartition {
+export interface OffsetFetchResponsePartition {
   partitionIndex: number;
   committedOffset: number;
   committedLeaderEpoch: number;
@@ -258,15 +258,15 @@ export interface OffsetFetchResponseOffsetFetchResponsePartition {
   errorCode: number;
 }
 
-export function defaultOffsetFetchResponseOffsetFetchResponsePartition(): OffsetFetchResponseOffsetFetchResponsePartition {
+export function defaultOffsetFetchResponsePartition(): OffsetFetchResponsePartition {
   return { partitionIndex: 0, committedOffset: 0, committedLeaderEpoch: -1, metadata: "", errorCode: 0 };
 }
 
-export function isDefaultOffsetFetchResponseOffsetFetchResponsePartition(v: OffsetFetchResponseOffsetFetchResponsePartition): boolean {
+export function isDefaultOffsetFetchResponsePartition(v: OffsetFetchResponsePartition): boolean {
   return v.partitionIndex === 0 && v.committedOffset === 0 && v.committedLeaderEpoch === -1 && v.metadata === "" && v.errorCode === 0;
 }
 
-export function encodeOffsetFetchResponseOffsetFetchResponsePartition(w: Writer, v: OffsetFetchResponseOffsetFetchResponsePartition, version: number): void {
+export function encodeOffsetFetchResponsePartition(w: Writer, v: OffsetFetchResponsePartition, version: number): void {
   w.int32(v.partitionIndex);
   w.int64(v.committedOffset);
   if (version >= 5) {
@@ -279,8 +279,8 @@ export function encodeOffsetFetchResponseOffsetFetchResponsePartition(w: Writer,
   }
 }
 
-export function decodeOffsetFetchResponseOffsetFetchResponsePartition(r: Reader, version: number): OffsetFetchResponseOffsetFetchResponsePartition {
-  const v = defaultOffsetFetchResponseOffsetFetchResponsePartition();
+export function decodeOffsetFetchResponsePartition(r: Reader, version: number): OffsetFetchResponsePartition {
+  const v = defaultOffsetFetchResponsePartition();
   v.partitionIndex = r.int32();
   v.committedOffset = r.int64();
   if (version >= 5) {
@@ -294,86 +294,86 @@ export function decodeOffsetFetchResponseOffsetFetchResponsePartition(r: Reader,
   return v;
 }
 
-export interface OffsetFetchResponseOffsetFetchResponseGroup {
+export interface OffsetFetchResponseGroup {
   groupId: string;
-  topics: OffsetFetchResponseOffsetFetchResponseTopics[];
+  topics: OffsetFetchResponseTopics[];
   errorCode: number;
 }
 
-export function defaultOffsetFetchResponseOffsetFetchResponseGroup(): OffsetFetchResponseOffsetFetchResponseGroup {
+export function defaultOffsetFetchResponseGroup(): OffsetFetchResponseGroup {
   return { groupId: "", topics: [], errorCode: 0 };
 }
 
-export function isDefaultOffsetFetchResponseOffsetFetchResponseGroup(v: OffsetFetchResponseOffsetFetchResponseGroup): boolean {
+export function isDefaultOffsetFetchResponseGroup(v: OffsetFetchResponseGroup): boolean {
   return v.groupId === "" && v.topics !== null && v.topics.length === 0 && v.errorCode === 0;
 }
 
-export function encodeOffsetFetchResponseOffsetFetchResponseGroup(w: Writer, v: OffsetFetchResponseOffsetFetchResponseGroup, version: number): void {
+export function encodeOffsetFetchResponseGroup(w: Writer, v: OffsetFetchResponseGroup, version: number): void {
   if (v.groupId === null) throw new TypeError('GroupId is not nullable in this version');
   w.compactString(v.groupId as string);
   {
     const a = v.topics;
     if (a === null) throw new TypeError('Topics is not nullable in this version');
     w.arrayLength(a === null ? -1 : a.length, true);
-    if (a !== null) for (const e of a) encodeOffsetFetchResponseOffsetFetchResponseTopics(w, e, version);
+    if (a !== null) for (const e of a) encodeOffsetFetchResponseTopics(w, e, version);
   }
   w.int16(v.errorCode);
   w.uint8(0);
 }
 
-export function decodeOffsetFetchResponseOffsetFetchResponseGroup(r: Reader, version: number): OffsetFetchResponseOffsetFetchResponseGroup {
-  const v = defaultOffsetFetchResponseOffsetFetchResponseGroup();
+export function decodeOffsetFetchResponseGroup(r: Reader, version: number): OffsetFetchResponseGroup {
+  const v = defaultOffsetFetchResponseGroup();
   v.groupId = r.compactString();
   {
     const n = r.arrayLength(true, 1);
     if (n < 0) r.fail('Topics is null but not nullable');
     if (n < 0) v.topics = [];
-    else { const a = new Array(n); for (let i = 0; i < n && r.ok; i++) a[i] = decodeOffsetFetchResponseOffsetFetchResponseTopics(r, version); v.topics = r.ok ? a : []; }
+    else { const a = new Array(n); for (let i = 0; i < n && r.ok; i++) a[i] = decodeOffsetFetchResponseTopics(r, version); v.topics = r.ok ? a : []; }
   }
   v.errorCode = r.int16();
   r.taggedFields();
   return v;
 }
 
-export interface OffsetFetchResponseOffsetFetchResponseTopics {
+export interface OffsetFetchResponseTopics {
   name: string;
-  partitions: OffsetFetchResponseOffsetFetchResponsePartitions[];
+  partitions: OffsetFetchResponsePartitions[];
 }
 
-export function defaultOffsetFetchResponseOffsetFetchResponseTopics(): OffsetFetchResponseOffsetFetchResponseTopics {
+export function defaultOffsetFetchResponseTopics(): OffsetFetchResponseTopics {
   return { name: "", partitions: [] };
 }
 
-export function isDefaultOffsetFetchResponseOffsetFetchResponseTopics(v: OffsetFetchResponseOffsetFetchResponseTopics): boolean {
+export function isDefaultOffsetFetchResponseTopics(v: OffsetFetchResponseTopics): boolean {
   return v.name === "" && v.partitions !== null && v.partitions.length === 0;
 }
 
-export function encodeOffsetFetchResponseOffsetFetchResponseTopics(w: Writer, v: OffsetFetchResponseOffsetFetchResponseTopics, version: number): void {
+export function encodeOffsetFetchResponseTopics(w: Writer, v: OffsetFetchResponseTopics, version: number): void {
   if (v.name === null) throw new TypeError('Name is not nullable in this version');
   w.compactString(v.name as string);
   {
     const a = v.partitions;
     if (a === null) throw new TypeError('Partitions is not nullable in this version');
     w.arrayLength(a === null ? -1 : a.length, true);
-    if (a !== null) for (const e of a) encodeOffsetFetchResponseOffsetFetchResponsePartitions(w, e, version);
+    if (a !== null) for (const e of a) encodeOffsetFetchResponsePartitions(w, e, version);
   }
   w.uint8(0);
 }
 
-export function decodeOffsetFetchResponseOffsetFetchResponseTopics(r: Reader, version: number): OffsetFetchResponseOffsetFetchResponseTopics {
-  const v = defaultOffsetFetchResponseOffsetFetchResponseTopics();
+export function decodeOffsetFetchResponseTopics(r: Reader, version: number): OffsetFetchResponseTopics {
+  const v = defaultOffsetFetchResponseTopics();
   v.name = r.compactString();
   {
     const n = r.arrayLength(true, 1);
     if (n < 0) r.fail('Partitions is null but not nullable');
     if (n < 0) v.partitions = [];
-    else { const a = new Array(n); for (let i = 0; i < n && r.ok; i++) a[i] = decodeOffsetFetchResponseOffsetFetchResponsePartitions(r, version); v.partitions = r.ok ? a : []; }
+    else { const a = new Array(n); for (let i = 0; i < n && r.ok; i++) a[i] = decodeOffsetFetchResponsePartitions(r, version); v.partitions = r.ok ? a : []; }
   }
   r.taggedFields();
   return v;
 }
 
-export interface OffsetFetchResponseOffsetFetchResponsePartitions {
+export interface OffsetFetchResponsePartitions {
   partitionIndex: number;
   committedOffset: number;
   committedLeaderEpoch: number;
@@ -381,15 +381,15 @@ export interface OffsetFetchResponseOffsetFetchResponsePartitions {
   errorCode: number;
 }
 
-export function defaultOffsetFetchResponseOffsetFetchResponsePartitions(): OffsetFetchResponseOffsetFetchResponsePartitions {
+export function defaultOffsetFetchResponsePartitions(): OffsetFetchResponsePartitions {
   return { partitionIndex: 0, committedOffset: 0, committedLeaderEpoch: -1, metadata: "", errorCode: 0 };
 }
 
-export function isDefaultOffsetFetchResponseOffsetFetchResponsePartitions(v: OffsetFetchResponseOffsetFetchResponsePartitions): boolean {
+export function isDefaultOffsetFetchResponsePartitions(v: OffsetFetchResponsePartitions): boolean {
   return v.partitionIndex === 0 && v.committedOffset === 0 && v.committedLeaderEpoch === -1 && v.metadata === "" && v.errorCode === 0;
 }
 
-export function encodeOffsetFetchResponseOffsetFetchResponsePartitions(w: Writer, v: OffsetFetchResponseOffsetFetchResponsePartitions, _version: number): void {
+export function encodeOffsetFetchResponsePartitions(w: Writer, v: OffsetFetchResponsePartitions, _version: number): void {
   w.int32(v.partitionIndex);
   w.int64(v.committedOffset);
   w.int32(v.committedLeaderEpoch);
@@ -398,8 +398,8 @@ export function encodeOffsetFetchResponseOffsetFetchResponsePartitions(w: Writer
   w.uint8(0);
 }
 
-export function decodeOffsetFetchResponseOffsetFetchResponsePartitions(r: Reader, _version: number): OffsetFetchResponseOffsetFetchResponsePartitions {
-  const v = defaultOffsetFetchResponseOffsetFetchResponsePartitions();
+export function decodeOffsetFetchResponsePartitions(r: Reader, _version: number): OffsetFetchResponsePartitions {
+  const v = defaultOffsetFetchResponsePartitions();
   v.partitionIndex = r.int32();
   v.committedOffset = r.int64();
   v.committedLeaderEpoch = r.int32();
@@ -411,9 +411,9 @@ export function decodeOffsetFetchResponseOffsetFetchResponsePartitions(r: Reader
 
 export interface OffsetFetchResponse {
   throttleTimeMs: number;
-  topics: OffsetFetchResponseOffsetFetchResponseTopic[];
+  topics: OffsetFetchResponseTopic[];
   errorCode: number;
-  groups: OffsetFetchResponseOffsetFetchResponseGroup[];
+  groups: OffsetFetchResponseGroup[];
 }
 
 export function defaultOffsetFetchResponse(): OffsetFetchResponse {
@@ -433,7 +433,7 @@ export function encodeOffsetFetchResponse(w: Writer, v: OffsetFetchResponse, ver
       const a = v.topics;
       if (a === null) throw new TypeError('Topics is not nullable in this version');
       w.arrayLength(a === null ? -1 : a.length, version >= 6);
-      if (a !== null) for (const e of a) encodeOffsetFetchResponseOffsetFetchResponseTopic(w, e, version);
+      if (a !== null) for (const e of a) encodeOffsetFetchResponseTopic(w, e, version);
     }
   }
   if (version >= 2 && version <= 7) {
@@ -444,7 +444,7 @@ export function encodeOffsetFetchResponse(w: Writer, v: OffsetFetchResponse, ver
       const a = v.groups;
       if (a === null) throw new TypeError('Groups is not nullable in this version');
       w.arrayLength(a === null ? -1 : a.length, true);
-      if (a !== null) for (const e of a) encodeOffsetFetchResponseOffsetFetchResponseGroup(w, e, version);
+      if (a !== null) for (const e of a) encodeOffsetFetchResponseGroup(w, e, version);
     }
   }
   if (version >= 6) {
@@ -462,7 +462,7 @@ export function decodeOffsetFetchResponse(r: Reader, version: number): OffsetFet
       const n = r.arrayLength(version >= 6, 1);
       if (n < 0) r.fail('Topics is null but not nullable');
       if (n < 0) v.topics = [];
-      else { const a = new Array(n); for (let i = 0; i < n && r.ok; i++) a[i] = decodeOffsetFetchResponseOffsetFetchResponseTopic(r, version); v.topics = r.ok ? a : []; }
+      else { const a = new Array(n); for (let i = 0; i < n && r.ok; i++) a[i] = decodeOffsetFetchResponseTopic(r, version); v.topics = r.ok ? a : []; }
     }
   }
   if (version >= 2 && version <= 7) {
@@ -473,7 +473,7 @@ export function decodeOffsetFetchResponse(r: Reader, version: number): OffsetFet
       const n = r.arrayLength(true, 1);
       if (n < 0) r.fail('Groups is null but not nullable');
       if (n < 0) v.groups = [];
-      else { const a = new Array(n); for (let i = 0; i < n && r.ok; i++) a[i] = decodeOffsetFetchResponseOffsetFetchResponseGroup(r, version); v.groups = r.ok ? a : []; }
+      else { const a = new Array(n); for (let i = 0; i < n && r.ok; i++) a[i] = decodeOffsetFetchResponseGroup(r, version); v.groups = r.ok ? a : []; }
     }
   }
   if (version >= 6) {

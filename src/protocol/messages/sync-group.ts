@@ -5,20 +5,20 @@ import { Reader, EMPTY, ZERO_UUID } from '../reader.js';
 import { Writer } from '../writer.js';
 void EMPTY; void ZERO_UUID;
 
-export interface SyncGroupRequestSyncGroupRequestAssignment {
+export interface SyncGroupRequestAssignment {
   memberId: string;
   assignment: Buffer;
 }
 
-export function defaultSyncGroupRequestSyncGroupRequestAssignment(): SyncGroupRequestSyncGroupRequestAssignment {
+export function defaultSyncGroupRequestAssignment(): SyncGroupRequestAssignment {
   return { memberId: "", assignment: EMPTY };
 }
 
-export function isDefaultSyncGroupRequestSyncGroupRequestAssignment(v: SyncGroupRequestSyncGroupRequestAssignment): boolean {
+export function isDefaultSyncGroupRequestAssignment(v: SyncGroupRequestAssignment): boolean {
   return v.memberId === "" && v.assignment !== null && v.assignment.length === 0;
 }
 
-export function encodeSyncGroupRequestSyncGroupRequestAssignment(w: Writer, v: SyncGroupRequestSyncGroupRequestAssignment, version: number): void {
+export function encodeSyncGroupRequestAssignment(w: Writer, v: SyncGroupRequestAssignment, version: number): void {
   if (v.memberId === null) throw new TypeError('MemberId is not nullable in this version');
   (version >= 4 ? w.compactString(v.memberId as string) : w.string(v.memberId as string));
   if (v.assignment === null) throw new TypeError('Assignment is not nullable in this version');
@@ -28,8 +28,8 @@ export function encodeSyncGroupRequestSyncGroupRequestAssignment(w: Writer, v: S
   }
 }
 
-export function decodeSyncGroupRequestSyncGroupRequestAssignment(r: Reader, version: number): SyncGroupRequestSyncGroupRequestAssignment {
-  const v = defaultSyncGroupRequestSyncGroupRequestAssignment();
+export function decodeSyncGroupRequestAssignment(r: Reader, version: number): SyncGroupRequestAssignment {
+  const v = defaultSyncGroupRequestAssignment();
   v.memberId = (version >= 4 ? r.compactString() : r.string());
   v.assignment = (version >= 4 ? r.compactBytes() : r.bytes());
   if (version >= 4) {
@@ -45,7 +45,7 @@ export interface SyncGroupRequest {
   groupInstanceId: string | null;
   protocolType: string | null;
   protocolName: string | null;
-  assignments: SyncGroupRequestSyncGroupRequestAssignment[];
+  assignments: SyncGroupRequestAssignment[];
 }
 
 export function defaultSyncGroupRequest(): SyncGroupRequest {
@@ -75,7 +75,7 @@ export function encodeSyncGroupRequest(w: Writer, v: SyncGroupRequest, version: 
     const a = v.assignments;
     if (a === null) throw new TypeError('Assignments is not nullable in this version');
     w.arrayLength(a === null ? -1 : a.length, version >= 4);
-    if (a !== null) for (const e of a) encodeSyncGroupRequestSyncGroupRequestAssignment(w, e, version);
+    if (a !== null) for (const e of a) encodeSyncGroupRequestAssignment(w, e, version);
   }
   if (version >= 4) {
     w.uint8(0);
@@ -100,7 +100,7 @@ export function decodeSyncGroupRequest(r: Reader, version: number): SyncGroupReq
     const n = r.arrayLength(version >= 4, 1);
     if (n < 0) r.fail('Assignments is null but not nullable');
     if (n < 0) v.assignments = [];
-    else { const a = new Array(n); for (let i = 0; i < n && r.ok; i++) a[i] = decodeSyncGroupRequestSyncGroupRequestAssignment(r, version); v.assignments = r.ok ? a : []; }
+    else { const a = new Array(n); for (let i = 0; i < n && r.ok; i++) a[i] = decodeSyncGroupRequestAssignment(r, version); v.assignments = r.ok ? a : []; }
   }
   if (version >= 4) {
     r.taggedFields();

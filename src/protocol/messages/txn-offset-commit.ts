@@ -5,41 +5,41 @@ import { Reader, EMPTY, ZERO_UUID } from '../reader.js';
 import { Writer } from '../writer.js';
 void EMPTY; void ZERO_UUID;
 
-export interface TxnOffsetCommitRequestTxnOffsetCommitRequestTopic {
+export interface TxnOffsetCommitRequestTopic {
   name: string;
-  partitions: TxnOffsetCommitRequestTxnOffsetCommitRequestPartition[];
+  partitions: TxnOffsetCommitRequestPartition[];
 }
 
-export function defaultTxnOffsetCommitRequestTxnOffsetCommitRequestTopic(): TxnOffsetCommitRequestTxnOffsetCommitRequestTopic {
+export function defaultTxnOffsetCommitRequestTopic(): TxnOffsetCommitRequestTopic {
   return { name: "", partitions: [] };
 }
 
-export function isDefaultTxnOffsetCommitRequestTxnOffsetCommitRequestTopic(v: TxnOffsetCommitRequestTxnOffsetCommitRequestTopic): boolean {
+export function isDefaultTxnOffsetCommitRequestTopic(v: TxnOffsetCommitRequestTopic): boolean {
   return v.name === "" && v.partitions !== null && v.partitions.length === 0;
 }
 
-export function encodeTxnOffsetCommitRequestTxnOffsetCommitRequestTopic(w: Writer, v: TxnOffsetCommitRequestTxnOffsetCommitRequestTopic, version: number): void {
+export function encodeTxnOffsetCommitRequestTopic(w: Writer, v: TxnOffsetCommitRequestTopic, version: number): void {
   if (v.name === null) throw new TypeError('Name is not nullable in this version');
   (version >= 3 ? w.compactString(v.name as string) : w.string(v.name as string));
   {
     const a = v.partitions;
     if (a === null) throw new TypeError('Partitions is not nullable in this version');
     w.arrayLength(a === null ? -1 : a.length, version >= 3);
-    if (a !== null) for (const e of a) encodeTxnOffsetCommitRequestTxnOffsetCommitRequestPartition(w, e, version);
+    if (a !== null) for (const e of a) encodeTxnOffsetCommitRequestPartition(w, e, version);
   }
   if (version >= 3) {
     w.uint8(0);
   }
 }
 
-export function decodeTxnOffsetCommitRequestTxnOffsetCommitRequestTopic(r: Reader, version: number): TxnOffsetCommitRequestTxnOffsetCommitRequestTopic {
-  const v = defaultTxnOffsetCommitRequestTxnOffsetCommitRequestTopic();
+export function decodeTxnOffsetCommitRequestTopic(r: Reader, version: number): TxnOffsetCommitRequestTopic {
+  const v = defaultTxnOffsetCommitRequestTopic();
   v.name = (version >= 3 ? r.compactString() : r.string());
   {
     const n = r.arrayLength(version >= 3, 1);
     if (n < 0) r.fail('Partitions is null but not nullable');
     if (n < 0) v.partitions = [];
-    else { const a = new Array(n); for (let i = 0; i < n && r.ok; i++) a[i] = decodeTxnOffsetCommitRequestTxnOffsetCommitRequestPartition(r, version); v.partitions = r.ok ? a : []; }
+    else { const a = new Array(n); for (let i = 0; i < n && r.ok; i++) a[i] = decodeTxnOffsetCommitRequestPartition(r, version); v.partitions = r.ok ? a : []; }
   }
   if (version >= 3) {
     r.taggedFields();
@@ -47,22 +47,22 @@ export function decodeTxnOffsetCommitRequestTxnOffsetCommitRequestTopic(r: Reade
   return v;
 }
 
-export interface TxnOffsetCommitRequestTxnOffsetCommitRequestPartition {
+export interface TxnOffsetCommitRequestPartition {
   partitionIndex: number;
   committedOffset: number;
   committedLeaderEpoch: number;
   committedMetadata: string | null;
 }
 
-export function defaultTxnOffsetCommitRequestTxnOffsetCommitRequestPartition(): TxnOffsetCommitRequestTxnOffsetCommitRequestPartition {
+export function defaultTxnOffsetCommitRequestPartition(): TxnOffsetCommitRequestPartition {
   return { partitionIndex: 0, committedOffset: 0, committedLeaderEpoch: -1, committedMetadata: "" };
 }
 
-export function isDefaultTxnOffsetCommitRequestTxnOffsetCommitRequestPartition(v: TxnOffsetCommitRequestTxnOffsetCommitRequestPartition): boolean {
+export function isDefaultTxnOffsetCommitRequestPartition(v: TxnOffsetCommitRequestPartition): boolean {
   return v.partitionIndex === 0 && v.committedOffset === 0 && v.committedLeaderEpoch === -1 && v.committedMetadata === "";
 }
 
-export function encodeTxnOffsetCommitRequestTxnOffsetCommitRequestPartition(w: Writer, v: TxnOffsetCommitRequestTxnOffsetCommitRequestPartition, version: number): void {
+export function encodeTxnOffsetCommitRequestPartition(w: Writer, v: TxnOffsetCommitRequestPartition, version: number): void {
   w.int32(v.partitionIndex);
   w.int64(v.committedOffset);
   if (version >= 2) {
@@ -74,8 +74,8 @@ export function encodeTxnOffsetCommitRequestTxnOffsetCommitRequestPartition(w: W
   }
 }
 
-export function decodeTxnOffsetCommitRequestTxnOffsetCommitRequestPartition(r: Reader, version: number): TxnOffsetCommitRequestTxnOffsetCommitRequestPartition {
-  const v = defaultTxnOffsetCommitRequestTxnOffsetCommitRequestPartition();
+export function decodeTxnOffsetCommitRequestPartition(r: Reader, version: number): TxnOffsetCommitRequestPartition {
+  const v = defaultTxnOffsetCommitRequestPartition();
   v.partitionIndex = r.int32();
   v.committedOffset = r.int64();
   if (version >= 2) {
@@ -96,7 +96,7 @@ export interface TxnOffsetCommitRequest {
   generationId: number;
   memberId: string;
   groupInstanceId: string | null;
-  topics: TxnOffsetCommitRequestTxnOffsetCommitRequestTopic[];
+  topics: TxnOffsetCommitRequestTopic[];
 }
 
 export function defaultTxnOffsetCommitRequest(): TxnOffsetCommitRequest {
@@ -128,7 +128,7 @@ export function encodeTxnOffsetCommitRequest(w: Writer, v: TxnOffsetCommitReques
     const a = v.topics;
     if (a === null) throw new TypeError('Topics is not nullable in this version');
     w.arrayLength(a === null ? -1 : a.length, version >= 3);
-    if (a !== null) for (const e of a) encodeTxnOffsetCommitRequestTxnOffsetCommitRequestTopic(w, e, version);
+    if (a !== null) for (const e of a) encodeTxnOffsetCommitRequestTopic(w, e, version);
   }
   if (version >= 3) {
     w.uint8(0);
@@ -154,7 +154,7 @@ export function decodeTxnOffsetCommitRequest(r: Reader, version: number): TxnOff
     const n = r.arrayLength(version >= 3, 1);
     if (n < 0) r.fail('Topics is null but not nullable');
     if (n < 0) v.topics = [];
-    else { const a = new Array(n); for (let i = 0; i < n && r.ok; i++) a[i] = decodeTxnOffsetCommitRequestTxnOffsetCommitRequestTopic(r, version); v.topics = r.ok ? a : []; }
+    else { const a = new Array(n); for (let i = 0; i < n && r.ok; i++) a[i] = decodeTxnOffsetCommitRequestTopic(r, version); v.topics = r.ok ? a : []; }
   }
   if (version >= 3) {
     r.taggedFields();
@@ -162,41 +162,41 @@ export function decodeTxnOffsetCommitRequest(r: Reader, version: number): TxnOff
   return v;
 }
 
-export interface TxnOffsetCommitResponseTxnOffsetCommitResponseTopic {
+export interface TxnOffsetCommitResponseTopic {
   name: string;
-  partitions: TxnOffsetCommitResponseTxnOffsetCommitResponsePartition[];
+  partitions: TxnOffsetCommitResponsePartition[];
 }
 
-export function defaultTxnOffsetCommitResponseTxnOffsetCommitResponseTopic(): TxnOffsetCommitResponseTxnOffsetCommitResponseTopic {
+export function defaultTxnOffsetCommitResponseTopic(): TxnOffsetCommitResponseTopic {
   return { name: "", partitions: [] };
 }
 
-export function isDefaultTxnOffsetCommitResponseTxnOffsetCommitResponseTopic(v: TxnOffsetCommitResponseTxnOffsetCommitResponseTopic): boolean {
+export function isDefaultTxnOffsetCommitResponseTopic(v: TxnOffsetCommitResponseTopic): boolean {
   return v.name === "" && v.partitions !== null && v.partitions.length === 0;
 }
 
-export function encodeTxnOffsetCommitResponseTxnOffsetCommitResponseTopic(w: Writer, v: TxnOffsetCommitResponseTxnOffsetCommitResponseTopic, version: number): void {
+export function encodeTxnOffsetCommitResponseTopic(w: Writer, v: TxnOffsetCommitResponseTopic, version: number): void {
   if (v.name === null) throw new TypeError('Name is not nullable in this version');
   (version >= 3 ? w.compactString(v.name as string) : w.string(v.name as string));
   {
     const a = v.partitions;
     if (a === null) throw new TypeError('Partitions is not nullable in this version');
     w.arrayLength(a === null ? -1 : a.length, version >= 3);
-    if (a !== null) for (const e of a) encodeTxnOffsetCommitResponseTxnOffsetCommitResponsePartition(w, e, version);
+    if (a !== null) for (const e of a) encodeTxnOffsetCommitResponsePartition(w, e, version);
   }
   if (version >= 3) {
     w.uint8(0);
   }
 }
 
-export function decodeTxnOffsetCommitResponseTxnOffsetCommitResponseTopic(r: Reader, version: number): TxnOffsetCommitResponseTxnOffsetCommitResponseTopic {
-  const v = defaultTxnOffsetCommitResponseTxnOffsetCommitResponseTopic();
+export function decodeTxnOffsetCommitResponseTopic(r: Reader, version: number): TxnOffsetCommitResponseTopic {
+  const v = defaultTxnOffsetCommitResponseTopic();
   v.name = (version >= 3 ? r.compactString() : r.string());
   {
     const n = r.arrayLength(version >= 3, 1);
     if (n < 0) r.fail('Partitions is null but not nullable');
     if (n < 0) v.partitions = [];
-    else { const a = new Array(n); for (let i = 0; i < n && r.ok; i++) a[i] = decodeTxnOffsetCommitResponseTxnOffsetCommitResponsePartition(r, version); v.partitions = r.ok ? a : []; }
+    else { const a = new Array(n); for (let i = 0; i < n && r.ok; i++) a[i] = decodeTxnOffsetCommitResponsePartition(r, version); v.partitions = r.ok ? a : []; }
   }
   if (version >= 3) {
     r.taggedFields();
@@ -204,20 +204,20 @@ export function decodeTxnOffsetCommitResponseTxnOffsetCommitResponseTopic(r: Rea
   return v;
 }
 
-export interface TxnOffsetCommitResponseTxnOffsetCommitResponsePartition {
+export interface TxnOffsetCommitResponsePartition {
   partitionIndex: number;
   errorCode: number;
 }
 
-export function defaultTxnOffsetCommitResponseTxnOffsetCommitResponsePartition(): TxnOffsetCommitResponseTxnOffsetCommitResponsePartition {
+export function defaultTxnOffsetCommitResponsePartition(): TxnOffsetCommitResponsePartition {
   return { partitionIndex: 0, errorCode: 0 };
 }
 
-export function isDefaultTxnOffsetCommitResponseTxnOffsetCommitResponsePartition(v: TxnOffsetCommitResponseTxnOffsetCommitResponsePartition): boolean {
+export function isDefaultTxnOffsetCommitResponsePartition(v: TxnOffsetCommitResponsePartition): boolean {
   return v.partitionIndex === 0 && v.errorCode === 0;
 }
 
-export function encodeTxnOffsetCommitResponseTxnOffsetCommitResponsePartition(w: Writer, v: TxnOffsetCommitResponseTxnOffsetCommitResponsePartition, version: number): void {
+export function encodeTxnOffsetCommitResponsePartition(w: Writer, v: TxnOffsetCommitResponsePartition, version: number): void {
   w.int32(v.partitionIndex);
   w.int16(v.errorCode);
   if (version >= 3) {
@@ -225,8 +225,8 @@ export function encodeTxnOffsetCommitResponseTxnOffsetCommitResponsePartition(w:
   }
 }
 
-export function decodeTxnOffsetCommitResponseTxnOffsetCommitResponsePartition(r: Reader, version: number): TxnOffsetCommitResponseTxnOffsetCommitResponsePartition {
-  const v = defaultTxnOffsetCommitResponseTxnOffsetCommitResponsePartition();
+export function decodeTxnOffsetCommitResponsePartition(r: Reader, version: number): TxnOffsetCommitResponsePartition {
+  const v = defaultTxnOffsetCommitResponsePartition();
   v.partitionIndex = r.int32();
   v.errorCode = r.int16();
   if (version >= 3) {
@@ -237,7 +237,7 @@ export function decodeTxnOffsetCommitResponseTxnOffsetCommitResponsePartition(r:
 
 export interface TxnOffsetCommitResponse {
   throttleTimeMs: number;
-  topics: TxnOffsetCommitResponseTxnOffsetCommitResponseTopic[];
+  topics: TxnOffsetCommitResponseTopic[];
 }
 
 export function defaultTxnOffsetCommitResponse(): TxnOffsetCommitResponse {
@@ -254,7 +254,7 @@ export function encodeTxnOffsetCommitResponse(w: Writer, v: TxnOffsetCommitRespo
     const a = v.topics;
     if (a === null) throw new TypeError('Topics is not nullable in this version');
     w.arrayLength(a === null ? -1 : a.length, version >= 3);
-    if (a !== null) for (const e of a) encodeTxnOffsetCommitResponseTxnOffsetCommitResponseTopic(w, e, version);
+    if (a !== null) for (const e of a) encodeTxnOffsetCommitResponseTopic(w, e, version);
   }
   if (version >= 3) {
     w.uint8(0);
@@ -268,7 +268,7 @@ export function decodeTxnOffsetCommitResponse(r: Reader, version: number): TxnOf
     const n = r.arrayLength(version >= 3, 1);
     if (n < 0) r.fail('Topics is null but not nullable');
     if (n < 0) v.topics = [];
-    else { const a = new Array(n); for (let i = 0; i < n && r.ok; i++) a[i] = decodeTxnOffsetCommitResponseTxnOffsetCommitResponseTopic(r, version); v.topics = r.ok ? a : []; }
+    else { const a = new Array(n); for (let i = 0; i < n && r.ok; i++) a[i] = decodeTxnOffsetCommitResponseTopic(r, version); v.topics = r.ok ? a : []; }
   }
   if (version >= 3) {
     r.taggedFields();

@@ -1,0 +1,165 @@
+/**
+ * The broker process: storage, the metadata log and controller, the replica manager, and the
+ * listeners, started and stopped in order.
+ *
+ * Start: read (or create) `meta.properties` with the cluster id; open the log manager (which
+ * knows whether the last shutdown was clean); replay the metadata log into the image; open the
+ * logs of every partition in it; listen; register this broker's advertised endpoint.
+ * Stop (SIGTERM / SIGINT): stop accepting, let in-flight requests finish (long polls answer at
+ * once), close connections, close the metadata log and every partition log (fsync, trim
+ * indexes), and mark the shutdown clean last.
+ */
+import { createServer, type Server, type Socket } from 'node:net';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { LogManager } from '../storage/log-manager.js';
+import { BrokerConfig } from './config.js';
+import { Connection } from './connection.js';
+import { HANDLERS } from './handlers/index.js';
+import type { ApiHandler } from './handlers/handler.js';
+import type { Logger } from './logger.js';
+import { Controller } from './metadata/controller.js';
+import { MetadataImage } from './metadata/image.js';
+import { MetadataLog } from './metadata/metadata-log.js';
+import { ReplicaManager } from './replica-manager.js';
+
+export interface BrokerAddress {
+  host: string;
+  port: number;
+}
+
+async function loadOrCreateMetaProperties(dataDir: string, nodeId: number, configured: string | null, logger: Logger): Promise<string> {
+  const path = join(dataDir, 'meta.properties');
+  let text: string | null = null;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+  }
+  if (text !== null) {
+    const props = new Map(text.split('\n').filter((l) => l.includes('=') && !l.startsWith('#')).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)] as const));
+    const clusterId = props.get('cluster.id');
+    const stored = Number(props.get('node.id'));
+    if (clusterId === undefined) throw new Error(`${path} has no cluster.id`);
+    if (stored !== nodeId) throw new Error(`${path} belongs to node.id ${stored}, but this broker is node.id ${nodeId}`);
+    if (configured !== null && configured !== clusterId) throw new Error(`${path} has cluster.id ${clusterId}, but cluster.id=${configured} is configured`);
+    return clusterId;
+  }
+  const clusterId = configured ?? randomBytes(16).toString('base64url');
+  await writeFile(path, `#\n#${new Date().toISOString()}\nversion=1\ncluster.id=${clusterId}\nnode.id=${nodeId}\n`);
+  logger.info('formatted data directory', { dataDir, clusterId, nodeId });
+  return clusterId;
+}
+
+export class Broker {
+  readonly handlers: readonly ApiHandler<any, any>[] = HANDLERS;
+  private readonly servers: Server[] = [];
+  private readonly connections = new Set<Connection>();
+  private nextConnectionId = 0;
+  private stopping: Promise<void> | null = null;
+  private addresses_: BrokerAddress[] = [];
+
+  private constructor(
+    readonly config: BrokerConfig,
+    readonly logger: Logger,
+    readonly clusterId: string,
+    readonly logManager: LogManager,
+    readonly metadataLog: MetadataLog,
+    readonly controller: Controller,
+    readonly replicaManager: ReplicaManager,
+  ) {}
+
+  get nodeId(): number {
+    return this.config.nodeId;
+  }
+
+  get image(): MetadataImage {
+    return this.controller.image;
+  }
+
+  /** The bound listener addresses (with the real port when 0 was configured). */
+  get addresses(): readonly BrokerAddress[] {
+    return this.addresses_;
+  }
+
+  static async start(config: BrokerConfig, logger: Logger): Promise<Broker> {
+    const dataDir = config.dataDir;
+    await mkdir(dataDir, { recursive: true });
+    const clusterId = await loadOrCreateMetaProperties(dataDir, config.nodeId, config.raw('cluster.id'), logger);
+    for (const k of config.unknownKeys) logger.warn('ignoring unknown broker config', { name: k });
+    const logManager = new LogManager(dataDir, {
+      logger: logger.child('storage'),
+      retentionCheckIntervalMs: config.number('log.retention.check.interval.ms'),
+    });
+    const { cleanShutdown } = await logManager.startup();
+    if (!cleanShutdown) logger.warn('the last shutdown was not clean: recovering log tails', { dataDir });
+    const metadataLog = await MetadataLog.open(dataDir, cleanShutdown, logger.child('metadata'));
+    const image = await metadataLog.replay();
+    const controller = new Controller(image, metadataLog, config, config.nodeId, logger.child('controller'));
+    const replicaManager = new ReplicaManager(logManager, config, config.nodeId, logger.child('replica'));
+    await replicaManager.applyImage(image, MetadataImage.EMPTY);
+    controller.onChange((next, previous) => replicaManager.applyImage(next, previous));
+    const broker = new Broker(config, logger, clusterId, logManager, metadataLog, controller, replicaManager);
+    await broker.listen();
+    const adv = config.advertisedListeners[0]!;
+    const bound = broker.addresses[0]!;
+    await controller.registerBroker(adv.host, adv.port === 0 ? bound.port : adv.port);
+    logger.info('broker started', {
+      nodeId: config.nodeId,
+      clusterId,
+      listeners: broker.addresses.map((a) => `${a.host}:${a.port}`).join(','),
+      dataDir,
+      topics: image.topicsByName.size,
+    });
+    return broker;
+  }
+
+  private async listen(): Promise<void> {
+    const limits = {
+      maxRequestBytes: this.config.number('socket.request.max.bytes'),
+      maxInFlight: this.config.number('queued.max.requests'),
+      maxPendingResponseBytes: Math.max(64 * 1024, this.config.number('socket.send.buffer.bytes')) * 64,
+    };
+    for (const l of this.config.listeners) {
+      const server = createServer({ noDelay: true }, (socket: Socket) => {
+        const id = `${l.name}-${this.nextConnectionId++}`;
+        const conn = new Connection(id, socket, this, this.logger.child('network'), limits);
+        this.connections.add(conn);
+      });
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(l.port, l.host, () => {
+          server.off('error', reject);
+          resolve();
+        });
+      });
+      server.on('error', (e) => this.logger.error('listener error', { listener: l.name, error: e }));
+      const addr = server.address();
+      if (addr === null || typeof addr === 'string') throw new Error('listener has no address');
+      this.addresses_.push({ host: l.host, port: addr.port });
+      this.servers.push(server);
+    }
+  }
+
+  connectionClosed(conn: Connection): void {
+    this.connections.delete(conn);
+  }
+
+  /** Clean shutdown; safe to call more than once. */
+  shutdown(): Promise<void> {
+    this.stopping ??= this.doShutdown();
+    return this.stopping;
+  }
+
+  private async doShutdown(): Promise<void> {
+    this.logger.info('shutting down');
+    for (const s of this.servers) s.close();
+    const deadline = new Promise<void>((resolve) => setTimeout(resolve, 15000).unref());
+    await Promise.race([Promise.all([...this.connections].map((c) => c.shutdown())), deadline]);
+    for (const c of this.connections) c.destroy('broker shutting down');
+    await this.metadataLog.close();
+    await this.logManager.shutdown();
+    this.logger.info('shutdown complete: logs flushed and closed, marked clean');
+  }
+}

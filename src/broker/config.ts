@@ -1,0 +1,358 @@
+/**
+ * Broker and topic configuration, with Kafka's names, types and defaults.
+ *
+ * Every topic config has a broker-level synonym that supplies its default (Kafka's
+ * `ServerTopicConfigSynonyms`): `retention.ms` ← `log.retention.ms` ← `log.retention.minutes` ←
+ * `log.retention.hours`. A topic's effective config is its own overrides, else the broker's
+ * value, else Kafka's default. Values are validated on the way in: an unknown name or a bad value
+ * is a ConfigError, which the admin apis answer with INVALID_CONFIG.
+ */
+
+export type ConfigType = 'boolean' | 'string' | 'int' | 'short' | 'long' | 'double' | 'list' | 'class' | 'password';
+
+/** DescribeConfigs `config_type` values (KIP-569). */
+export const CONFIG_TYPE_CODE: Record<ConfigType, number> = {
+  boolean: 1,
+  string: 2,
+  int: 3,
+  short: 4,
+  long: 5,
+  double: 6,
+  list: 7,
+  class: 8,
+  password: 9,
+};
+
+/** DescribeConfigs `config_source` values. */
+export const ConfigSource = {
+  UNKNOWN: 0,
+  DYNAMIC_TOPIC_CONFIG: 1,
+  DYNAMIC_BROKER_CONFIG: 2,
+  DYNAMIC_DEFAULT_BROKER_CONFIG: 3,
+  STATIC_BROKER_CONFIG: 4,
+  DEFAULT_CONFIG: 5,
+} as const;
+
+export interface ConfigDef {
+  name: string;
+  type: ConfigType;
+  /** Kafka's default as its string form; null means "no value" (a nullable config). */
+  default: string | null;
+  doc: string;
+  /** Valid values for enumerated strings (list items for lists). */
+  oneOf?: readonly string[];
+  /** Inclusive numeric bounds. */
+  min?: number;
+  max?: number;
+  readOnly?: boolean;
+}
+
+export class ConfigError extends Error {
+  readonly code = 'INVALID_CONFIG';
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+const LONG_MAX = '9223372036854775807';
+const INT_MAX = 2147483647;
+const DAY_MS = 86400000;
+
+/** Topic-level configs and the broker config each one takes its default from. */
+export const TOPIC_CONFIGS: readonly (ConfigDef & { brokerSynonyms: readonly string[] })[] = [
+  { name: 'cleanup.policy', type: 'list', default: 'delete', oneOf: ['delete', 'compact'], doc: 'delete and/or compact old segments', brokerSynonyms: ['log.cleanup.policy'] },
+  { name: 'compression.type', type: 'string', default: 'producer', oneOf: ['uncompressed', 'zstd', 'lz4', 'snappy', 'gzip', 'producer'], doc: 'stored batches keep the producer codec; other values are accepted and recorded (Strand never recompresses)', brokerSynonyms: ['compression.type'] },
+  { name: 'delete.retention.ms', type: 'long', default: String(DAY_MS), min: 0, doc: 'how long tombstones are kept in compacted topics', brokerSynonyms: ['log.cleaner.delete.retention.ms'] },
+  { name: 'file.delete.delay.ms', type: 'long', default: '60000', min: 0, doc: 'delay before a deleted segment is removed from disk', brokerSynonyms: ['log.segment.delete.delay.ms'] },
+  { name: 'flush.messages', type: 'long', default: LONG_MAX, min: 1, doc: 'fsync after this many messages (acks=0/1)', brokerSynonyms: ['log.flush.interval.messages'] },
+  { name: 'flush.ms', type: 'long', default: LONG_MAX, min: 0, doc: 'fsync after this long (acks=0/1)', brokerSynonyms: ['log.flush.interval.ms'] },
+  { name: 'index.interval.bytes', type: 'int', default: '4096', min: 0, doc: 'bytes between offset index entries', brokerSynonyms: ['log.index.interval.bytes'] },
+  { name: 'max.compaction.lag.ms', type: 'long', default: LONG_MAX, min: 1, doc: 'longest a message stays ineligible for compaction', brokerSynonyms: ['log.cleaner.max.compaction.lag.ms'] },
+  { name: 'max.message.bytes', type: 'int', default: '1048588', min: 0, doc: 'largest record batch accepted', brokerSynonyms: ['message.max.bytes'] },
+  { name: 'message.timestamp.type', type: 'string', default: 'CreateTime', oneOf: ['CreateTime', 'LogAppendTime'], doc: 'CreateTime keeps the producer timestamp; LogAppendTime stamps the broker time', brokerSynonyms: ['log.message.timestamp.type'] },
+  { name: 'message.timestamp.difference.max.ms', type: 'long', default: LONG_MAX, min: 0, doc: 'largest allowed difference between a CreateTime timestamp and the broker time', brokerSynonyms: ['log.message.timestamp.difference.max.ms'] },
+  { name: 'message.timestamp.before.max.ms', type: 'long', default: LONG_MAX, min: 0, doc: 'how far in the past a CreateTime timestamp may be', brokerSynonyms: ['log.message.timestamp.before.max.ms'] },
+  { name: 'message.timestamp.after.max.ms', type: 'long', default: LONG_MAX, min: 0, doc: 'how far in the future a CreateTime timestamp may be', brokerSynonyms: ['log.message.timestamp.after.max.ms'] },
+  { name: 'min.cleanable.dirty.ratio', type: 'double', default: '0.5', min: 0, max: 1, doc: 'dirty ratio that makes a log eligible for compaction', brokerSynonyms: ['log.cleaner.min.cleanable.ratio'] },
+  { name: 'min.compaction.lag.ms', type: 'long', default: '0', min: 0, doc: 'shortest time a message stays uncompacted', brokerSynonyms: ['log.cleaner.min.compaction.lag.ms'] },
+  { name: 'min.insync.replicas', type: 'int', default: '1', min: 1, doc: 'replicas that must acknowledge an acks=all produce', brokerSynonyms: ['min.insync.replicas'] },
+  { name: 'preallocate', type: 'boolean', default: 'false', doc: 'preallocate segment files (accepted; Strand does not preallocate)', brokerSynonyms: ['log.preallocate'] },
+  { name: 'retention.bytes', type: 'long', default: '-1', min: -1, doc: 'largest size of a partition log before old segments are deleted; -1 for no limit', brokerSynonyms: ['log.retention.bytes'] },
+  { name: 'retention.ms', type: 'long', default: String(7 * DAY_MS), min: -1, doc: 'how long segments are kept; -1 for no limit', brokerSynonyms: ['log.retention.ms', 'log.retention.minutes', 'log.retention.hours'] },
+  { name: 'segment.bytes', type: 'int', default: '1073741824', min: 14, doc: 'segment file size', brokerSynonyms: ['log.segment.bytes'] },
+  { name: 'segment.index.bytes', type: 'int', default: '10485760', min: 4, doc: 'offset index size; a full index rolls the segment', brokerSynonyms: ['log.index.size.max.bytes'] },
+  { name: 'segment.jitter.ms', type: 'long', default: '0', min: 0, doc: 'random jitter subtracted from segment.ms', brokerSynonyms: ['log.roll.jitter.ms', 'log.roll.jitter.hours'] },
+  { name: 'segment.ms', type: 'long', default: String(7 * DAY_MS), min: 1, doc: 'time after which a segment is rolled', brokerSynonyms: ['log.roll.ms', 'log.roll.hours'] },
+  { name: 'unclean.leader.election.enable', type: 'boolean', default: 'false', doc: 'allow out-of-sync replicas to become leader', brokerSynonyms: ['unclean.leader.election.enable'] },
+  { name: 'message.downconversion.enable', type: 'boolean', default: 'true', doc: 'accepted for compatibility; Strand serves only magic 2', brokerSynonyms: ['log.message.downconversion.enable'] },
+];
+
+/** Broker-level unit conversions of synonyms: a value for `log.retention.hours` is hours. */
+const SYNONYM_SCALE: Record<string, number> = {
+  'log.retention.minutes': 60000,
+  'log.retention.hours': 3600000,
+  'log.roll.hours': 3600000,
+  'log.roll.jitter.hours': 3600000,
+};
+
+/** Broker-level synonyms of the topic configs; the first synonym carries Kafka's default, the scaled ones (hours, minutes) none. */
+function brokerSynonymDefs(): ConfigDef[] {
+  const seen = new Set<string>();
+  const out: ConfigDef[] = [];
+  for (const t of TOPIC_CONFIGS) {
+    t.brokerSynonyms.forEach((s, i) => {
+      if (seen.has(s)) return;
+      seen.add(s);
+      out.push({
+        name: s,
+        type: t.type,
+        default: i === 0 ? t.default : null,
+        doc: `broker default of topic config ${t.name}${SYNONYM_SCALE[s] ? ` (in ${s.endsWith('hours') ? 'hours' : 'minutes'})` : ''}`,
+        ...(t.oneOf ? { oneOf: t.oneOf } : {}),
+        ...(t.min !== undefined ? { min: t.min } : {}),
+        ...(t.max !== undefined ? { max: t.max } : {}),
+      });
+    });
+  }
+  return out;
+}
+
+/** Broker configs Strand reads (a Kafka user's server.properties works as is; other keys are logged and ignored). */
+export const BROKER_CONFIGS: readonly ConfigDef[] = [
+  { name: 'node.id', type: 'int', default: '1', min: 0, doc: 'this broker\'s id', readOnly: true },
+  { name: 'broker.id', type: 'int', default: '-1', min: -1, doc: 'synonym of node.id', readOnly: true },
+  { name: 'process.roles', type: 'list', default: 'broker,controller', oneOf: ['broker', 'controller'], doc: 'roles of this node (a single node is both)', readOnly: true },
+  { name: 'listeners', type: 'list', default: 'PLAINTEXT://127.0.0.1:9092', doc: 'addresses the broker listens on (loopback by default)', readOnly: true },
+  { name: 'advertised.listeners', type: 'list', default: null, doc: 'addresses given to clients in Metadata; defaults to listeners', readOnly: true },
+  { name: 'log.dirs', type: 'list', default: null, doc: 'data directory (one is supported)', readOnly: true },
+  { name: 'log.dir', type: 'string', default: './data', doc: 'data directory when log.dirs is not set', readOnly: true },
+  { name: 'num.partitions', type: 'int', default: '1', min: 1, doc: 'partitions of an auto-created topic or of CreateTopics with -1' },
+  { name: 'default.replication.factor', type: 'int', default: '1', min: 1, doc: 'replication factor of auto-created topics and CreateTopics with -1' },
+  { name: 'auto.create.topics.enable', type: 'boolean', default: 'true', doc: 'create a topic on Metadata or Produce for an unknown name' },
+  { name: 'delete.topic.enable', type: 'boolean', default: 'true', doc: 'allow DeleteTopics' },
+  { name: 'log.retention.check.interval.ms', type: 'long', default: '300000', min: 1, doc: 'how often retention runs' },
+  { name: 'socket.request.max.bytes', type: 'int', default: '104857600', min: 1, doc: 'largest request frame accepted' },
+  { name: 'queued.max.requests', type: 'int', default: '500', min: 1, doc: 'requests a connection may have in flight before the broker stops reading it' },
+  { name: 'fetch.max.bytes', type: 'int', default: '57671680', min: 0, doc: 'upper bound of a Fetch response' },
+  { name: 'socket.send.buffer.bytes', type: 'int', default: '102400', min: -1, doc: 'unacknowledged response bytes a connection may hold before the broker stops reading its requests' },
+  { name: 'strand.acks.all.fsync', type: 'boolean', default: 'true', doc: 'answer an acks=-1 produce only after its batch is fsynced (group commit); false leaves durability to flush.messages / flush.ms, losing up to the OS write-back window on a power failure' },
+  { name: 'cluster.id', type: 'string', default: null, doc: 'cluster id; generated on first start and kept in meta.properties', readOnly: true },
+  ...brokerSynonymDefs(),
+];
+
+const TOPIC_BY_NAME = new Map(TOPIC_CONFIGS.map((d) => [d.name, d]));
+const BROKER_BY_NAME = new Map(BROKER_CONFIGS.map((d) => [d.name, d]));
+
+export const topicConfigDef = (name: string): (ConfigDef & { brokerSynonyms: readonly string[] }) | undefined => TOPIC_BY_NAME.get(name);
+export const brokerConfigDef = (name: string): ConfigDef | undefined => BROKER_BY_NAME.get(name);
+
+/** Validates `value` for `def`, returning it normalised (trimmed); throws ConfigError. */
+export function validateValue(def: ConfigDef, value: string | null): string | null {
+  if (value === null) {
+    if (def.default === null) return null;
+    throw new ConfigError(`${def.name} may not be null`);
+  }
+  const v = value.trim();
+  switch (def.type) {
+    case 'boolean':
+      if (v !== 'true' && v !== 'false') throw new ConfigError(`${def.name} must be true or false, got '${value}'`);
+      return v;
+    case 'int':
+    case 'short':
+    case 'long': {
+      if (!/^-?\d+$/.test(v)) throw new ConfigError(`${def.name} must be an integer, got '${value}'`);
+      const n = Number(v);
+      const hi = def.type === 'int' ? INT_MAX : def.type === 'short' ? 32767 : Number.MAX_SAFE_INTEGER;
+      if (def.type !== 'long' && (n > hi || n < -hi - 1)) throw new ConfigError(`${def.name} is out of range for ${def.type}: ${value}`);
+      if (def.min !== undefined && n < def.min) throw new ConfigError(`${def.name} must be at least ${def.min}, got ${value}`);
+      if (def.max !== undefined && n > def.max) throw new ConfigError(`${def.name} must be at most ${def.max}, got ${value}`);
+      return v;
+    }
+    case 'double': {
+      const n = Number(v);
+      if (v === '' || !Number.isFinite(n)) throw new ConfigError(`${def.name} must be a number, got '${value}'`);
+      if (def.min !== undefined && n < def.min) throw new ConfigError(`${def.name} must be at least ${def.min}, got ${value}`);
+      if (def.max !== undefined && n > def.max) throw new ConfigError(`${def.name} must be at most ${def.max}, got ${value}`);
+      return v;
+    }
+    case 'list': {
+      const items = v === '' ? [] : v.split(',').map((s) => s.trim());
+      if (def.oneOf) for (const item of items) if (!def.oneOf.includes(item)) throw new ConfigError(`${def.name}: '${item}' is not one of ${def.oneOf.join(', ')}`);
+      return items.join(',');
+    }
+    default:
+      if (def.oneOf && !def.oneOf.includes(v)) throw new ConfigError(`${def.name} must be one of ${def.oneOf.join(', ')}, got '${value}'`);
+      return v;
+  }
+}
+
+/** Parses Java-style .properties text (comments, `key=value` or `key: value`, trailing-backslash continuations). */
+export function parseProperties(text: string): Map<string, string> {
+  const out = new Map<string, string>();
+  const lines = text.split(/\r?\n/);
+  for (let i = 0; i < lines.length; i++) {
+    let line = lines[i]!.trim();
+    if (line === '' || line.startsWith('#') || line.startsWith('!')) continue;
+    while (line.endsWith('\\') && i + 1 < lines.length) line = line.slice(0, -1) + lines[++i]!.trim();
+    const m = /^([^=:\s]+)\s*[=:\s]\s*(.*)$/.exec(line);
+    if (m) out.set(m[1]!, m[2]!);
+    else out.set(line, '');
+  }
+  return out;
+}
+
+export interface Listener {
+  name: string;
+  host: string;
+  port: number;
+}
+
+export function parseListeners(value: string): Listener[] {
+  return value
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '')
+    .map((s) => {
+      const m = /^([A-Za-z0-9_]+):\/\/(\[[^\]]*\]|[^:]*):(\d+)$/.exec(s);
+      if (!m) throw new ConfigError(`bad listener '${s}': expected NAME://host:port`);
+      return { name: m[1]!, host: m[2]!.replace(/^\[|\]$/g, ''), port: Number(m[3]) };
+    });
+}
+
+/**
+ * The broker's static configuration: values from server.properties and --override, validated,
+ * over Kafka's defaults. Unknown keys are kept (and reported by `unknownKeys`) so that a Kafka
+ * server.properties with settings Strand does not use still starts.
+ */
+export class BrokerConfig {
+  private readonly values = new Map<string, string>();
+  readonly unknownKeys: string[] = [];
+
+  constructor(props: Map<string, string>) {
+    for (const [k, v] of props) {
+      const def = BROKER_BY_NAME.get(k);
+      if (def === undefined) {
+        this.unknownKeys.push(k);
+        continue;
+      }
+      const norm = validateValue(def, v);
+      if (norm !== null) this.values.set(k, norm);
+    }
+    parseListeners(this.string('listeners'));
+    if (this.has('advertised.listeners')) parseListeners(this.string('advertised.listeners'));
+  }
+
+  has(name: string): boolean {
+    return this.values.has(name);
+  }
+
+  /** The configured value, or the default; null when neither exists. */
+  raw(name: string): string | null {
+    const v = this.values.get(name);
+    if (v !== undefined) return v;
+    const def = BROKER_BY_NAME.get(name);
+    if (def === undefined) throw new Error(`unknown broker config ${name}`);
+    return def.default;
+  }
+
+  string(name: string): string {
+    const v = this.raw(name);
+    if (v === null) throw new Error(`broker config ${name} has no value`);
+    return v;
+  }
+
+  number(name: string): number {
+    return Number(this.string(name));
+  }
+
+  bool(name: string): boolean {
+    return this.string(name) === 'true';
+  }
+
+  get nodeId(): number {
+    return this.has('node.id') ? this.number('node.id') : this.has('broker.id') ? this.number('broker.id') : this.number('node.id');
+  }
+
+  get dataDir(): string {
+    const dirs = this.raw('log.dirs');
+    return dirs !== null ? dirs.split(',')[0]! : this.string('log.dir');
+  }
+
+  get listeners(): Listener[] {
+    return parseListeners(this.string('listeners'));
+  }
+
+  get advertisedListeners(): Listener[] {
+    const adv = this.raw('advertised.listeners');
+    const ls = parseListeners(adv ?? this.string('listeners'));
+    // A wildcard bind address cannot be dialled: advertise loopback instead (Kafka uses the host name).
+    return ls.map((l) => (l.host === '' || l.host === '0.0.0.0' || l.host === '::' ? { ...l, host: '127.0.0.1' } : l));
+  }
+
+  /** Static values explicitly set (for DescribeConfigs sources). */
+  explicitly(name: string): string | undefined {
+    return this.values.get(name);
+  }
+
+  /** The broker-level value of a topic config: the first synonym set, scaled to the topic's unit; else null. */
+  topicDefault(topicConfig: string): { value: string; source: string } | null {
+    const def = TOPIC_BY_NAME.get(topicConfig);
+    if (def === undefined) return null;
+    for (const syn of def.brokerSynonyms) {
+      const v = this.values.get(syn);
+      if (v !== undefined) {
+        const scale = SYNONYM_SCALE[syn];
+        return { value: scale === undefined || v === '-1' ? v : String(Number(v) * scale), source: syn };
+      }
+    }
+    return null;
+  }
+}
+
+/** A topic's config overrides, validated; the effective value falls back to the broker, then Kafka. */
+export function validateTopicConfigs(entries: Iterable<[string, string | null]>): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const [k, v] of entries) {
+    const def = TOPIC_BY_NAME.get(k);
+    if (def === undefined) throw new ConfigError(`Unknown topic config name: ${k}`);
+    const norm = validateValue(def, v);
+    if (norm !== null) out.set(k, norm);
+  }
+  return out;
+}
+
+export interface EffectiveConfig {
+  value: string | null;
+  source: number;
+  synonyms: Array<{ name: string; value: string | null; source: number }>;
+}
+
+export function effectiveTopicConfig(name: string, overrides: ReadonlyMap<string, string>, broker: BrokerConfig): EffectiveConfig {
+  const def = TOPIC_BY_NAME.get(name);
+  if (def === undefined) throw new Error(`unknown topic config ${name}`);
+  const synonyms: EffectiveConfig['synonyms'] = [];
+  const own = overrides.get(name);
+  if (own !== undefined) synonyms.push({ name, value: own, source: ConfigSource.DYNAMIC_TOPIC_CONFIG });
+  for (const syn of def.brokerSynonyms) {
+    const v = broker.explicitly(syn);
+    if (v !== undefined) synonyms.push({ name: syn, value: v, source: ConfigSource.STATIC_BROKER_CONFIG });
+  }
+  synonyms.push({ name: def.brokerSynonyms[0]!, value: def.default, source: ConfigSource.DEFAULT_CONFIG });
+  if (own !== undefined) return { value: own, source: ConfigSource.DYNAMIC_TOPIC_CONFIG, synonyms };
+  const b = broker.topicDefault(name);
+  if (b !== null) return { value: b.value, source: ConfigSource.STATIC_BROKER_CONFIG, synonyms };
+  return { value: def.default, source: ConfigSource.DEFAULT_CONFIG, synonyms };
+}
+
+/** The effective value of every topic config, as a plain map. */
+export function effectiveTopicConfigs(overrides: ReadonlyMap<string, string>, broker: BrokerConfig): Map<string, string | null> {
+  return new Map(TOPIC_CONFIGS.map((d) => [d.name, effectiveTopicConfig(d.name, overrides, broker).value]));
+}
+
+/** Parses a long config value for use as a JS number (Long.MAX_VALUE becomes MAX_SAFE_INTEGER). */
+export function longValue(v: string | null): number {
+  if (v === null) return Number.MAX_SAFE_INTEGER;
+  const n = Number(v);
+  return n > Number.MAX_SAFE_INTEGER ? Number.MAX_SAFE_INTEGER : n;
+}

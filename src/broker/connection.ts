@@ -1,0 +1,233 @@
+/**
+ * One client connection: framing, dispatch, and responses in request order.
+ *
+ * Frames are an INT32 size and that many bytes. A size below zero or above
+ * `socket.request.max.bytes`, an undecodable header or body, an unknown api key, or a version the
+ * broker does not answer (other than ApiVersions, which gets KIP-511's v0 answer) closes this
+ * connection with a log line; the broker keeps serving everyone else.
+ *
+ * Requests are handled as they arrive (a produce's appends start in arrival order), but responses
+ * leave strictly in request order: each request takes a slot, and slots are written from the
+ * head as they complete. An acks=0 produce takes a slot that writes nothing.
+ *
+ * Back-pressure: the socket stops being read while `queued.max.requests` requests are in flight
+ * or while more than `socket.send.buffer.bytes` of responses wait to be sent, so a client that
+ * stops reading cannot make the broker buffer without bound.
+ */
+import type { Socket } from 'node:net';
+import { ApiKey, ApiVersionsApi } from '../protocol/messages/index.js';
+import { readRequestHeader, writeResponseHeader } from '../protocol/apis.js';
+import { ErrorCode } from '../protocol/errors.js';
+import { Reader } from '../protocol/reader.js';
+import { Writer } from '../protocol/writer.js';
+import type { Broker } from './broker.js';
+import { apiVersionsResponse } from './handlers/api-versions.js';
+import { HANDLER_BY_KEY } from './handlers/index.js';
+import type { RequestContext } from './handlers/handler.js';
+import type { Logger } from './logger.js';
+
+interface Slot {
+  done: boolean;
+  chunks: Buffer[] | null;
+}
+
+export interface ConnectionLimits {
+  maxRequestBytes: number;
+  maxInFlight: number;
+  maxPendingResponseBytes: number;
+}
+
+export class Connection {
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+  private readonly slots: Slot[] = [];
+  private inFlight = 0;
+  private closed = false;
+  private readonly abort = new AbortController();
+  private readonly settled = new Set<Promise<void>>();
+
+  constructor(
+    readonly id: string,
+    private readonly socket: Socket,
+    private readonly broker: Broker,
+    private readonly logger: Logger,
+    private readonly limits: ConnectionLimits,
+  ) {
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('drain', () => this.updateFlow());
+    socket.on('error', (e) => this.logger.debug('connection error', { connection: id, error: e }));
+    socket.on('close', () => this.onClose());
+  }
+
+  /** Resolves when every request received so far has been answered (or the connection closed). */
+  async drain(): Promise<void> {
+    while (this.settled.size > 0) await Promise.allSettled([...this.settled]);
+  }
+
+  /** Ends waits (long-polling fetches answer now) and closes once in-flight responses are written. */
+  async shutdown(): Promise<void> {
+    this.abort.abort();
+    await this.drain();
+    this.socket.end();
+  }
+
+  destroy(reason: string, fields: Record<string, unknown> = {}): void {
+    if (this.closed) return;
+    this.logger.warn(`closing connection: ${reason}`, { connection: this.id, remote: this.socket.remoteAddress, ...fields });
+    this.closed = true;
+    this.abort.abort();
+    this.socket.destroy();
+  }
+
+  private onClose(): void {
+    this.closed = true;
+    this.abort.abort();
+    this.pending = [];
+    this.pendingBytes = 0;
+    this.broker.connectionClosed(this);
+  }
+
+  private onData(chunk: Buffer): void {
+    if (this.closed) return;
+    this.pending.push(chunk);
+    this.pendingBytes += chunk.length;
+    while (!this.closed && this.pendingBytes >= 4) {
+      const size = this.peekInt32();
+      if (size < 0 || size > this.limits.maxRequestBytes) {
+        this.destroy(size < 0 ? 'negative frame size' : 'frame larger than socket.request.max.bytes', { size, limit: this.limits.maxRequestBytes });
+        return;
+      }
+      if (this.pendingBytes < 4 + size) break;
+      const frame = this.take(4 + size).subarray(4);
+      this.onFrame(frame);
+    }
+    this.updateFlow();
+  }
+
+  private peekInt32(): number {
+    const first = this.pending[0]!;
+    if (first.length >= 4) return first.readInt32BE(0);
+    const head = Buffer.concat(this.pending, 4);
+    return head.readInt32BE(0);
+  }
+
+  /** Removes and returns the next n buffered bytes, without copying when one chunk holds them. */
+  private take(n: number): Buffer {
+    const first = this.pending[0]!;
+    let out: Buffer;
+    if (first.length >= n) {
+      out = first.subarray(0, n);
+      if (first.length === n) this.pending.shift();
+      else this.pending[0] = first.subarray(n);
+    } else {
+      out = Buffer.allocUnsafe(n);
+      let at = 0;
+      while (at < n) {
+        const c = this.pending[0]!;
+        const part = Math.min(c.length, n - at);
+        c.copy(out, at, 0, part);
+        at += part;
+        if (part === c.length) this.pending.shift();
+        else this.pending[0] = c.subarray(part);
+      }
+    }
+    this.pendingBytes -= n;
+    return out;
+  }
+
+  private onFrame(frame: Buffer): void {
+    const r = new Reader(frame);
+    const header = readRequestHeader(r);
+    if (!r.ok) {
+      this.destroy('undecodable request header', { error: r.error });
+      return;
+    }
+    const apiKey = header.requestApiKey;
+    const version = header.requestApiVersion;
+    const handler = HANDLER_BY_KEY.get(apiKey);
+    if (handler === undefined) {
+      this.destroy('unknown api key', { apiKey, correlationId: header.correlationId, clientId: header.clientId });
+      return;
+    }
+    if (version < handler.minVersion || version > handler.maxVersion) {
+      if (apiKey === ApiKey.ApiVersions) {
+        // KIP-511: answer in v0 with the supported ranges so the client can retry lower.
+        const slot = this.newSlot();
+        this.complete(slot, this.encode(ApiVersionsApi.encodeResponse, apiVersionsResponse(ErrorCode.UNSUPPORTED_VERSION, this.broker.handlers), apiKey, 0, header.correlationId));
+        return;
+      }
+      this.destroy('unsupported api version', { api: handler.api.name, version, min: handler.minVersion, max: handler.maxVersion, clientId: header.clientId });
+      return;
+    }
+    const body = handler.api.decodeRequest(r, version);
+    if (!r.ok) {
+      this.destroy('undecodable request body', { api: handler.api.name, version, error: r.error, clientId: header.clientId });
+      return;
+    }
+    const slot = this.newSlot();
+    const ctx: RequestContext = {
+      broker: this.broker,
+      header,
+      version,
+      clientId: header.clientId,
+      connectionId: this.id,
+      logger: this.logger,
+      signal: this.abort.signal,
+    };
+    const work = (async () => {
+      try {
+        const response = await handler.handle(body, ctx);
+        this.complete(slot, response === null ? null : this.encode(handler.api.encodeResponse, response, apiKey, version, header.correlationId));
+      } catch (e) {
+        this.logger.error('request failed', { api: handler.api.name, version, correlationId: header.correlationId, error: e, stack: e instanceof Error ? e.stack : undefined });
+        this.destroy('request failed', { api: handler.api.name });
+        this.complete(slot, null);
+      }
+    })();
+    this.settled.add(work);
+    void work.finally(() => this.settled.delete(work));
+  }
+
+  private encode<T>(encodeBody: (w: Writer, v: T, version: number) => void, body: T, apiKey: number, version: number, correlationId: number): Buffer[] {
+    const w = new Writer(1024);
+    w.int32(0); // size, patched below
+    writeResponseHeader(w, apiKey, version, correlationId);
+    encodeBody(w, body, version);
+    const chunks = w.finish();
+    const total = chunks.reduce((n, c) => n + c.length, 0);
+    chunks[0]!.writeInt32BE(total - 4, 0);
+    return chunks;
+  }
+
+  private newSlot(): Slot {
+    const slot: Slot = { done: false, chunks: null };
+    this.slots.push(slot);
+    this.inFlight++;
+    return slot;
+  }
+
+  private complete(slot: Slot, chunks: Buffer[] | null): void {
+    slot.done = true;
+    slot.chunks = chunks;
+    this.inFlight--;
+    let wrote = false;
+    while (this.slots.length > 0 && this.slots[0]!.done) {
+      const s = this.slots.shift()!;
+      if (s.chunks === null || this.closed) continue;
+      if (!wrote) this.socket.cork();
+      wrote = true;
+      for (const c of s.chunks) this.socket.write(c);
+    }
+    if (wrote) this.socket.uncork();
+    this.updateFlow();
+  }
+
+  /** Pauses reading while too much is in flight or unsent; resumes when both are under their limits. */
+  private updateFlow(): void {
+    if (this.closed) return;
+    const busy = this.inFlight >= this.limits.maxInFlight || this.socket.writableLength > this.limits.maxPendingResponseBytes;
+    if (busy && !this.socket.isPaused()) this.socket.pause();
+    else if (!busy && this.socket.isPaused()) this.socket.resume();
+  }
+}

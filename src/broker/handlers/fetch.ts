@@ -1,0 +1,94 @@
+/**
+ * Fetch (key 1), versions 4–13 (4 is the first that carries magic-2 batches).
+ *
+ * Behaviour:
+ * - Serves stored batches byte for byte, from the batch holding `fetch_offset` up to the high
+ *   watermark (read_committed: the last stable offset, which equals it until transactions land).
+ * - Long poll: when fewer than `min_bytes` are available the request waits for an append to one
+ *   of its partitions or `max_wait_ms`, whichever is first; no polling loop.
+ * - Limits: `partition_max_bytes` per partition and `max_bytes` (capped by the broker's
+ *   fetch.max.bytes) overall, except that the first partition with data always returns at least
+ *   one whole batch (KIP-74), so a batch larger than the limits never stalls a consumer.
+ * - Offsets outside [log start, log end] answer OFFSET_OUT_OF_RANGE; a stale or future
+ *   current_leader_epoch (v9+) answers FENCED_LEADER_EPOCH / UNKNOWN_LEADER_EPOCH.
+ * - v13+ names topics by id; an unknown id answers UNKNOWN_TOPIC_ID.
+ * - Incremental fetch sessions (KIP-227) are declined: every response has session_id 0 and is a
+ *   full response; a request naming a session id gets FETCH_SESSION_ID_NOT_FOUND.
+ */
+import { ErrorCode } from '../../protocol/errors.js';
+import {
+  FetchApi,
+  defaultFetchResponseEpochEndOffset,
+  defaultFetchResponseLeaderIdAndEpoch,
+  defaultFetchResponseSnapshotId,
+  type FetchResponse,
+} from '../../protocol/messages/index.js';
+import type { FetchPartitionRequest } from '../replica-manager.js';
+import { defineHandler } from './handler.js';
+
+const READ_COMMITTED = 1;
+
+export const fetchHandler = defineHandler({
+  api: FetchApi,
+  minVersion: 4,
+  maxVersion: 13,
+  async handle(req, ctx): Promise<FetchResponse> {
+    const broker = ctx.broker;
+    if (req.sessionId !== 0) {
+      return { throttleTimeMs: 0, errorCode: ErrorCode.FETCH_SESSION_ID_NOT_FOUND, sessionId: 0, responses: [], nodeEndpoints: [] };
+    }
+    const image = broker.image;
+    const byId = ctx.version >= 13;
+    const plan = req.topics.map((t) => {
+      const topicImage = byId ? image.topicsById.get(t.topicId) : image.topic(t.topic);
+      const name = topicImage?.name ?? t.topic;
+      return {
+        topic: t.topic,
+        topicId: t.topicId,
+        partitions: t.partitions.map((p): FetchPartitionRequest & { index: number } => {
+          const partition = topicImage === undefined ? undefined : broker.replicaManager.getPartition(name, p.partition);
+          let missingError: number = byId && topicImage === undefined ? ErrorCode.UNKNOWN_TOPIC_ID : ErrorCode.UNKNOWN_TOPIC_OR_PARTITION;
+          let usable = partition;
+          if (partition !== undefined && p.currentLeaderEpoch >= 0 && p.currentLeaderEpoch !== partition.leaderEpoch) {
+            missingError = p.currentLeaderEpoch < partition.leaderEpoch ? ErrorCode.FENCED_LEADER_EPOCH : ErrorCode.UNKNOWN_LEADER_EPOCH;
+            usable = undefined;
+          }
+          return { index: p.partition, partition: usable, missingError, fetchOffset: p.fetchOffset, partitionMaxBytes: Math.max(0, p.partitionMaxBytes) };
+        }),
+      };
+    });
+    const flat = plan.flatMap((t) => t.partitions);
+    const maxBytes = Math.min(Math.max(0, req.maxBytes), broker.config.number('fetch.max.bytes'));
+    const results = await broker.replicaManager.fetch(flat, maxBytes, req.minBytes, req.maxWaitMs, ctx.signal);
+    const readCommitted = req.isolationLevel === READ_COMMITTED;
+    let i = 0;
+    return {
+      throttleTimeMs: 0,
+      errorCode: ErrorCode.NONE,
+      sessionId: 0,
+      responses: plan.map((t) => ({
+        topic: t.topic,
+        topicId: t.topicId,
+        partitions: t.partitions.map((p) => {
+          const r = results[i++]!;
+          return {
+            partitionIndex: p.index,
+            errorCode: r.errorCode,
+            highWatermark: r.highWatermark,
+            lastStableOffset: r.lastStableOffset,
+            logStartOffset: r.logStartOffset,
+            divergingEpoch: defaultFetchResponseEpochEndOffset(),
+            currentLeader: defaultFetchResponseLeaderIdAndEpoch(),
+            snapshotId: defaultFetchResponseSnapshotId(),
+            abortedTransactions: readCommitted ? [] : null,
+            preferredReadReplica: -1,
+            records: r.records ?? EMPTY,
+          };
+        }),
+      })),
+      nodeEndpoints: [],
+    };
+  },
+});
+
+const EMPTY = Buffer.alloc(0);

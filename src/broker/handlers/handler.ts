@@ -1,0 +1,41 @@
+/**
+ * The shape of an api handler. Each handler file declares the api it serves, the versions it
+ * answers (these are what ApiVersions advertises), and a `handle` that takes the decoded request
+ * and returns the response (or null for a request that gets none, like an acks=0 produce).
+ * Handlers never see bytes on the wire and never touch files; Kafka errors are response data.
+ */
+import type { Reader } from '../../protocol/reader.js';
+import type { Writer } from '../../protocol/writer.js';
+import type { RequestHeader } from '../../protocol/messages/index.js';
+import type { Broker } from '../broker.js';
+import type { Logger } from '../logger.js';
+
+export interface ApiCodec<Req, Resp> {
+  readonly key: number;
+  readonly name: string;
+  decodeRequest(r: Reader, version: number): Req;
+  encodeResponse(w: Writer, v: Resp, version: number): void;
+}
+
+export interface RequestContext {
+  readonly broker: Broker;
+  readonly header: RequestHeader;
+  readonly version: number;
+  readonly clientId: string | null;
+  readonly connectionId: string;
+  readonly logger: Logger;
+  /** Aborted when the connection closes or the broker shuts down: long waits end early. */
+  readonly signal: AbortSignal;
+}
+
+export interface ApiHandler<Req = unknown, Resp = unknown> {
+  readonly api: ApiCodec<Req, Resp>;
+  readonly minVersion: number;
+  readonly maxVersion: number;
+  handle(request: Req, ctx: RequestContext): Promise<Resp | null> | Resp | null;
+}
+
+export function defineHandler<Req, Resp>(h: ApiHandler<Req, Resp>): ApiHandler<Req, Resp> {
+  if (h.minVersion > h.maxVersion) throw new Error(`${h.api.name}: empty version range`);
+  return h;
+}

@@ -1,0 +1,97 @@
+/**
+ * Metadata (key 3), versions 0–12.
+ *
+ * Behaviour:
+ * - v0: an empty topic list means all topics; v1+: null means all, empty means none.
+ * - Unknown topics are created when the broker allows it (`auto.create.topics.enable`) and the
+ *   request does (`allow_auto_topic_creation`, v4+; always on before v4), with the broker's
+ *   default partitions and replication; the answer then carries the new topic.
+ * - v10+ carries topic ids; v12 may look topics up by id (unknown → UNKNOWN_TOPIC_ID).
+ * - `controller_id` is this broker (it is also the controller); `cluster_id` is from meta.properties.
+ * - Authorized operations (v8+) are all operations while there is no authorizer.
+ */
+import { ErrorCode } from '../../protocol/errors.js';
+import { MetadataApi, type MetadataResponse, type MetadataResponseTopic } from '../../protocol/messages/index.js';
+import { ZERO_UUID } from '../../protocol/reader.js';
+import type { MetadataImage, TopicImage } from '../metadata/image.js';
+import { invalidTopicName } from '../metadata/controller.js';
+import { defineHandler } from './handler.js';
+
+/** Kafka AclOperation codes as bits: READ 3, WRITE 4, CREATE 5, DELETE 6, ALTER 7, DESCRIBE 8, DESCRIBE_CONFIGS 10, ALTER_CONFIGS 11. */
+const TOPIC_OPERATIONS = [3, 4, 5, 6, 7, 8, 10, 11].reduce((m, b) => m | (1 << b), 0);
+/** CREATE 5, ALTER 7, DESCRIBE 8, CLUSTER_ACTION 9, DESCRIBE_CONFIGS 10, ALTER_CONFIGS 11, IDEMPOTENT_WRITE 12. */
+const CLUSTER_OPERATIONS = [5, 7, 8, 9, 10, 11, 12].reduce((m, b) => m | (1 << b), 0);
+const OMITTED = -2147483648;
+
+export function topicMetadata(t: TopicImage, includeOps: boolean): MetadataResponseTopic {
+  return {
+    errorCode: ErrorCode.NONE,
+    name: t.name,
+    topicId: t.topicId,
+    isInternal: t.name === '__consumer_offsets' || t.name === '__transaction_state',
+    partitions: t.partitions.map((p) => ({
+      errorCode: ErrorCode.NONE,
+      partitionIndex: p.partition,
+      leaderId: p.leader,
+      leaderEpoch: p.leaderEpoch,
+      replicaNodes: [...p.replicas],
+      isrNodes: [...p.isr],
+      offlineReplicas: [],
+    })),
+    topicAuthorizedOperations: includeOps ? TOPIC_OPERATIONS : OMITTED,
+  };
+}
+
+const errorTopic = (name: string | null, topicId: string, errorCode: number): MetadataResponseTopic => ({
+  errorCode,
+  name,
+  topicId,
+  isInternal: false,
+  partitions: [],
+  topicAuthorizedOperations: OMITTED,
+});
+
+export const metadataHandler = defineHandler({
+  api: MetadataApi,
+  minVersion: 0,
+  maxVersion: 12,
+  async handle(req, ctx): Promise<MetadataResponse> {
+    const broker = ctx.broker;
+    const includeOps = ctx.version >= 8 && req.includeTopicAuthorizedOperations;
+    const all = req.topics === null || (ctx.version === 0 && req.topics.length === 0);
+    let image: MetadataImage = broker.image;
+    let topics: MetadataResponseTopic[];
+    if (all) {
+      topics = [...image.topicsByName.values()].map((t) => topicMetadata(t, includeOps));
+    } else {
+      const allowCreate = (ctx.version < 4 || req.allowAutoTopicCreation) && broker.config.bool('auto.create.topics.enable');
+      const toCreate = req
+        .topics!.filter((t) => t.name !== null && image.topic(t.name) === undefined && invalidTopicName(t.name) === null)
+        .map((t) => t.name!);
+      if (allowCreate && toCreate.length > 0) {
+        await broker.controller.createTopics(
+          [...new Set(toCreate)].map((name) => ({ name, numPartitions: -1, replicationFactor: -1, assignments: [], configs: [] })),
+          false,
+        );
+        image = broker.image;
+      }
+      topics = req.topics!.map((rt) => {
+        if (rt.name === null) {
+          const t = image.topicsById.get(rt.topicId);
+          return t === undefined ? errorTopic(null, rt.topicId, ErrorCode.UNKNOWN_TOPIC_ID) : topicMetadata(t, includeOps);
+        }
+        if (invalidTopicName(rt.name) !== null) return errorTopic(rt.name, ZERO_UUID, ErrorCode.INVALID_TOPIC_EXCEPTION);
+        const t = image.topic(rt.name);
+        return t === undefined ? errorTopic(rt.name, ZERO_UUID, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION) : topicMetadata(t, includeOps);
+      });
+    }
+    return {
+      throttleTimeMs: 0,
+      brokers: [...image.brokers.values()].map((b) => ({ nodeId: b.brokerId, host: b.host, port: b.port, rack: b.rack })),
+      clusterId: broker.clusterId,
+      controllerId: broker.nodeId,
+      topics,
+      clusterAuthorizedOperations: ctx.version >= 8 && ctx.version <= 10 && req.includeClusterAuthorizedOperations ? CLUSTER_OPERATIONS : OMITTED,
+    };
+  },
+});

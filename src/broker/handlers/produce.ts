@@ -1,0 +1,58 @@
+/**
+ * Produce (key 0), versions 3–9 (3 is the first that carries magic-2 batches).
+ *
+ * Behaviour:
+ * - Each partition's records are validated (size, magic, CRC-32C, record count against offset
+ *   deltas, max.message.bytes) and appended as received; offsets and the partition leader epoch
+ *   are written in place, LogAppendTime topics get the broker time (and a new CRC).
+ * - acks: 0 gets no response at all; 1 is answered once appended; -1 once appended and fsynced
+ *   (group commit; `strand.acks.all.fsync=false` skips the fsync). Anything else:
+ *   INVALID_REQUIRED_ACKS.
+ * - Partitions of one request are appended in request order, so pipelined requests on a
+ *   connection keep their order in the log.
+ * - v8+: `record_errors` and `error_message` say which batch failed and why.
+ * - Unknown topic or partition: UNKNOWN_TOPIC_OR_PARTITION (produce never creates topics).
+ */
+import { ErrorCode } from '../../protocol/errors.js';
+import {
+  ProduceApi,
+  type ProduceResponse,
+  type ProduceResponsePartitionProduceResponse,
+} from '../../protocol/messages/index.js';
+import { defineHandler } from './handler.js';
+
+const NO_LEADER = { leaderId: -1, leaderEpoch: -1 };
+
+function partitionError(index: number, errorCode: number, errorMessage: string | null): ProduceResponsePartitionProduceResponse {
+  return { index, errorCode, baseOffset: -1, logAppendTimeMs: -1, logStartOffset: -1, recordErrors: [], errorMessage, currentLeader: NO_LEADER };
+}
+
+export const produceHandler = defineHandler({
+  api: ProduceApi,
+  minVersion: 3,
+  maxVersion: 9,
+  async handle(req, ctx): Promise<ProduceResponse | null> {
+    const rm = ctx.broker.replicaManager;
+    const now = Date.now();
+    const validAcks = req.acks === 0 || req.acks === 1 || req.acks === -1;
+    const responses = req.topicData.map((t) => ({
+      name: t.name,
+      partitionResponses: t.partitionData.map((pd): Promise<ProduceResponsePartitionProduceResponse> | ProduceResponsePartitionProduceResponse => {
+        if (!validAcks) return partitionError(pd.index, ErrorCode.INVALID_REQUIRED_ACKS, `acks must be 0, 1 or -1, got ${req.acks}`);
+        const partition = rm.getPartition(t.name, pd.index);
+        if (partition === undefined) return partitionError(pd.index, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, `This server does not host ${t.name}-${pd.index}`);
+        // Started synchronously, in request order: the log queues appends in call order.
+        return rm.produce(partition, pd.records, req.acks, now).then(
+          (r) => ({ index: pd.index, ...r, currentLeader: NO_LEADER }),
+          (e: unknown) => {
+            ctx.logger.error('append failed', { topic: t.name, partition: pd.index, error: e });
+            return partitionError(pd.index, ErrorCode.KAFKA_STORAGE_ERROR, 'The broker failed to write to its log');
+          },
+        );
+      }),
+    }));
+    const topics = await Promise.all(responses.map(async (t) => ({ name: t.name, partitionResponses: await Promise.all(t.partitionResponses) })));
+    if (req.acks === 0) return null;
+    return { responses: topics, throttleTimeMs: 0, nodeEndpoints: [] };
+  },
+});

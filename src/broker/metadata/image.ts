@@ -1,0 +1,134 @@
+/**
+ * The metadata image: what the cluster is, as applied from the metadata log.
+ *
+ * Every change to topics, partitions and configs is a MetadataRecord in the metadata log; the
+ * image is the result of replaying those records in order (KRaft's MetadataImage). Images are
+ * immutable: `apply` returns a new image sharing what did not change, so a handler that took an
+ * image before an `await` keeps a consistent view. On one broker the log is local; in a cluster
+ * the same records arrive through the Raft quorum.
+ */
+
+export type MetadataRecord =
+  | { type: 'Topic'; name: string; topicId: string }
+  | {
+      type: 'Partition';
+      topicId: string;
+      partition: number;
+      replicas: number[];
+      isr: number[];
+      leader: number;
+      leaderEpoch: number;
+      partitionEpoch: number;
+    }
+  | { type: 'RemoveTopic'; topicId: string }
+  /** `value` null removes the override. resourceName '' is the cluster-wide broker default. */
+  | { type: 'Config'; resourceType: 'topic' | 'broker'; resourceName: string; name: string; value: string | null }
+  | { type: 'RegisterBroker'; brokerId: number; host: string; port: number; rack: string | null; incarnationId: string };
+
+export interface PartitionImage {
+  readonly topicId: string;
+  readonly partition: number;
+  readonly replicas: readonly number[];
+  readonly isr: readonly number[];
+  readonly leader: number;
+  readonly leaderEpoch: number;
+  readonly partitionEpoch: number;
+}
+
+export interface TopicImage {
+  readonly name: string;
+  readonly topicId: string;
+  readonly partitions: readonly PartitionImage[];
+  readonly configs: ReadonlyMap<string, string>;
+}
+
+export interface BrokerRegistration {
+  readonly brokerId: number;
+  readonly host: string;
+  readonly port: number;
+  readonly rack: string | null;
+}
+
+const EMPTY_CONFIGS: ReadonlyMap<string, string> = new Map();
+
+export class MetadataImage {
+  static readonly EMPTY = new MetadataImage(new Map(), new Map(), new Map(), new Map(), -1);
+
+  private constructor(
+    readonly topicsByName: ReadonlyMap<string, TopicImage>,
+    readonly topicsById: ReadonlyMap<string, TopicImage>,
+    readonly brokers: ReadonlyMap<number, BrokerRegistration>,
+    readonly brokerConfigs: ReadonlyMap<string, string>,
+    /** Offset of the last metadata record applied. */
+    readonly offset: number,
+  ) {}
+
+  topic(name: string): TopicImage | undefined {
+    return this.topicsByName.get(name);
+  }
+
+  apply(record: MetadataRecord, offset: number): MetadataImage {
+    switch (record.type) {
+      case 'Topic': {
+        const t: TopicImage = { name: record.name, topicId: record.topicId, partitions: [], configs: EMPTY_CONFIGS };
+        return this.withTopic(t, offset);
+      }
+      case 'Partition': {
+        const t = this.topicsById.get(record.topicId);
+        if (t === undefined) return this.at(offset);
+        const p: PartitionImage = {
+          topicId: record.topicId,
+          partition: record.partition,
+          replicas: [...record.replicas],
+          isr: [...record.isr],
+          leader: record.leader,
+          leaderEpoch: record.leaderEpoch,
+          partitionEpoch: record.partitionEpoch,
+        };
+        const partitions = [...t.partitions];
+        partitions[record.partition] = p;
+        return this.withTopic({ ...t, partitions }, offset);
+      }
+      case 'RemoveTopic': {
+        const t = this.topicsById.get(record.topicId);
+        if (t === undefined) return this.at(offset);
+        const byName = new Map(this.topicsByName);
+        const byId = new Map(this.topicsById);
+        byName.delete(t.name);
+        byId.delete(t.topicId);
+        return new MetadataImage(byName, byId, this.brokers, this.brokerConfigs, offset);
+      }
+      case 'Config': {
+        if (record.resourceType === 'broker') {
+          const configs = new Map(this.brokerConfigs);
+          if (record.value === null) configs.delete(record.name);
+          else configs.set(record.name, record.value);
+          return new MetadataImage(this.topicsByName, this.topicsById, this.brokers, configs, offset);
+        }
+        const t = this.topicsByName.get(record.resourceName);
+        if (t === undefined) return this.at(offset);
+        const configs = new Map(t.configs);
+        if (record.value === null) configs.delete(record.name);
+        else configs.set(record.name, record.value);
+        return this.withTopic({ ...t, configs }, offset);
+      }
+      case 'RegisterBroker': {
+        const brokers = new Map(this.brokers);
+        brokers.set(record.brokerId, { brokerId: record.brokerId, host: record.host, port: record.port, rack: record.rack });
+        return new MetadataImage(this.topicsByName, this.topicsById, brokers, this.brokerConfigs, offset);
+      }
+    }
+  }
+
+  private at(offset: number): MetadataImage {
+    return new MetadataImage(this.topicsByName, this.topicsById, this.brokers, this.brokerConfigs, offset);
+  }
+
+  private withTopic(t: TopicImage, offset: number): MetadataImage {
+    const byName = new Map(this.topicsByName);
+    const byId = new Map(this.topicsById);
+    byName.set(t.name, t);
+    byId.set(t.topicId, t);
+    return new MetadataImage(byName, byId, this.brokers, this.brokerConfigs, offset);
+  }
+}

@@ -1,0 +1,275 @@
+/**
+ * ReplicaManager: the partitions this broker hosts, and the produce and fetch paths over them.
+ *
+ * Partitions follow the metadata image: when the controller commits a topic, the partitions this
+ * broker leads get a log; when a topic is removed, its logs are deleted. Produce validates each
+ * batch (Kafka's LogValidator rules), assigns offsets through the log, and for acks=-1 waits for
+ * the batch to be fsynced (group commit) unless `strand.acks.all.fsync=false`. Fetch reads up to
+ * the high watermark and, when less than `min_bytes` is available, waits (DelayedFetch) until an
+ * append to one of its partitions or `max_wait_ms` — woken by appends, never polling.
+ */
+import { ErrorCode } from '../protocol/errors.js';
+import { setLogAppendTime, validateProduceRecords } from '../protocol/records.js';
+import { LogManager } from '../storage/log-manager.js';
+import type { LogConfig, PartitionLog } from '../storage/log.js';
+import { OffsetOutOfRangeError } from '../storage/errors.js';
+import { BrokerConfig, effectiveTopicConfigs, longValue } from './config.js';
+import type { Logger } from './logger.js';
+import type { MetadataImage, TopicImage } from './metadata/image.js';
+
+export class Partition {
+  constructor(
+    readonly topic: string,
+    readonly index: number,
+    readonly topicId: string,
+    readonly log: PartitionLog,
+    public leaderEpoch: number,
+    public settings: TopicSettings,
+  ) {}
+
+  /** The last stable offset: the high watermark until transactions hold records back. */
+  get lastStableOffset(): number {
+    return this.log.highWatermark;
+  }
+}
+
+/** Topic-level settings the produce path needs, resolved from the effective config. */
+export interface TopicSettings {
+  maxMessageBytes: number;
+  logAppendTime: boolean;
+  requireKeys: boolean;
+  timestampBeforeMaxMs: number;
+  timestampAfterMaxMs: number;
+  minInsyncReplicas: number;
+}
+
+export function logConfigOf(configs: ReadonlyMap<string, string | null>): LogConfig {
+  const n = (k: string): number => longValue(configs.get(k) ?? null);
+  return {
+    segmentBytes: n('segment.bytes'),
+    segmentMs: n('segment.ms'),
+    segmentIndexBytes: n('segment.index.bytes'),
+    indexIntervalBytes: n('index.interval.bytes'),
+    retentionMs: n('retention.ms'),
+    retentionBytes: n('retention.bytes'),
+    flushMessages: n('flush.messages'),
+    flushMs: n('flush.ms'),
+    fileDeleteDelayMs: n('file.delete.delay.ms'),
+  };
+}
+
+export function topicSettingsOf(configs: ReadonlyMap<string, string | null>): TopicSettings {
+  const n = (k: string): number => longValue(configs.get(k) ?? null);
+  const diff = n('message.timestamp.difference.max.ms');
+  return {
+    maxMessageBytes: n('max.message.bytes'),
+    logAppendTime: configs.get('message.timestamp.type') === 'LogAppendTime',
+    requireKeys: (configs.get('cleanup.policy') ?? '').split(',').includes('compact'),
+    timestampBeforeMaxMs: Math.min(diff, n('message.timestamp.before.max.ms')),
+    timestampAfterMaxMs: Math.min(diff, n('message.timestamp.after.max.ms')),
+    minInsyncReplicas: n('min.insync.replicas'),
+  };
+}
+
+export interface ProduceResult {
+  errorCode: number;
+  errorMessage: string | null;
+  baseOffset: number;
+  logAppendTimeMs: number;
+  logStartOffset: number;
+  recordErrors: Array<{ batchIndex: number; batchIndexErrorMessage: string | null }>;
+}
+
+export interface FetchPartitionRequest {
+  partition: Partition | undefined;
+  /** The error to answer when `partition` is undefined. */
+  missingError: number;
+  fetchOffset: number;
+  partitionMaxBytes: number;
+}
+
+export interface FetchPartitionResult {
+  errorCode: number;
+  highWatermark: number;
+  lastStableOffset: number;
+  logStartOffset: number;
+  records: Buffer | null;
+}
+
+const key = (topic: string, partition: number): string => `${topic}\u0000${partition}`;
+
+export class ReplicaManager {
+  private readonly partitions = new Map<string, Partition>();
+  private readonly waiters = new Set<{ keys: ReadonlySet<string>; wake: () => void }>();
+  private readonly fsyncOnAcksAll: boolean;
+
+  constructor(
+    readonly logManager: LogManager,
+    private readonly config: BrokerConfig,
+    private readonly nodeId: number,
+    private readonly logger: Logger,
+  ) {
+    this.fsyncOnAcksAll = config.bool('strand.acks.all.fsync');
+  }
+
+  getPartition(topic: string, index: number): Partition | undefined {
+    return this.partitions.get(key(topic, index));
+  }
+
+  allPartitions(): IterableIterator<Partition> {
+    return this.partitions.values();
+  }
+
+  /** Brings hosted partitions in line with the image: new logs for new partitions, deletion for removed topics, config updates. */
+  async applyImage(image: MetadataImage, previous: MetadataImage): Promise<void> {
+    for (const [name, old] of previous.topicsByName) {
+      const now = image.topicsByName.get(name);
+      if (now === undefined || now.topicId !== old.topicId) await this.removeTopic(old);
+    }
+    for (const topic of image.topicsByName.values()) {
+      const configs = effectiveTopicConfigs(topic.configs, this.config);
+      const logConfig = logConfigOf(configs);
+      const settings = topicSettingsOf(configs);
+      for (const p of topic.partitions) {
+        if (p === undefined || !p.replicas.includes(this.nodeId)) continue;
+        const existing = this.partitions.get(key(topic.name, p.partition));
+        if (existing !== undefined && existing.topicId === topic.topicId) {
+          existing.leaderEpoch = p.leaderEpoch;
+          existing.settings = settings;
+          existing.log.updateConfig(logConfig);
+          continue;
+        }
+        const log = await this.logManager.getOrCreateLog(topic.name, p.partition, logConfig);
+        this.partitions.set(key(topic.name, p.partition), new Partition(topic.name, p.partition, topic.topicId, log, p.leaderEpoch, settings));
+      }
+    }
+  }
+
+  private async removeTopic(topic: TopicImage): Promise<void> {
+    for (const p of topic.partitions) {
+      if (p === undefined) continue;
+      const part = this.partitions.get(key(topic.name, p.partition));
+      if (part === undefined || part.topicId !== topic.topicId) continue;
+      this.partitions.delete(key(topic.name, p.partition));
+      await this.logManager.deleteLog(topic.name, p.partition);
+    }
+    this.logger.info('deleted topic logs', { topic: topic.name, topicId: topic.topicId });
+  }
+
+  /** Validates and appends one partition's records; resolves when `acks` is satisfied. */
+  async produce(partition: Partition, records: Buffer | null, acks: number, nowMs: number): Promise<ProduceResult> {
+    const result: ProduceResult = {
+      errorCode: ErrorCode.NONE,
+      errorMessage: null,
+      baseOffset: -1,
+      logAppendTimeMs: -1,
+      logStartOffset: partition.log.logStartOffset,
+      recordErrors: [],
+    };
+    if (records === null || records.length === 0) {
+      result.errorCode = ErrorCode.CORRUPT_MESSAGE;
+      result.errorMessage = 'Produce request carries no records';
+      return result;
+    }
+    const s = partition.settings;
+    const v = validateProduceRecords(records, { maxMessageBytes: s.maxMessageBytes, requireKeys: s.requireKeys });
+    if (!v.ok) {
+      result.errorCode = v.errorCode;
+      result.errorMessage = v.message;
+      result.recordErrors = (v.recordErrors ?? []).map((e) => ({ batchIndex: e.batchIndex, batchIndexErrorMessage: e.message }));
+      return result;
+    }
+    if (s.logAppendTime) {
+      for (const b of v.batches) setLogAppendTime(records, nowMs, b.offset);
+      result.logAppendTimeMs = nowMs;
+    } else if (s.timestampBeforeMaxMs < Number.MAX_SAFE_INTEGER || s.timestampAfterMaxMs < Number.MAX_SAFE_INTEGER) {
+      for (const b of v.batches) {
+        const ts = b.header.maxTimestamp;
+        if (ts < nowMs - s.timestampBeforeMaxMs || ts > nowMs + s.timestampAfterMaxMs) {
+          result.errorCode = ErrorCode.INVALID_TIMESTAMP;
+          result.errorMessage = `Timestamp ${ts} of a batch is out of the range allowed by message.timestamp.before/after.max.ms`;
+          return result;
+        }
+      }
+    }
+    const appended = await partition.log.append(records, partition.leaderEpoch);
+    result.baseOffset = appended.firstOffset;
+    result.logStartOffset = partition.log.logStartOffset;
+    this.wakeFetchers(partition);
+    if (acks === -1 && this.fsyncOnAcksAll) await partition.log.flush();
+    return result;
+  }
+
+  private wakeFetchers(partition: Partition): void {
+    if (this.waiters.size === 0) return;
+    const k = key(partition.topic, partition.index);
+    for (const w of this.waiters) if (w.keys.has(k)) w.wake();
+  }
+
+  /**
+   * Reads each partition once; if fewer than `minBytes` came back and `maxWaitMs` allows, waits
+   * for an append to one of them (or the deadline) and reads again. KIP-74: the first partition
+   * that has data returns at least one whole batch even past the limits.
+   */
+  async fetch(reqs: FetchPartitionRequest[], maxBytes: number, minBytes: number, maxWaitMs: number, signal?: AbortSignal): Promise<FetchPartitionResult[]> {
+    const deadline = Date.now() + Math.max(0, maxWaitMs);
+    for (;;) {
+      const results = await this.readOnce(reqs, maxBytes);
+      const bytes = results.reduce((n, r) => n + (r.records?.length ?? 0), 0);
+      const anyError = results.some((r) => r.errorCode !== ErrorCode.NONE);
+      const remaining = deadline - Date.now();
+      if (bytes >= minBytes || anyError || remaining <= 0 || signal?.aborted) return results;
+      const keys = new Set(reqs.filter((r) => r.partition !== undefined).map((r) => key(r.partition!.topic, r.partition!.index)));
+      await new Promise<void>((resolve) => {
+        const waiter = { keys, wake: () => done() };
+        const timer = setTimeout(() => done(), remaining);
+        const onAbort = (): void => done();
+        signal?.addEventListener('abort', onAbort, { once: true });
+        const done = (): void => {
+          clearTimeout(timer);
+          signal?.removeEventListener('abort', onAbort);
+          this.waiters.delete(waiter);
+          resolve();
+        };
+        this.waiters.add(waiter);
+      });
+    }
+  }
+
+  private async readOnce(reqs: FetchPartitionRequest[], maxBytes: number): Promise<FetchPartitionResult[]> {
+    let budget = maxBytes;
+    let gotAny = false;
+    const out: FetchPartitionResult[] = [];
+    for (const req of reqs) {
+      const p = req.partition;
+      if (p === undefined) {
+        out.push({ errorCode: req.missingError, highWatermark: -1, lastStableOffset: -1, logStartOffset: -1, records: null });
+        continue;
+      }
+      const log = p.log;
+      const hw = log.highWatermark;
+      const base = { highWatermark: hw, lastStableOffset: hw, logStartOffset: log.logStartOffset };
+      if (req.fetchOffset < log.logStartOffset || req.fetchOffset > log.logEndOffset) {
+        out.push({ ...base, errorCode: ErrorCode.OFFSET_OUT_OF_RANGE, records: null });
+        continue;
+      }
+      const limit = Math.min(req.partitionMaxBytes, budget);
+      let records: Buffer;
+      try {
+        records = req.fetchOffset >= hw || (limit <= 0 && gotAny) ? EMPTY : await log.read(req.fetchOffset, Math.max(0, limit), hw, !gotAny);
+      } catch (e) {
+        if (e instanceof OffsetOutOfRangeError) {
+          out.push({ ...base, errorCode: ErrorCode.OFFSET_OUT_OF_RANGE, records: null });
+          continue;
+        }
+        throw e;
+      }
+      if (records.length > 0) gotAny = true;
+      budget -= records.length;
+      out.push({ ...base, errorCode: ErrorCode.NONE, records });
+    }
+    return out;
+  }
+}
+
+const EMPTY = Buffer.alloc(0);

@@ -1,0 +1,105 @@
+/**
+ * LogLoader: turn a partition directory into a list of open segments, recovering after a crash.
+ *
+ * Steps:
+ *  1. Delete leftovers: `*.tmp` (a checkpoint write cut short), `*.deleted`, and `.index` /
+ *     `.timeindex` files whose `.log` is gone.
+ *  2. Open each `.log` in base-offset order. Indexes are loaded and sanity-checked (see
+ *     OffsetIndex.load, TimeIndex.load, LogSegment.loadTail); a missing or inconsistent index is
+ *     rebuilt by scanning its log.
+ *  3. After an unclean shutdown the last segment (and the one before it, if the last is empty) is
+ *     fully validated: every batch's header, CRC-32C and offsets; the file is truncated at the
+ *     first invalid or torn batch. Older segments were fsynced when they rolled, so they are not
+ *     rescanned (Kafka keeps a recovery-point checkpoint for the same purpose).
+ *  4. If recovery cut a segment that is not the last, the segments after it are deleted (their
+ *     offsets would no longer follow on), as Kafka does.
+ *  5. The log start offset comes from the `log-start-offset` checkpoint, clamped to
+ *     [first segment base offset, log end offset].
+ */
+import fs from 'node:fs';
+import { join } from 'node:path';
+import { readLogStartOffset } from './checkpoint.js';
+import type { Logger } from './logger.js';
+import { INDEX_SUFFIX, LOG_SUFFIX, LogSegment, TIME_INDEX_SUFFIX, type SegmentIndexConfig } from './log-segment.js';
+
+const SEGMENT_FILE = /^(\d{20})\.(log|index|timeindex)$/;
+
+export interface LoadedLog {
+  segments: LogSegment[];
+  logStartOffset: number;
+  recoveredBytes: number;
+}
+
+export async function loadLog(
+  dir: string,
+  config: SegmentIndexConfig,
+  opts: { cleanShutdown: boolean; nowMs: number; logger: Logger },
+): Promise<LoadedLog> {
+  const names = await fs.promises.readdir(dir);
+  const logBases = new Set<number>();
+  const others: { name: string; base: number }[] = [];
+  for (const name of names) {
+    if (name.endsWith('.tmp') || name.endsWith('.deleted')) {
+      await fs.promises.rm(join(dir, name), { force: true });
+      continue;
+    }
+    const m = SEGMENT_FILE.exec(name);
+    if (!m) continue;
+    const base = Number(m[1]);
+    if (m[2] === 'log') logBases.add(base);
+    else others.push({ name, base });
+  }
+  for (const o of others) {
+    if (!logBases.has(o.base)) {
+      opts.logger.warn('deleting orphan index file', { dir, file: o.name });
+      await fs.promises.rm(join(dir, o.name), { force: true });
+    }
+  }
+  const bases = [...logBases].sort((a, b) => a - b);
+  const segments: LogSegment[] = [];
+  let recoveredBytes = 0;
+  try {
+    for (let i = 0; i < bases.length; i++) {
+      const base = bases[i]!;
+      const isLast = i === bases.length - 1;
+      let recover = !opts.cleanShutdown && isLast;
+      if (!opts.cleanShutdown && i === bases.length - 2) {
+        // Also recover the second-to-last segment when the last one is empty.
+        const lastSize = (await fs.promises.stat(join(dir, String(bases[i + 1]).padStart(20, '0') + LOG_SUFFIX))).size;
+        recover = lastSize === 0;
+      }
+      const { segment, truncatedBytes, rebuiltIndexes } = await LogSegment.open(dir, base, config, { recover, nowMs: opts.nowMs });
+      segments.push(segment);
+      if (rebuiltIndexes && !recover) opts.logger.warn('rebuilt indexes of segment', { dir, baseOffset: base });
+      if (truncatedBytes > 0) {
+        recoveredBytes += truncatedBytes;
+        opts.logger.warn('truncated invalid tail of segment', { dir, baseOffset: base, truncatedBytes, nextOffset: segment.nextOffset });
+        if (!isLast) {
+          for (const later of bases.slice(i + 1)) {
+            opts.logger.warn('deleting segment after a truncated one', { dir, baseOffset: later });
+            for (const suffix of [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX]) {
+              await fs.promises.rm(join(dir, String(later).padStart(20, '0') + suffix), { force: true });
+            }
+          }
+          break;
+        }
+      }
+      const prev = segments[segments.length - 2];
+      if (prev && prev.nextOffset > segment.baseOffset) {
+        throw new Error(`segment ${base} overlaps the previous one ending at ${prev.nextOffset} in ${dir}`);
+      }
+    }
+    const checkpoint = await readLogStartOffset(dir);
+    if (segments.length === 0) {
+      const base = checkpoint ?? 0;
+      segments.push(await LogSegment.create(dir, base, config, opts.nowMs));
+    }
+    const first = segments[0]!;
+    const logEndOffset = segments[segments.length - 1]!.nextOffset;
+    const logStartOffset = Math.min(Math.max(checkpoint ?? first.baseOffset, first.baseOffset), logEndOffset);
+    return { segments, logStartOffset, recoveredBytes };
+  } catch (err) {
+    await Promise.all(segments.map((s) => s.close().catch(() => {})));
+    throw err;
+  }
+}

@@ -1,0 +1,186 @@
+/**
+ * LogManager: owns the partition directories under one data dir (Kafka's LogManager).
+ *
+ * Layout: `<dataDir>/<topic>-<partition>/` per partition log (see log.ts) and the clean-shutdown
+ * marker `<dataDir>/.strand-clean-shutdown` (see checkpoint.ts). Other entries in the data dir
+ * (the broker's `__meta`, ...) are ignored; logs are opened only through getOrCreateLog.
+ *
+ * Background tasks (timers unref'd, one run at a time):
+ *  - retention every retentionCheckIntervalMs (log.retention.check.interval.ms);
+ *  - flush.ms every flushSchedulerIntervalMs (log.flush.scheduler.interval.ms), if given.
+ */
+import fs from 'node:fs';
+import { join } from 'node:path';
+import { consumeCleanShutdownMarker, writeCleanShutdownMarker } from './checkpoint.js';
+import { StorageError } from './errors.js';
+import { PartitionLog, type LogConfig } from './log.js';
+import { noopLogger, type Logger } from './logger.js';
+
+const PARTITION_DIR = /^(.+)-(\d+)$/;
+
+export interface LogManagerOptions {
+  logger?: Logger;
+  clock?: () => number;
+  retentionCheckIntervalMs: number;
+  flushSchedulerIntervalMs?: number;
+}
+
+export class LogManager {
+  private readonly logs = new Map<string, PartitionLog>();
+  private readonly opening = new Map<string, Promise<PartitionLog>>();
+  private readonly logger: Logger;
+  private readonly clock: () => number;
+  private cleanShutdown = false;
+  private started = false;
+  private stopped = false;
+  private retentionTimer: NodeJS.Timeout | null = null;
+  private flushTimer: NodeJS.Timeout | null = null;
+  private retentionRun: Promise<void> | null = null;
+  private flushRun: Promise<void> | null = null;
+
+  constructor(
+    readonly dataDir: string,
+    private readonly opts: LogManagerOptions,
+  ) {
+    this.logger = opts.logger ?? noopLogger;
+    this.clock = opts.clock ?? Date.now;
+  }
+
+  /** Create the data dir, read and remove the clean-shutdown marker, start background tasks. */
+  async startup(): Promise<{ cleanShutdown: boolean }> {
+    await fs.promises.mkdir(this.dataDir, { recursive: true });
+    this.cleanShutdown = await consumeCleanShutdownMarker(this.dataDir);
+    this.started = true;
+    this.retentionTimer = setInterval(() => void this.runRetention(), this.opts.retentionCheckIntervalMs);
+    this.retentionTimer.unref();
+    if (this.opts.flushSchedulerIntervalMs !== undefined) {
+      this.flushTimer = setInterval(() => void this.runFlush(), this.opts.flushSchedulerIntervalMs);
+      this.flushTimer.unref();
+    }
+    this.logger.info('log manager started', { dataDir: this.dataDir, cleanShutdown: this.cleanShutdown });
+    return { cleanShutdown: this.cleanShutdown };
+  }
+
+  dirFor(topic: string, partition: number): string {
+    return join(this.dataDir, `${topic}-${partition}`);
+  }
+
+  async getOrCreateLog(topic: string, partition: number, config: LogConfig): Promise<PartitionLog> {
+    if (!this.started || this.stopped) throw new StorageError('LOG_MANAGER_NOT_RUNNING', 'log manager is not running');
+    const k = `${topic}-${partition}`;
+    const existing = this.logs.get(k);
+    if (existing) return existing;
+    let pending = this.opening.get(k);
+    if (!pending) {
+      pending = PartitionLog.open(this.dirFor(topic, partition), topic, partition, config, {
+        cleanShutdown: this.cleanShutdown,
+        clock: this.clock,
+        logger: this.logger,
+      }).then(
+        (log) => {
+          this.opening.delete(k);
+          this.logs.set(k, log);
+          return log;
+        },
+        (err) => {
+          this.opening.delete(k);
+          throw err;
+        },
+      );
+      this.opening.set(k, pending);
+    }
+    return pending;
+  }
+
+  getLog(topic: string, partition: number): PartitionLog | undefined {
+    return this.logs.get(`${topic}-${partition}`);
+  }
+
+  async deleteLog(topic: string, partition: number): Promise<void> {
+    const k = `${topic}-${partition}`;
+    const pending = this.opening.get(k);
+    if (pending) await pending.catch(() => {});
+    const log = this.logs.get(k);
+    this.logs.delete(k);
+    if (log) await log.delete();
+    else await fs.promises.rm(this.dirFor(topic, partition), { recursive: true, force: true });
+  }
+
+  allLogs(): PartitionLog[] {
+    return [...this.logs.values()];
+  }
+
+  /** Directories named `<topic>-<digits>` in the data dir, open or not. */
+  async listPartitionDirs(): Promise<{ topic: string; partition: number; dir: string }[]> {
+    const out: { topic: string; partition: number; dir: string }[] = [];
+    for (const entry of await fs.promises.readdir(this.dataDir, { withFileTypes: true })) {
+      if (!entry.isDirectory()) continue;
+      const m = PARTITION_DIR.exec(entry.name);
+      if (!m) continue;
+      out.push({ topic: m[1]!, partition: Number(m[2]), dir: join(this.dataDir, entry.name) });
+    }
+    return out.sort((a, b) => (a.topic === b.topic ? a.partition - b.partition : a.topic < b.topic ? -1 : 1));
+  }
+
+  /** One retention pass over every log (also what the timer runs). Returns segments deleted. */
+  async runRetention(): Promise<number> {
+    if (this.retentionRun) {
+      await this.retentionRun;
+      return 0;
+    }
+    let deleted = 0;
+    this.retentionRun = (async () => {
+      const now = this.clock();
+      for (const log of this.logs.values()) {
+        try {
+          deleted += await log.applyRetention(now);
+        } catch (err) {
+          if (!this.stopped) this.logger.warn('retention failed', { dir: log.dir, error: String(err) });
+        }
+      }
+    })().finally(() => {
+      this.retentionRun = null;
+    });
+    await this.retentionRun;
+    return deleted;
+  }
+
+  /** flush.ms pass: flush every log whose oldest unflushed append is at least flushMs old. */
+  async runFlush(): Promise<void> {
+    if (this.flushRun) return this.flushRun;
+    this.flushRun = (async () => {
+      const now = this.clock();
+      await Promise.all(
+        [...this.logs.values()].map((log) =>
+          log.flushIfDue(now).catch((err) => {
+            if (!this.stopped) this.logger.warn('scheduled flush failed', { dir: log.dir, error: String(err) });
+          }),
+        ),
+      );
+    })().finally(() => {
+      this.flushRun = null;
+    });
+    return this.flushRun;
+  }
+
+  /** Stop timers, close every log (fsync), then write the clean-shutdown marker last. */
+  async shutdown(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    if (this.retentionTimer) clearInterval(this.retentionTimer);
+    if (this.flushTimer) clearInterval(this.flushTimer);
+    await Promise.allSettled([...this.opening.values()]);
+    await this.retentionRun?.catch(() => {});
+    await this.flushRun?.catch(() => {});
+    const results = await Promise.allSettled([...this.logs.values()].map((log) => log.close()));
+    this.logs.clear();
+    const failed = results.filter((r) => r.status === 'rejected');
+    if (failed.length > 0) {
+      // Without every log closed cleanly the next start must recover: no marker.
+      this.logger.error('logs failed to close; not marking a clean shutdown', { failed: failed.length });
+      return;
+    }
+    if (this.started) await writeCleanShutdownMarker(this.dataDir);
+    this.logger.info('log manager shut down cleanly', { dataDir: this.dataDir });
+  }
+}

@@ -1,0 +1,701 @@
+/**
+ * PartitionLog: one partition's log on local disk (Kafka's UnifiedLog + LocalLog).
+ *
+ * Behaviour:
+ *  - Appends are serialized per log in call order through one writer queue. Queued appends are
+ *    written as a group with one writev (up to MAX_GROUP_BYTES / MAX_IOVECS); offsets are assigned
+ *    when the group forms; `logEndOffset` and the high watermark only move when the write lands,
+ *    so readers never see bytes in flight.
+ *  - A batch is stored byte-for-byte; storage rewrites only baseOffset and partitionLeaderEpoch in
+ *    place, in the caller's buffer (neither is covered by the CRC).
+ *  - Roll (a new active segment) when the next append would overflow segment.bytes, segment.ms has
+ *    passed since the active segment's first append, an index is full, or a relative offset would
+ *    overflow. The old segment is fsynced (log and indexes) before the new one takes writes.
+ *  - flush() is a group commit: one fdatasync of the active segment at a time; callers arriving
+ *    while one runs share the next one, which starts when the running one ends.
+ *  - flush.messages: when the unflushed count reaches it, the appends of that group resolve only
+ *    after an fsync. flush.ms is driven from outside (LogManager calls flushIfDue).
+ *  - Operations that change the segment list (truncate, retention, DeleteRecords, close) run as
+ *    exclusive tasks in the writer queue. Deleted segment files are unlinked at once; the fd is
+ *    closed when the last in-flight read or fsync releases it (so file.delete.delay.ms is not used).
+ *  - Reads are not queued: they look up the segment list synchronously and hold a reference.
+ */
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import {
+  BATCH_LENGTH_OFFSET,
+  LAST_OFFSET_DELTA_OFFSET,
+  LOG_OVERHEAD,
+  MAGIC_OFFSET,
+  MAGIC_V2,
+  MAX_TIMESTAMP_OFFSET,
+  MIN_BATCH_LENGTH,
+  PARTITION_LEADER_EPOCH_OFFSET,
+  RECORD_BATCH_HEADER_SIZE,
+  readInt64,
+  writeInt64,
+} from './batch-layout.js';
+import { writeLogStartOffset } from './checkpoint.js';
+import { LogClosedError, OffsetOutOfRangeError, StorageError } from './errors.js';
+import { MAX_IOVECS } from './file-io.js';
+import { loadLog } from './log-loader.js';
+import { LogSegment, type BatchHeader } from './log-segment.js';
+import { noopLogger, type Logger } from './logger.js';
+
+export interface LogConfig {
+  /** segment.bytes */
+  segmentBytes: number;
+  /** segment.ms */
+  segmentMs: number;
+  /** segment.index.bytes: an index this large is full and the segment rolls */
+  segmentIndexBytes: number;
+  /** index.interval.bytes */
+  indexIntervalBytes: number;
+  /** retention.ms, -1 = unlimited */
+  retentionMs: number;
+  /** retention.bytes, -1 = unlimited */
+  retentionBytes: number;
+  /** flush.messages */
+  flushMessages: number;
+  /** flush.ms */
+  flushMs: number;
+  /** file.delete.delay.ms — accepted but unused: files are unlinked at once, fds closed when idle */
+  fileDeleteDelayMs: number;
+}
+
+export const DEFAULT_LOG_CONFIG: Readonly<LogConfig> = Object.freeze({
+  segmentBytes: 1073741824,
+  segmentMs: 604800000,
+  segmentIndexBytes: 10485760,
+  indexIntervalBytes: 4096,
+  retentionMs: 604800000,
+  retentionBytes: -1,
+  flushMessages: Number.MAX_SAFE_INTEGER,
+  flushMs: Number.MAX_SAFE_INTEGER,
+  fileDeleteDelayMs: 60000,
+});
+
+export interface AppendResult {
+  firstOffset: number;
+  lastOffset: number;
+  /** Largest batch maxTimestamp in the append (-1 if none). */
+  maxTimestamp: number;
+  /** Base offset of the first batch holding maxTimestamp. */
+  offsetOfMaxTimestamp: number;
+}
+
+export interface OpenOptions {
+  cleanShutdown: boolean;
+  clock?: () => number;
+  logger?: Logger;
+}
+
+/** Most bytes one writev carries. */
+const MAX_GROUP_BYTES = 16 * 1024 * 1024;
+
+interface AppendOp {
+  kind: 'append';
+  buf: Buffer;
+  leaderEpoch: number;
+  records: number;
+  resolve: (r: AppendResult) => void;
+  reject: (e: unknown) => void;
+  result: AppendResult | null;
+}
+
+interface TaskOp {
+  kind: 'task';
+  run: () => Promise<unknown>;
+  resolve: (v: unknown) => void;
+  reject: (e: unknown) => void;
+}
+
+type Op = AppendOp | TaskOp;
+
+export class PartitionLog {
+  config: LogConfig;
+  private segments: LogSegment[];
+  private _logStartOffset: number;
+  private _logEndOffset: number;
+  private _highWatermark: number;
+  /** Next offset to assign (>= logEndOffset; greater while a write is in flight). */
+  private nextOffset: number;
+  private maxTs: { timestamp: number; offset: number } | null = null;
+  private readonly clock: () => number;
+  private readonly logger: Logger;
+  private queue: Op[] = [];
+  private queueHead = 0;
+  private draining = false;
+  private closed = false;
+  private failure: StorageError | null = null;
+  private unflushed = 0;
+  private lastFlushMs: number;
+  private fsyncRunning: Promise<void> | null = null;
+  private fsyncNext: Promise<void> | null = null;
+  private readonly groupBufs: Buffer[] = [];
+  private readonly groupOps: AppendOp[] = [];
+
+  private constructor(
+    readonly dir: string,
+    readonly topic: string,
+    readonly partition: number,
+    config: LogConfig,
+    segments: LogSegment[],
+    logStartOffset: number,
+    clock: () => number,
+    logger: Logger,
+  ) {
+    this.config = { ...config };
+    this.segments = segments;
+    this._logStartOffset = logStartOffset;
+    this._logEndOffset = this.active.nextOffset;
+    this.nextOffset = this._logEndOffset;
+    this._highWatermark = this._logEndOffset;
+    this.clock = clock;
+    this.logger = logger;
+    this.lastFlushMs = clock();
+    this.recomputeMaxTimestamp();
+  }
+
+  static async open(dir: string, topic: string, partition: number, config: LogConfig, opts: OpenOptions): Promise<PartitionLog> {
+    const clock = opts.clock ?? Date.now;
+    const logger = opts.logger ?? noopLogger;
+    await fs.promises.mkdir(dir, { recursive: true });
+    const loaded = await loadLog(dir, config, { cleanShutdown: opts.cleanShutdown, nowMs: clock(), logger });
+    const log = new PartitionLog(dir, topic, partition, config, loaded.segments, loaded.logStartOffset, clock, logger);
+    logger.debug('opened log', {
+      dir,
+      segments: loaded.segments.length,
+      logStartOffset: log.logStartOffset,
+      logEndOffset: log.logEndOffset,
+      recoveredBytes: loaded.recoveredBytes,
+    });
+    return log;
+  }
+
+  get logStartOffset(): number {
+    return this._logStartOffset;
+  }
+
+  get logEndOffset(): number {
+    return this._logEndOffset;
+  }
+
+  /** On one broker this follows the log end offset; replication will drive it with setHighWatermark. */
+  get highWatermark(): number {
+    return this._highWatermark;
+  }
+
+  /** Set the high watermark (clamped to [logStartOffset, logEndOffset]). */
+  setHighWatermark(offset: number): void {
+    this._highWatermark = Math.min(Math.max(offset, this._logStartOffset), this._logEndOffset);
+  }
+
+  /** Whether appends move the high watermark along with the log end offset (single broker). */
+  autoAdvanceHighWatermark = true;
+
+  get sizeInBytes(): number {
+    let total = 0;
+    for (const s of this.segments) total += s.size;
+    return total;
+  }
+
+  get numberOfSegments(): number {
+    return this.segments.length;
+  }
+
+  /** Messages appended since the last fsync began. */
+  get unflushedMessages(): number {
+    return this.unflushed;
+  }
+
+  private get active(): LogSegment {
+    return this.segments[this.segments.length - 1]!;
+  }
+
+  // ---------------------------------------------------------------- append
+
+  append(batches: Buffer, leaderEpoch: number): Promise<AppendResult> {
+    if (this.closed) return Promise.reject(new LogClosedError(`log ${this.dir} is closed`));
+    if (this.failure) return Promise.reject(this.failure);
+    let records: number;
+    try {
+      records = checkBatches(batches);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return new Promise<AppendResult>((resolve, reject) => {
+      this.queue.push({ kind: 'append', buf: batches, leaderEpoch, records, resolve, reject, result: null });
+      if (!this.draining) void this.drain();
+    });
+  }
+
+  private runTask<T>(run: () => Promise<T>): Promise<T> {
+    if (this.closed) return Promise.reject(new LogClosedError(`log ${this.dir} is closed`));
+    return new Promise<T>((resolve, reject) => {
+      this.queue.push({ kind: 'task', run, resolve: resolve as (v: unknown) => void, reject });
+      if (!this.draining) void this.drain();
+    });
+  }
+
+  private shiftOp(): Op {
+    const op = this.queue[this.queueHead]!;
+    this.queueHead++;
+    if (this.queueHead > 1024 && this.queueHead * 2 > this.queue.length) {
+      this.queue = this.queue.slice(this.queueHead);
+      this.queueHead = 0;
+    }
+    return op;
+  }
+
+  private peekOp(): Op | undefined {
+    return this.queue[this.queueHead];
+  }
+
+  private async drain(): Promise<void> {
+    this.draining = true;
+    try {
+      for (let op = this.peekOp(); op; op = this.peekOp()) {
+        if (op.kind === 'task') {
+          this.shiftOp();
+          try {
+            op.resolve(await op.run());
+          } catch (err) {
+            op.reject(err);
+          }
+          continue;
+        }
+        if (this.failure || this.closed) {
+          this.shiftOp();
+          op.reject(this.failure ?? new LogClosedError(`log ${this.dir} is closed`));
+          continue;
+        }
+        try {
+          await this.writeGroup();
+        } catch (err) {
+          // An invariant broke mid-group: stop taking writes rather than guess.
+          this.fail(err);
+          for (const op of this.groupOps) op.reject(this.failure);
+          this.groupOps.length = 0;
+        }
+      }
+    } finally {
+      this.draining = false;
+      this.queue.length = 0;
+      this.queueHead = 0;
+    }
+  }
+
+  /** Form one group of queued appends in the active segment, write it, settle its promises. */
+  private async writeGroup(): Promise<void> {
+    const nowMs = this.clock();
+    const ops = this.groupOps;
+    const bufs = this.groupBufs;
+    ops.length = 0;
+    bufs.length = 0;
+    let bytes = 0;
+    let records = 0;
+    let seg = this.active;
+    const position = seg.writeEnd;
+    for (let op = this.peekOp(); op && op.kind === 'append'; op = this.peekOp()) {
+      if (ops.length >= MAX_IOVECS || (ops.length > 0 && bytes + op.buf.length > MAX_GROUP_BYTES)) break;
+      const lastOffset = this.nextOffset + op.records - 1;
+      if (seg.shouldRoll(op.buf.length, lastOffset, nowMs, this.config.segmentBytes, this.config.segmentMs)) {
+        if (ops.length > 0) break;
+        try {
+          await this.roll(nowMs);
+        } catch (err) {
+          this.fail(err);
+          return;
+        }
+        seg = this.active;
+        return this.writeGroup();
+      }
+      this.shiftOp();
+      op.result = this.assignOffsets(seg, op, nowMs);
+      ops.push(op);
+      bufs.push(op.buf);
+      bytes += op.buf.length;
+      records += op.records;
+    }
+    if (ops.length === 0) return;
+    try {
+      await seg.write(bufs, position, bytes, nowMs);
+    } catch (err) {
+      this.fail(err);
+      for (const op of ops) op.reject(this.failure);
+      return;
+    }
+    this._logEndOffset = seg.nextOffset;
+    if (this.autoAdvanceHighWatermark) this._highWatermark = this._logEndOffset;
+    if (seg.maxTimestamp >= 0 && (this.maxTs === null || seg.maxTimestamp > this.maxTs.timestamp)) {
+      this.maxTs = { timestamp: seg.maxTimestamp, offset: seg.offsetOfMaxTimestamp };
+    }
+    this.unflushed += records;
+    if (this.unflushed >= this.config.flushMessages) {
+      const done = ops.slice();
+      this.groupFsync().then(
+        () => {
+          for (const op of done) op.resolve(op.result!);
+        },
+        (err) => {
+          for (const op of done) op.reject(err);
+        },
+      );
+    } else {
+      for (const op of ops) op.resolve(op.result!);
+    }
+    ops.length = 0;
+    bufs.length = 0;
+  }
+
+  private assignOffsets(seg: LogSegment, op: AppendOp, nowMs: number): AppendResult {
+    const buf = op.buf;
+    const firstOffset = this.nextOffset;
+    let maxTimestamp = -1;
+    let offsetOfMaxTimestamp = firstOffset;
+    let at = 0;
+    while (at < buf.length) {
+      const size = buf.readInt32BE(at + BATCH_LENGTH_OFFSET) + LOG_OVERHEAD;
+      const baseOffset = this.nextOffset;
+      const lastOffset = baseOffset + buf.readInt32BE(at + LAST_OFFSET_DELTA_OFFSET);
+      writeInt64(buf, at, baseOffset);
+      buf.writeInt32BE(op.leaderEpoch, at + PARTITION_LEADER_EPOCH_OFFSET);
+      const ts = readInt64(buf, at + MAX_TIMESTAMP_OFFSET);
+      if (ts > maxTimestamp) {
+        maxTimestamp = ts;
+        offsetOfMaxTimestamp = baseOffset;
+      }
+      seg.assignBatch(baseOffset, lastOffset, ts, size, nowMs);
+      this.nextOffset = lastOffset + 1;
+      at += size;
+    }
+    return { firstOffset, lastOffset: this.nextOffset - 1, maxTimestamp, offsetOfMaxTimestamp };
+  }
+
+  private fail(err: unknown): void {
+    if (this.failure) return;
+    this.failure = new StorageError('KAFKA_STORAGE_ERROR', `log ${this.dir} failed: ${(err as Error)?.message ?? err}`, { cause: err });
+    this.logger.error('log failed; appends rejected until reopened', { dir: this.dir, error: String(err) });
+  }
+
+  /** Seal the active segment (fsync log + indexes) and start a new one at nextOffset. */
+  private async roll(nowMs: number): Promise<void> {
+    const old = this.active;
+    assert(old.writeEnd === old.size, 'roll with a write in flight');
+    await old.flushAll();
+    const seg = await LogSegment.create(this.dir, this.nextOffset, this.config, nowMs);
+    this.segments.push(seg);
+    this.logger.debug('rolled segment', { dir: this.dir, baseOffset: seg.baseOffset });
+  }
+
+  // ---------------------------------------------------------------- flush
+
+  /** Resolves when everything appended before the call is fsynced. */
+  async flush(): Promise<void> {
+    await this.runTask(async () => {});
+    await this.groupFsync();
+  }
+
+  /** flush.ms: flush if something is unflushed and flushMs has passed since the last flush. */
+  async flushIfDue(nowMs: number): Promise<void> {
+    if (this.unflushed > 0 && nowMs - this.lastFlushMs >= this.config.flushMs) await this.flush();
+  }
+
+  private groupFsync(): Promise<void> {
+    if (!this.fsyncRunning) {
+      this.fsyncRunning = this.fsyncActive().finally(() => {
+        this.fsyncRunning = null;
+      });
+      return this.fsyncRunning;
+    }
+    if (!this.fsyncNext) {
+      this.fsyncNext = this.fsyncRunning
+        .catch(() => {})
+        .then(() => {
+          this.fsyncNext = null;
+          return this.groupFsync();
+        });
+    }
+    return this.fsyncNext;
+  }
+
+  private async fsyncActive(): Promise<void> {
+    const seg = this.active;
+    const covered = this.unflushed;
+    if (!seg.acquire()) return; // closing: close() fsyncs
+    try {
+      await seg.fsync();
+    } finally {
+      seg.release();
+    }
+    this.unflushed = Math.max(0, this.unflushed - covered);
+    this.lastFlushMs = this.clock();
+  }
+
+  // ---------------------------------------------------------------- read
+
+  /** Index of the segment holding `offset` (last one with baseOffset <= offset). */
+  private segmentIndexFor(offset: number): number {
+    let lo = 0;
+    let hi = this.segments.length - 1;
+    let found = 0;
+    while (lo <= hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.segments[mid]!.baseOffset <= offset) {
+        found = mid;
+        lo = mid + 1;
+      } else hi = mid - 1;
+    }
+    return found;
+  }
+
+  async read(fetchOffset: number, maxBytes: number, maxOffset: number, minOneBatch: boolean): Promise<Buffer> {
+    if (this.closed) throw new LogClosedError(`log ${this.dir} is closed`);
+    if (fetchOffset < this._logStartOffset || fetchOffset > this._logEndOffset) {
+      throw new OffsetOutOfRangeError(
+        `offset ${fetchOffset} out of range [${this._logStartOffset}, ${this._logEndOffset}] for ${this.topic}-${this.partition}`,
+      );
+    }
+    const limitOffset = Math.min(maxOffset, this._logEndOffset);
+    if (fetchOffset >= limitOffset) return EMPTY;
+    for (let i = this.segmentIndexFor(fetchOffset); i < this.segments.length; i++) {
+      const seg = this.segments[i]!;
+      if (!seg.acquire()) continue;
+      try {
+        const limit = seg.size;
+        const first = await seg.findBatch(fetchOffset, limit);
+        if (!first) continue;
+        return await readFrom(seg, first, limit, maxBytes, limitOffset, minOneBatch);
+      } finally {
+        seg.release();
+      }
+    }
+    return EMPTY;
+  }
+
+  async findBatchByTimestamp(timestampMs: number): Promise<{ batch: Buffer; baseOffset: number } | null> {
+    if (this.closed) throw new LogClosedError(`log ${this.dir} is closed`);
+    const segments = this.segments.slice();
+    for (const seg of segments) {
+      if (seg.nextOffset <= this._logStartOffset || seg.maxTimestamp < timestampMs) continue;
+      if (!seg.acquire()) continue;
+      try {
+        const h = await seg.findBatchByTimestamp(timestampMs, this._logStartOffset);
+        if (!h || h.baseOffset >= this._highWatermark) {
+          if (h) return null;
+          continue;
+        }
+        const batch = Buffer.allocUnsafe(h.size);
+        const n = await seg.readBytes(batch, 0, h.size, h.position);
+        if (n < h.size) return null;
+        return { batch, baseOffset: h.baseOffset };
+      } finally {
+        seg.release();
+      }
+    }
+    return null;
+  }
+
+  maxTimestampAndOffset(): { timestamp: number; offset: number } | null {
+    return this.maxTs ? { ...this.maxTs } : null;
+  }
+
+  private recomputeMaxTimestamp(): void {
+    this.maxTs = null;
+    for (const s of this.segments) {
+      if (s.maxTimestamp >= 0 && (this.maxTs === null || s.maxTimestamp > this.maxTs.timestamp)) {
+        this.maxTs = { timestamp: s.maxTimestamp, offset: s.offsetOfMaxTimestamp };
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------- delete, retention, truncate
+
+  async deleteRecordsBefore(offset: number): Promise<number> {
+    return this.runTask(async () => {
+      if (offset > this._highWatermark || offset < 0) {
+        throw new OffsetOutOfRangeError(`DeleteRecords offset ${offset} above high watermark ${this._highWatermark}`);
+      }
+      if (offset <= this._logStartOffset) return this._logStartOffset;
+      this._logStartOffset = offset;
+      await writeLogStartOffset(this.dir, offset);
+      // The active segment can go too when every record in it is below the new start: roll first.
+      if (offset >= this.active.nextOffset && !this.active.isEmpty) await this.roll(this.clock());
+      await this.deleteSegmentsWhile((seg, next) => next !== undefined && next.baseOffset <= this._logStartOffset, 'delete-records');
+      return this._logStartOffset;
+    });
+  }
+
+  async applyRetention(nowMs: number): Promise<number> {
+    return this.runTask(async () => {
+      let deleted = 0;
+      // Segments wholly below the log start offset (left by DeleteRecords).
+      deleted += await this.deleteSegmentsWhile((_s, next) => next !== undefined && next.baseOffset <= this._logStartOffset, 'log-start-offset');
+      const retentionMs = this.config.retentionMs;
+      if (retentionMs >= 0) {
+        deleted += await this.deleteSegmentsWhile((s, next) => next !== undefined && nowMs - s.largestTimestamp > retentionMs, 'retention.ms');
+      }
+      const retentionBytes = this.config.retentionBytes;
+      if (retentionBytes >= 0) {
+        let excess = this.sizeInBytes - retentionBytes;
+        deleted += await this.deleteSegmentsWhile((s, next) => {
+          if (next === undefined || excess - s.size < 0) return false;
+          excess -= s.size;
+          return true;
+        }, 'retention.bytes');
+      }
+      return deleted;
+    });
+  }
+
+  /** Delete segments from the front while `pred` holds (never the active one); advance the log start offset. */
+  private async deleteSegmentsWhile(pred: (s: LogSegment, next: LogSegment | undefined) => boolean, reason: string): Promise<number> {
+    const doomed: LogSegment[] = [];
+    while (this.segments.length > 1 && pred(this.segments[0]!, this.segments[1])) doomed.push(this.segments.shift()!);
+    if (doomed.length === 0) return 0;
+    const newStart = Math.max(this._logStartOffset, this.segments[0]!.baseOffset);
+    if (newStart !== this._logStartOffset) {
+      this._logStartOffset = newStart;
+      if (this._highWatermark < newStart) this._highWatermark = newStart;
+      await writeLogStartOffset(this.dir, newStart);
+    }
+    this.recomputeMaxTimestamp();
+    for (const seg of doomed) {
+      this.logger.info('deleting segment', { dir: this.dir, baseOffset: seg.baseOffset, reason });
+      await seg.deleteFiles();
+    }
+    return doomed.length;
+  }
+
+  async truncateTo(offset: number): Promise<void> {
+    assert(Number.isSafeInteger(offset) && offset >= 0, `bad truncation offset ${offset}`);
+    await this.runTask(async () => {
+      if (offset >= this.nextOffset) return;
+      if (offset < this._logStartOffset || offset < this.segments[0]!.baseOffset) {
+        // Kafka's truncateFullyAndStartAt: nothing survives; the log restarts at `offset`.
+        const doomed = this.segments;
+        this.segments = [await LogSegment.create(this.dir, offset, this.config, this.clock())];
+        for (const s of doomed) {
+          // A segment with the same base offset was just replaced on disk by create(): only close it.
+          if (s.baseOffset === offset) await s.close();
+          else await s.deleteFiles();
+        }
+        this._logStartOffset = offset;
+        await writeLogStartOffset(this.dir, offset);
+        this.resetOffsets();
+        return;
+      }
+      while (this.segments.length > 1 && this.active.baseOffset >= offset) {
+        const seg = this.segments.pop()!;
+        await seg.deleteFiles();
+      }
+      await this.active.truncateTo(offset);
+      this.resetOffsets();
+      if (this._logStartOffset > this._logEndOffset) {
+        // The batch holding the start offset went too.
+        this._logStartOffset = this._logEndOffset;
+        await writeLogStartOffset(this.dir, this._logStartOffset);
+      }
+    });
+  }
+
+  private resetOffsets(): void {
+    this.nextOffset = this.active.nextOffset;
+    this._logEndOffset = this.nextOffset;
+    this._highWatermark = Math.min(this._highWatermark, this._logEndOffset);
+    if (this.autoAdvanceHighWatermark) this._highWatermark = this._logEndOffset;
+    this.recomputeMaxTimestamp();
+  }
+
+  updateConfig(config: LogConfig): void {
+    this.config = { ...config };
+  }
+
+  // ---------------------------------------------------------------- close, delete
+
+  private closing: Promise<void> | null = null;
+
+  async close(): Promise<void> {
+    if (this.closing) return this.closing;
+    this.closing = this.runTask(async () => {
+      this.closed = true;
+      if (this.fsyncRunning) await this.fsyncRunning.catch(() => {});
+      if (this.fsyncNext) await this.fsyncNext.catch(() => {});
+      const active = this.active;
+      if (!this.failure) await active.flushAll();
+      for (const s of this.segments) await s.close();
+      // A failed log may hold a torn tail: make the caller skip the clean-shutdown marker.
+      if (this.failure) throw this.failure;
+    });
+    return this.closing;
+  }
+
+  async delete(): Promise<void> {
+    await this.close().catch(() => {});
+    await fs.promises.rm(this.dir, { recursive: true, force: true });
+  }
+}
+
+const EMPTY = Buffer.alloc(0);
+
+/**
+ * Read whole batches starting with `first` within one segment: up to maxBytes, never a batch with
+ * lastOffset >= limitOffset; with minOneBatch the first batch comes back even if larger.
+ */
+async function readFrom(
+  seg: LogSegment,
+  first: BatchHeader,
+  limit: number,
+  maxBytes: number,
+  limitOffset: number,
+  minOneBatch: boolean,
+): Promise<Buffer> {
+  if (first.lastOffset >= limitOffset) return EMPTY;
+  if (first.size > maxBytes) {
+    if (!minOneBatch) return EMPTY;
+    const buf = Buffer.allocUnsafe(first.size);
+    const n = await seg.readBytes(buf, 0, first.size, first.position);
+    assert(n === first.size, `short read of batch at ${seg.logPath}:${first.position}`);
+    return buf;
+  }
+  const want = Math.min(maxBytes, limit - first.position);
+  const buf = Buffer.allocUnsafe(want);
+  const n = await seg.readBytes(buf, 0, want, first.position);
+  // Walk the headers in what was read; keep whole batches below limitOffset.
+  let end = 0;
+  while (end + RECORD_BATCH_HEADER_SIZE <= n) {
+    const batchLength = buf.readInt32BE(end + BATCH_LENGTH_OFFSET);
+    assert(batchLength >= MIN_BATCH_LENGTH && buf[end + MAGIC_OFFSET] === MAGIC_V2, `bad batch at ${seg.logPath}:${first.position + end}`);
+    const size = batchLength + LOG_OVERHEAD;
+    if (end + size > n) break;
+    const lastOffset = readInt64(buf, end) + buf.readInt32BE(end + LAST_OFFSET_DELTA_OFFSET);
+    if (lastOffset >= limitOffset) break;
+    end += size;
+  }
+  return end === n ? buf : buf.subarray(0, end);
+}
+
+/**
+ * Check the framing of an append: one or more whole magic-2 batches back to back. Full
+ * validation (CRC, sequence, sizes) is the broker's; this guards storage's own invariants.
+ * Returns the number of offsets the batches take.
+ */
+function checkBatches(buf: Buffer): number {
+  let at = 0;
+  let offsets = 0;
+  if (buf.length === 0) throw new StorageError('INVALID_RECORD', 'empty append');
+  while (at < buf.length) {
+    if (at + RECORD_BATCH_HEADER_SIZE > buf.length) throw new StorageError('INVALID_RECORD', `truncated batch header at ${at}`);
+    const batchLength = buf.readInt32BE(at + BATCH_LENGTH_OFFSET);
+    if (batchLength < MIN_BATCH_LENGTH || at + batchLength + LOG_OVERHEAD > buf.length) {
+      throw new StorageError('INVALID_RECORD', `bad batchLength ${batchLength} at ${at}`);
+    }
+    if (buf[at + MAGIC_OFFSET] !== MAGIC_V2) throw new StorageError('INVALID_RECORD', `magic ${buf[at + MAGIC_OFFSET]} at ${at}`);
+    const delta = buf.readInt32BE(at + LAST_OFFSET_DELTA_OFFSET);
+    if (delta < 0) throw new StorageError('INVALID_RECORD', `negative lastOffsetDelta at ${at}`);
+    offsets += delta + 1;
+    at += batchLength + LOG_OVERHEAD;
+  }
+  return offsets;
+}

@@ -1,0 +1,102 @@
+/**
+ * Runs a real broker process (`bin/strand broker`) for tests and benchmarks: a free port, a
+ * temporary data directory, and a wait until it accepts connections.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const STRAND_BIN = join(fileURLToPath(new URL('.', import.meta.url)), '..', '..', '..', 'bin', 'strand');
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const addr = s.address();
+      s.close(() => (typeof addr === 'object' && addr ? resolve(addr.port) : reject(new Error('no port'))));
+    });
+    s.on('error', reject);
+  });
+}
+
+export async function waitForPort(port: number, timeoutMs: number, host = '127.0.0.1', child?: ChildProcess): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (child && child.exitCode !== null) throw new Error(`broker exited with code ${child.exitCode} before listening`);
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = connect({ host, port }, () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.on('error', () => resolve(false));
+    });
+    if (ok) return;
+    if (Date.now() > deadline) throw new Error(`nothing listening on ${host}:${port} after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+export interface BrokerProcess {
+  readonly port: number;
+  readonly bootstrap: string;
+  readonly dataDir: string;
+  readonly child: ChildProcess;
+  /** Everything the broker printed (stderr + stdout). */
+  output(): string;
+  /** SIGTERM and wait for exit; resolves with the exit code. */
+  stop(): Promise<number | null>;
+  /** SIGKILL and wait for exit. */
+  kill(): Promise<void>;
+  /** Remove the data directory (after stop/kill). */
+  cleanup(): void;
+}
+
+export interface StartOptions {
+  dataDir?: string;
+  port?: number;
+  overrides?: Record<string, string | number | boolean>;
+  args?: string[];
+  timeoutMs?: number;
+}
+
+export async function startBroker(opts: StartOptions = {}): Promise<BrokerProcess> {
+  const port = opts.port ?? (await freePort());
+  const ownDir = opts.dataDir === undefined;
+  const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'strand-test-'));
+  const args = [STRAND_BIN, 'broker', '--port', String(port), '--data-dir', dataDir, ...(opts.args ?? [])];
+  for (const [k, v] of Object.entries(opts.overrides ?? {})) args.push('--override', `${k}=${v}`);
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  try {
+    await waitForPort(port, opts.timeoutMs ?? 15000, '127.0.0.1', child);
+  } catch (e) {
+    child.kill('SIGKILL');
+    throw new Error(`${(e as Error).message}\n--- broker output ---\n${out}`);
+  }
+  return {
+    port,
+    bootstrap: `127.0.0.1:${port}`,
+    dataDir,
+    child,
+    output: () => out,
+    async stop() {
+      if (child.exitCode !== null) return child.exitCode;
+      child.kill('SIGTERM');
+      return exited;
+    },
+    async kill() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill('SIGKILL');
+      await exited;
+    },
+    cleanup() {
+      if (ownDir) rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
