@@ -29,7 +29,7 @@ export interface BrokerAddress {
   port: number;
 }
 
-async function loadOrCreateMetaProperties(dataDir: string, nodeId: number, configured: string | null, logger: Logger): Promise<string> {
+async function loadOrCreateMetaProperties(dataDir: string, nodeId: number, configured: string | null, logger: Logger): Promise<{ clusterId: string; formatted: boolean }> {
   const path = join(dataDir, 'meta.properties');
   let text: string | null = null;
   try {
@@ -44,12 +44,12 @@ async function loadOrCreateMetaProperties(dataDir: string, nodeId: number, confi
     if (clusterId === undefined) throw new Error(`${path} has no cluster.id`);
     if (stored !== nodeId) throw new Error(`${path} belongs to node.id ${stored}, but this broker is node.id ${nodeId}`);
     if (configured !== null && configured !== clusterId) throw new Error(`${path} has cluster.id ${clusterId}, but cluster.id=${configured} is configured`);
-    return clusterId;
+    return { clusterId, formatted: false };
   }
   const clusterId = configured ?? randomBytes(16).toString('base64url');
   await writeFile(path, `#\n#${new Date().toISOString()}\nversion=1\ncluster.id=${clusterId}\nnode.id=${nodeId}\n`);
   logger.info('formatted data directory', { dataDir, clusterId, nodeId });
-  return clusterId;
+  return { clusterId, formatted: true };
 }
 
 export class Broker {
@@ -86,14 +86,14 @@ export class Broker {
   static async start(config: BrokerConfig, logger: Logger): Promise<Broker> {
     const dataDir = config.dataDir;
     await mkdir(dataDir, { recursive: true });
-    const clusterId = await loadOrCreateMetaProperties(dataDir, config.nodeId, config.raw('cluster.id'), logger);
+    const { clusterId, formatted } = await loadOrCreateMetaProperties(dataDir, config.nodeId, config.raw('cluster.id'), logger);
     for (const k of config.unknownKeys) logger.warn('ignoring unknown broker config', { name: k });
     const logManager = new LogManager(dataDir, {
       logger: logger.child('storage'),
       retentionCheckIntervalMs: config.number('log.retention.check.interval.ms'),
     });
     const { cleanShutdown } = await logManager.startup();
-    if (!cleanShutdown) logger.warn('the last shutdown was not clean: recovering log tails', { dataDir });
+    if (!cleanShutdown && !formatted) logger.warn('the last shutdown was not clean: recovering log tails', { dataDir });
     const metadataLog = await MetadataLog.open(dataDir, cleanShutdown, logger.child('metadata'));
     const image = await metadataLog.replay();
     const controller = new Controller(image, metadataLog, config, config.nodeId, logger.child('controller'));
@@ -118,11 +118,10 @@ export class Broker {
   private async listen(): Promise<void> {
     const limits = {
       maxRequestBytes: this.config.number('socket.request.max.bytes'),
-      maxInFlight: this.config.number('queued.max.requests'),
       maxPendingResponseBytes: Math.max(64 * 1024, this.config.number('socket.send.buffer.bytes')) * 64,
     };
     for (const l of this.config.listeners) {
-      const server = createServer({ noDelay: true }, (socket: Socket) => {
+      const server = createServer({ noDelay: true, allowHalfOpen: true }, (socket: Socket) => {
         const id = `${l.name}-${this.nextConnectionId++}`;
         const conn = new Connection(id, socket, this, this.logger.child('network'), limits);
         this.connections.add(conn);
@@ -157,7 +156,7 @@ export class Broker {
     for (const s of this.servers) s.close();
     const deadline = new Promise<void>((resolve) => setTimeout(resolve, 15000).unref());
     await Promise.race([Promise.all([...this.connections].map((c) => c.shutdown())), deadline]);
-    for (const c of this.connections) c.destroy('broker shutting down');
+    for (const c of this.connections) c.destroy('broker shut down', {}, 'debug');
     await this.metadataLog.close();
     await this.logManager.shutdown();
     this.logger.info('shutdown complete: logs flushed and closed, marked clean');

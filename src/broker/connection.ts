@@ -10,9 +10,12 @@
  * leave strictly in request order: each request takes a slot, and slots are written from the
  * head as they complete. An acks=0 produce takes a slot that writes nothing.
  *
- * Back-pressure: the socket stops being read while `queued.max.requests` requests are in flight
- * or while more than `socket.send.buffer.bytes` of responses wait to be sent, so a client that
- * stops reading cannot make the broker buffer without bound.
+ * Back-pressure: the socket stops being read while MAX_IN_FLIGHT requests are in flight on it or
+ * while more than `maxPendingResponseBytes` of responses wait to be sent, so a client that stops
+ * reading cannot make the broker buffer without bound: at most MAX_IN_FLIGHT responses (each
+ * bounded by fetch.max.bytes / message.max.bytes) plus the unsent bytes are held per connection.
+ * Kafka goes further and handles one request per connection at a time; a small window keeps
+ * pipelined produces (librdkafka sends up to 5) appending and fsyncing together.
  */
 import type { Socket } from 'node:net';
 import { ApiKey, ApiVersionsApi } from '../protocol/messages/index.js';
@@ -31,9 +34,11 @@ interface Slot {
   chunks: Buffer[] | null;
 }
 
+/** Requests handled concurrently on one connection (responses still leave in order). */
+export const MAX_IN_FLIGHT = 16;
+
 export interface ConnectionLimits {
   maxRequestBytes: number;
-  maxInFlight: number;
   maxPendingResponseBytes: number;
 }
 
@@ -42,6 +47,8 @@ export class Connection {
   private pendingBytes = 0;
   private readonly slots: Slot[] = [];
   private inFlight = 0;
+  private processing = false;
+  private readEnded = false;
   private closed = false;
   private readonly abort = new AbortController();
   private readonly settled = new Set<Promise<void>>();
@@ -58,6 +65,12 @@ export class Connection {
     socket.on('drain', () => this.updateFlow());
     socket.on('error', (e) => this.logger.debug('connection error', { connection: id, error: e }));
     socket.on('close', () => this.onClose());
+    // A client may half-close after its last request (the server allows half-open sockets):
+    // answer what it sent, then close.
+    socket.on('end', () => {
+      this.readEnded = true;
+      this.endIfIdle();
+    });
   }
 
   /** Resolves when every request received so far has been answered (or the connection closed). */
@@ -72,12 +85,27 @@ export class Connection {
     this.socket.end();
   }
 
-  destroy(reason: string, fields: Record<string, unknown> = {}): void {
+  /** Closes now, dropping unsent responses (shutdown, or a failed request). */
+  destroy(reason: string, fields: Record<string, unknown> = {}, level: 'warn' | 'debug' = 'warn'): void {
     if (this.closed) return;
-    this.logger.warn(`closing connection: ${reason}`, { connection: this.id, remote: this.socket.remoteAddress, ...fields });
+    this.logger[level](`closing connection: ${reason}`, { connection: this.id, remote: this.socket.remoteAddress, ...fields });
     this.closed = true;
     this.abort.abort();
     this.socket.destroy();
+  }
+
+  /**
+   * Bad input: read nothing more from this client, answer the requests that came before it
+   * (as Kafka, which handles one request at a time, would have), then close.
+   */
+  private reject(reason: string, fields: Record<string, unknown> = {}): void {
+    if (this.closed || this.readEnded) return;
+    this.logger.warn(`closing connection: ${reason}`, { connection: this.id, remote: this.socket.remoteAddress, ...fields });
+    this.readEnded = true;
+    this.pending = [];
+    this.pendingBytes = 0;
+    this.socket.pause();
+    this.endIfIdle();
   }
 
   private onClose(): void {
@@ -89,20 +117,45 @@ export class Connection {
   }
 
   private onData(chunk: Buffer): void {
-    if (this.closed) return;
+    if (this.closed || this.readEnded) return;
     this.pending.push(chunk);
     this.pendingBytes += chunk.length;
-    while (!this.closed && this.pendingBytes >= 4) {
+    this.processFrames();
+  }
+
+  private busy(): boolean {
+    return this.inFlight >= MAX_IN_FLIGHT || this.socket.writableLength > this.limits.maxPendingResponseBytes;
+  }
+
+  /** Handles every complete buffered frame while there is room; never re-entered. */
+  private processFrames(): void {
+    if (this.processing) return;
+    this.processing = true;
+    try {
+      this.processBuffered();
+    } finally {
+      this.processing = false;
+    }
+    this.updateFlow();
+  }
+
+  private processBuffered(): void {
+    while (!this.closed && !this.readEnded && this.pendingBytes >= 4 && !this.busy()) {
       const size = this.peekInt32();
       if (size < 0 || size > this.limits.maxRequestBytes) {
-        this.destroy(size < 0 ? 'negative frame size' : 'frame larger than socket.request.max.bytes', { size, limit: this.limits.maxRequestBytes });
+        this.reject(size < 0 ? 'negative frame size' : 'frame larger than socket.request.max.bytes', { size, limit: this.limits.maxRequestBytes });
         return;
       }
       if (this.pendingBytes < 4 + size) break;
       const frame = this.take(4 + size).subarray(4);
       this.onFrame(frame);
     }
-    this.updateFlow();
+  }
+
+  private hasCompleteFrame(): boolean {
+    if (this.pendingBytes < 4) return false;
+    const size = this.peekInt32();
+    return size < 0 || size > this.limits.maxRequestBytes || this.pendingBytes >= 4 + size;
   }
 
   private peekInt32(): number {
@@ -140,14 +193,14 @@ export class Connection {
     const r = new Reader(frame);
     const header = readRequestHeader(r);
     if (!r.ok) {
-      this.destroy('undecodable request header', { error: r.error });
+      this.reject('undecodable request header', { error: r.error });
       return;
     }
     const apiKey = header.requestApiKey;
     const version = header.requestApiVersion;
     const handler = HANDLER_BY_KEY.get(apiKey);
     if (handler === undefined) {
-      this.destroy('unknown api key', { apiKey, correlationId: header.correlationId, clientId: header.clientId });
+      this.reject('unknown api key', { apiKey, correlationId: header.correlationId, clientId: header.clientId });
       return;
     }
     if (version < handler.minVersion || version > handler.maxVersion) {
@@ -157,12 +210,12 @@ export class Connection {
         this.complete(slot, this.encode(ApiVersionsApi.encodeResponse, apiVersionsResponse(ErrorCode.UNSUPPORTED_VERSION, this.broker.handlers), apiKey, 0, header.correlationId));
         return;
       }
-      this.destroy('unsupported api version', { api: handler.api.name, version, min: handler.minVersion, max: handler.maxVersion, clientId: header.clientId });
+      this.reject('unsupported api version', { api: handler.api.name, version, min: handler.minVersion, max: handler.maxVersion, clientId: header.clientId });
       return;
     }
     const body = handler.api.decodeRequest(r, version);
     if (!r.ok) {
-      this.destroy('undecodable request body', { api: handler.api.name, version, error: r.error, clientId: header.clientId });
+      this.reject('undecodable request body', { api: handler.api.name, version, error: r.error, clientId: header.clientId });
       return;
     }
     const slot = this.newSlot();
@@ -221,13 +274,20 @@ export class Connection {
     }
     if (wrote) this.socket.uncork();
     this.updateFlow();
+    this.endIfIdle();
+  }
+
+  private endIfIdle(): void {
+    if (this.readEnded && !this.closed && this.slots.length === 0 && !this.hasCompleteFrame()) this.socket.end();
   }
 
   /** Pauses reading while too much is in flight or unsent; resumes when both are under their limits. */
   private updateFlow(): void {
     if (this.closed) return;
-    const busy = this.inFlight >= this.limits.maxInFlight || this.socket.writableLength > this.limits.maxPendingResponseBytes;
+    const busy = this.busy();
     if (busy && !this.socket.isPaused()) this.socket.pause();
-    else if (!busy && this.socket.isPaused()) this.socket.resume();
+    else if (!busy && this.socket.isPaused() && !this.readEnded) this.socket.resume();
+    // Frames already buffered wait for a free slot, not for more data.
+    if (!busy && !this.processing && this.hasCompleteFrame()) this.processFrames();
   }
 }

@@ -9,7 +9,8 @@
  * append to one of its partitions or `max_wait_ms` — woken by appends, never polling.
  */
 import { ErrorCode } from '../protocol/errors.js';
-import { setLogAppendTime, validateProduceRecords } from '../protocol/records.js';
+import { setLogAppendTime } from '../protocol/records.js';
+import { validateProduceRecords } from '../protocol/validate.js';
 import { LogManager } from '../storage/log-manager.js';
 import type { LogConfig, PartitionLog } from '../storage/log.js';
 import { OffsetOutOfRangeError } from '../storage/errors.js';

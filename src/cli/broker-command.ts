@@ -58,6 +58,9 @@ export async function brokerCommand(argv: string[]): Promise<number> {
   }
   if (values['data-dir'] !== undefined) props.set('log.dirs', values['data-dir']);
   const config = new BrokerConfig(props);
+  // A bug in one request's handling must not take the broker down: log it and keep serving.
+  process.on('uncaughtException', (e) => logger.error('uncaught exception', { error: e, stack: e.stack }));
+  process.on('unhandledRejection', (e) => logger.error('unhandled rejection', { error: e, stack: e instanceof Error ? e.stack : undefined }));
   const broker = await Broker.start(config, logger);
   await new Promise<void>((resolve) => {
     let signalled = false;

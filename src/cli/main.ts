@@ -48,7 +48,9 @@ main(process.argv.slice(2)).then(
       process.exitCode = 2;
       return;
     }
-    console.error('strand: fatal:', e instanceof Error ? (e.stack ?? e.message) : e);
+    const errno = (e as NodeJS.ErrnoException).code;
+    if (typeof errno === 'string' && /^E[A-Z]+$/.test(errno)) console.error(`strand: ${(e as Error).message}`);
+    else console.error('strand: fatal:', e instanceof Error ? (e.stack ?? e.message) : e);
     process.exitCode = 1;
   },
 );

@@ -273,7 +273,7 @@ export class LogSegment {
 
   /**
    * Visit batch headers from `position` up to `limit` (exclusive) until `visit` returns false.
-   * Returns false if a header is malformed (never in a healthy segment outside a torn tail).
+   * Throws CorruptSegmentError on a malformed header (never in a healthy segment).
    */
   async scanHeaders(position: number, limit: number, visit: (h: BatchHeader) => boolean): Promise<void> {
     const chunk = Buffer.allocUnsafe(SCAN_CHUNK_BYTES);

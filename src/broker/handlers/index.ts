@@ -8,6 +8,14 @@ import { metadataHandler } from './metadata.js';
 import { produceHandler } from './produce.js';
 import { fetchHandler } from './fetch.js';
 import { listOffsetsHandler } from './list-offsets.js';
+import { createTopicsHandler } from './create-topics.js';
+import { deleteTopicsHandler } from './delete-topics.js';
+import { createPartitionsHandler } from './create-partitions.js';
+import { describeConfigsHandler } from './describe-configs.js';
+import { alterConfigsHandler } from './alter-configs.js';
+import { incrementalAlterConfigsHandler } from './incremental-alter-configs.js';
+import { deleteRecordsHandler } from './delete-records.js';
+import { describeClusterHandler } from './describe-cluster.js';
 
 export const HANDLERS: readonly ApiHandler<any, any>[] = [
   produceHandler,
@@ -15,6 +23,14 @@ export const HANDLERS: readonly ApiHandler<any, any>[] = [
   listOffsetsHandler,
   metadataHandler,
   apiVersionsHandler,
+  createTopicsHandler,
+  deleteTopicsHandler,
+  deleteRecordsHandler,
+  describeConfigsHandler,
+  alterConfigsHandler,
+  createPartitionsHandler,
+  incrementalAlterConfigsHandler,
+  describeClusterHandler,
 ].sort((a, b) => a.api.key - b.api.key);
 
 export const HANDLER_BY_KEY: ReadonlyMap<number, ApiHandler<any, any>> = new Map(HANDLERS.map((h) => [h.api.key, h]));

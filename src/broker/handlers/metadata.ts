@@ -77,6 +77,8 @@ export const metadataHandler = defineHandler({
       }
       topics = req.topics!.map((rt) => {
         if (rt.name === null) {
+          // Lookup by topic id is v12+; before that the response cannot even carry a null name.
+          if (ctx.version < 12) return errorTopic('', rt.topicId, ErrorCode.INVALID_REQUEST);
           const t = image.topicsById.get(rt.topicId);
           return t === undefined ? errorTopic(null, rt.topicId, ErrorCode.UNKNOWN_TOPIC_ID) : topicMetadata(t, includeOps);
         }

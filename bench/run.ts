@@ -1,0 +1,348 @@
+/**
+ * `npm run bench`: Strand's produce and fetch throughput and end-to-end latency against a real
+ * broker process, beside baselines measured in the same run on the same machine:
+ *
+ *   - raw sequential file append: fs.writeSync of 1 MiB buffers (what the disk + page cache take);
+ *   - loopback TCP between two Node processes (what a socket between two processes carries).
+ *
+ * The load generator is built on Strand's protocol package and sends pre-encoded Produce frames
+ * (only the correlation id changes), pipelined, so it measures the broker, not the client. The
+ * broker and the load generator share this machine's cores; the table says how many.
+ *
+ * Options (env): BENCH_SECONDS (per case, default 5), BENCH_QUICK=1 (1 s per case).
+ */
+import { fork } from 'node:child_process';
+import { closeSync, fsyncSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
+import { cpus, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { connect, createServer, type Socket } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import * as messages from '../src/protocol/messages/index.js';
+import { encodeRecordBatch, decodeRecordBatches } from '../src/protocol/records.js';
+import { Reader } from '../src/protocol/reader.js';
+import { startBroker, type BrokerProcess } from '../src/testing/broker-process.js';
+import { ProtocolConnection } from '../src/testing/protocol-client.js';
+
+const SECONDS = Number(process.env['BENCH_SECONDS'] ?? (process.env['BENCH_QUICK'] ? 1 : 5));
+const MiB = 1024 * 1024;
+
+interface Row {
+  case: string;
+  records: string;
+  mbps: string;
+  vsBaseline: string;
+  note: string;
+}
+const rows: Row[] = [];
+
+// ---------------------------------------------------------------------------------------------
+// Baselines
+
+function rawAppendMBps(): number {
+  const dir = mkdtempSync(join(tmpdir(), 'strand-bench-raw-'));
+  const fd = openSync(join(dir, 'raw.log'), 'w');
+  const buf = Buffer.alloc(MiB, 7);
+  const deadline = Date.now() + SECONDS * 1000;
+  const start = process.hrtime.bigint();
+  let bytes = 0;
+  while (Date.now() < deadline) {
+    writeSync(fd, buf);
+    bytes += buf.length;
+  }
+  const secs = Number(process.hrtime.bigint() - start) / 1e9;
+  fsyncSync(fd);
+  closeSync(fd);
+  rmSync(dir, { recursive: true, force: true });
+  return bytes / MiB / secs;
+}
+
+/** A child process writes 1 MiB buffers to us over loopback as fast as it can. */
+async function loopbackMBps(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as { port: number }).port;
+  const self = fileURLToPath(import.meta.url);
+  const child = fork(self, ['--loopback-writer', String(port), String(SECONDS)], { stdio: 'inherit' });
+  const result = await new Promise<number>((resolve) => {
+    server.once('connection', (s: Socket) => {
+      let bytes = 0;
+      let start = 0n;
+      s.on('data', (d: Buffer) => {
+        if (start === 0n) start = process.hrtime.bigint();
+        bytes += d.length;
+      });
+      s.on('end', () => resolve(bytes / MiB / (Number(process.hrtime.bigint() - start) / 1e9)));
+    });
+  });
+  child.kill();
+  server.close();
+  return result;
+}
+
+function loopbackWriter(port: number, seconds: number): void {
+  const buf = Buffer.alloc(MiB, 3);
+  const s = connect({ host: '127.0.0.1', port }, () => {
+    const deadline = Date.now() + seconds * 1000;
+    const pump = (): void => {
+      while (Date.now() < deadline) if (!s.write(buf)) return void s.once('drain', pump);
+      s.end();
+    };
+    pump();
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Produce
+
+function produceFrame(conn: ProtocolConnection, topic: string, partition: number, batch: Buffer, acks: number): Buffer {
+  return conn.encodeRequest(messages.ApiKey.Produce, 7, {
+    transactionalId: null,
+    acks,
+    timeoutMs: 30000,
+    topicData: [{ name: topic, partitionData: [{ index: partition, records: batch }] }],
+  });
+}
+
+async function createTopic(bootstrapPort: number, name: string, partitions: number): Promise<void> {
+  const c = await ProtocolConnection.connect('127.0.0.1', bootstrapPort);
+  const resp = await c.send(messages.ApiKey.CreateTopics, 4, {
+    ...messages.defaultCreateTopicsRequest(),
+    topics: [{ name, numPartitions: partitions, replicationFactor: 1, assignments: [], configs: [] }],
+    timeoutMs: 10000,
+  });
+  c.close();
+  if (resp.topics[0].errorCode !== 0) throw new Error(`create ${name}: error ${resp.topics[0].errorCode}`);
+}
+
+/**
+ * Sends pre-encoded produce frames on `connections` connections (one partition each), keeping
+ * `depth` requests in flight per connection, for SECONDS. Returns records/s and MB/s.
+ */
+async function produceThroughput(broker: BrokerProcess, opts: { recordBytes: number; batchBytes: number; acks: number; connections: number; depth: number }): Promise<{ recordsPerSec: number; mbps: number }> {
+  const topic = `bench-${opts.recordBytes}-${opts.batchBytes}-${opts.acks}-${Date.now()}`;
+  await createTopic(broker.port, topic, opts.connections);
+  const value = Buffer.alloc(opts.recordBytes, 'x');
+  const perBatch = Math.max(1, Math.floor(opts.batchBytes / (opts.recordBytes + 8)));
+  const batch = encodeRecordBatch({ records: Array.from({ length: perBatch }, () => ({ key: null, value, timestamp: Date.now() })) });
+  const deadline = Date.now() + SECONDS * 1000;
+  let records = 0;
+  let bytes = 0;
+  const start = process.hrtime.bigint();
+  await Promise.all(
+    Array.from({ length: opts.connections }, async (_, p) => {
+      const conn = await ProtocolConnection.connect('127.0.0.1', broker.port, 'bench');
+      const frame = produceFrame(conn, topic, p, batch, opts.acks);
+      // Count responses by frame boundaries without decoding (the broker's answers are small).
+      let inFlight = 0;
+      let pending: Buffer = Buffer.alloc(0);
+      await new Promise<void>((resolve, reject) => {
+        conn.socket.removeAllListeners('data');
+        conn.socket.on('error', reject);
+        const send = (): void => {
+          while (inFlight < opts.depth && Date.now() < deadline) {
+            conn.socket.write(frame);
+            inFlight++;
+          }
+          if (inFlight === 0) resolve();
+        };
+        conn.socket.on('data', (d: Buffer) => {
+          pending = pending.length === 0 ? d : Buffer.concat([pending, d]);
+          while (pending.length >= 4 && pending.length >= 4 + pending.readInt32BE(0)) {
+            const size = pending.readInt32BE(0);
+            const body = pending.subarray(8, 4 + size);
+            const r = new Reader(body);
+            const resp = messages.decodeProduceResponse(r, 7);
+            const err = resp.responses[0]?.partitionResponses[0]?.errorCode ?? -1;
+            if (err !== 0) return reject(new Error(`produce error ${err}`));
+            pending = pending.subarray(4 + size);
+            inFlight--;
+            records += perBatch;
+            bytes += batch.length;
+          }
+          send();
+        });
+        send();
+      });
+      conn.close();
+    }),
+  );
+  const secs = Number(process.hrtime.bigint() - start) / 1e9;
+  lastTopic = topic;
+  return { recordsPerSec: records / secs, mbps: bytes / MiB / secs };
+}
+let lastTopic = '';
+
+// ---------------------------------------------------------------------------------------------
+// Fetch
+
+async function fetchThroughput(broker: BrokerProcess, topic: string, partitions: number): Promise<{ mbps: number; recordsPerSec: number }> {
+  const conn = await ProtocolConnection.connect('127.0.0.1', broker.port, 'bench-fetch');
+  const offsets = new Array(partitions).fill(0) as number[];
+  let bytes = 0;
+  let records = 0;
+  const deadline = Date.now() + SECONDS * 1000;
+  const start = process.hrtime.bigint();
+  let exhausted = false;
+  while (Date.now() < deadline && !exhausted) {
+    const resp = await conn.send(messages.ApiKey.Fetch, 11, {
+      ...messages.defaultFetchRequest(),
+      maxWaitMs: 0,
+      minBytes: 0,
+      maxBytes: 64 * MiB,
+      isolationLevel: 0,
+      topics: [{ topic, topicId: messages.defaultFetchRequestFetchTopic().topicId, partitions: offsets.map((o, p) => ({ ...messages.defaultFetchRequestFetchPartition(), partition: p, fetchOffset: o, partitionMaxBytes: 16 * MiB })) }],
+    });
+    exhausted = true;
+    for (const p of resp.responses[0].partitions) {
+      const recs = p.records as Buffer;
+      if (recs.length === 0) continue;
+      exhausted = false;
+      bytes += recs.length;
+      // Advance by batch headers only (lastOffsetDelta), as a consumer would, without decoding records.
+      let at = 0;
+      while (at + 61 <= recs.length) {
+        const size = recs.readInt32BE(at + 8) + 12;
+        if (at + size > recs.length) break;
+        const base = recs.readInt32BE(at) * 2 ** 32 + recs.readUInt32BE(at + 4);
+        const count = recs.readInt32BE(at + 57);
+        offsets[p.partitionIndex] = base + recs.readInt32BE(at + 23) + 1;
+        records += count;
+        at += size;
+      }
+    }
+  }
+  const secs = Number(process.hrtime.bigint() - start) / 1e9;
+  conn.close();
+  return { mbps: bytes / MiB / secs, recordsPerSec: records / secs };
+}
+
+// ---------------------------------------------------------------------------------------------
+// End-to-end latency at a fixed rate
+
+async function latency(broker: BrokerProcess, ratePerSec: number, acks: number): Promise<{ p50: number; p99: number; p999: number; count: number }> {
+  const topic = `bench-latency-${acks}-${Date.now()}`;
+  await createTopic(broker.port, topic, 1);
+  const producer = await ProtocolConnection.connect('127.0.0.1', broker.port, 'bench-lat-p');
+  const consumer = await ProtocolConnection.connect('127.0.0.1', broker.port, 'bench-lat-c');
+  const sentAt = new Map<number, bigint>();
+  const samples: number[] = [];
+  const total = ratePerSec * SECONDS;
+  let stop = false;
+  // Consumer: long-poll fetch, record receipt time of each sequence number.
+  const consumerDone = (async () => {
+    let offset = 0;
+    while (!stop) {
+      const resp = await consumer.send(messages.ApiKey.Fetch, 11, {
+        ...messages.defaultFetchRequest(),
+        maxWaitMs: 500,
+        minBytes: 1,
+        maxBytes: 16 * MiB,
+        topics: [{ topic, topicId: messages.defaultFetchRequestFetchTopic().topicId, partitions: [{ ...messages.defaultFetchRequestFetchPartition(), partition: 0, fetchOffset: offset, partitionMaxBytes: 16 * MiB }] }],
+      });
+      const now = process.hrtime.bigint();
+      const recs = resp.responses[0].partitions[0].records as Buffer;
+      for (const b of decodeRecordBatches(recs)) {
+        for (const r of b.records) {
+          const off = b.header.baseOffset + r.offsetDelta;
+          if (off < offset) continue;
+          const seq = r.value!.readUInt32BE(0);
+          const t0 = sentAt.get(seq);
+          if (t0 !== undefined) samples.push(Number(now - t0) / 1e6);
+          offset = off + 1;
+        }
+      }
+      if (samples.length >= total) stop = true;
+    }
+  })();
+  // Producer: one record per request, paced to the rate.
+  const value = Buffer.alloc(100);
+  const start = process.hrtime.bigint();
+  const perMs = ratePerSec / 1000;
+  let seq = 0;
+  while (seq < total) {
+    const elapsedMs = Number(process.hrtime.bigint() - start) / 1e6;
+    const due = Math.min(total, Math.floor(elapsedMs * perMs));
+    while (seq < due) {
+      value.writeUInt32BE(seq, 0);
+      const batch = encodeRecordBatch({ records: [{ key: null, value, timestamp: Date.now() }] });
+      sentAt.set(seq, process.hrtime.bigint());
+      producer.socket.write(produceFrame(producer, topic, 0, batch, acks));
+      seq++;
+    }
+    await new Promise((r) => setImmediate(r));
+  }
+  const timeout = setTimeout(() => (stop = true), 10000);
+  await consumerDone;
+  clearTimeout(timeout);
+  producer.close();
+  consumer.close();
+  samples.sort((a, b) => a - b);
+  const pct = (q: number): number => samples[Math.min(samples.length - 1, Math.floor(q * samples.length))] ?? NaN;
+  return { p50: pct(0.5), p99: pct(0.99), p999: pct(0.999), count: samples.length };
+}
+
+// ---------------------------------------------------------------------------------------------
+
+const fmt = (n: number, digits = 0): string => n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+
+async function main(): Promise<void> {
+  console.log(`Strand benchmark — ${cpus().length} cores (${cpus()[0]?.model ?? '?'}), ${fmt(totalmem() / 2 ** 30, 0)} GiB, Node ${process.version}, ${SECONDS} s per case`);
+  console.log('The broker and this load generator share the machine.\n');
+  const raw = rawAppendMBps();
+  rows.push({ case: 'baseline: raw fs.writeSync append, 1 MiB buffers', records: '', mbps: fmt(raw), vsBaseline: '100 %', note: 'page cache, one fsync at the end' });
+  const loop = await loopbackMBps();
+  rows.push({ case: 'baseline: loopback TCP, two Node processes', records: '', mbps: fmt(loop), vsBaseline: '100 %', note: '1 MiB writes' });
+
+  const broker = await startBroker({ overrides: { 'log.segment.bytes': 512 * MiB } });
+  try {
+    const cases = [
+      { recordBytes: 100, batchBytes: 16 * 1024, acks: 1, connections: 2, depth: 32 },
+      { recordBytes: 100, batchBytes: 16 * 1024, acks: -1, connections: 2, depth: 32 },
+      { recordBytes: 1024, batchBytes: 16 * 1024, acks: 1, connections: 2, depth: 32 },
+      { recordBytes: 100, batchBytes: MiB, acks: 1, connections: 2, depth: 4 },
+      { recordBytes: 1024, batchBytes: MiB, acks: 1, connections: 2, depth: 4 },
+      { recordBytes: 1024, batchBytes: MiB, acks: -1, connections: 2, depth: 4 },
+    ];
+    let fetchTopic = '';
+    for (const c of cases) {
+      const r = await produceThroughput(broker, c);
+      const big = c.batchBytes >= MiB;
+      rows.push({
+        case: `produce ${c.recordBytes} B records, ${big ? '1 MiB' : '16 KiB'} batches, acks=${c.acks}${c.acks === -1 ? ' (fsync)' : ''}`,
+        records: fmt(r.recordsPerSec),
+        mbps: fmt(r.mbps),
+        vsBaseline: `${fmt((r.mbps / raw) * 100)} % of raw append`,
+        note: `${c.connections} connections × ${c.depth} in flight`,
+      });
+      if (c.recordBytes === 1024 && big && c.acks === 1) fetchTopic = lastTopic;
+    }
+    const f = await fetchThroughput(broker, fetchTopic, 2);
+    rows.push({ case: 'fetch 1 KiB records (stored 1 MiB batches), from the page cache', records: fmt(f.recordsPerSec), mbps: fmt(f.mbps), vsBaseline: `${fmt((f.mbps / loop) * 100)} % of loopback`, note: 'one connection, 2 partitions, 16 MiB per partition' });
+    for (const acks of [1, -1]) {
+      const l = await latency(broker, 10000, acks);
+      rows.push({
+        case: `end-to-end latency at 10,000 records/s, acks=${acks}`,
+        records: fmt(l.count),
+        mbps: '',
+        vsBaseline: `p50 ${fmt(l.p50, 2)} ms · p99 ${fmt(l.p99, 2)} ms · p999 ${fmt(l.p999, 2)} ms`,
+        note: 'produce → long-poll fetch, one record per request',
+      });
+    }
+  } finally {
+    await broker.stop();
+    broker.cleanup();
+  }
+  const header = ['case', 'records/s', 'MB/s', 'vs baseline', 'note'];
+  console.log(`| ${header.join(' | ')} |`);
+  console.log(`| ${header.map(() => '---').join(' | ')} |`);
+  for (const r of rows) console.log(`| ${r.case} | ${r.records} | ${r.mbps} | ${r.vsBaseline} | ${r.note} |`);
+}
+
+if (process.argv[2] === '--loopback-writer') {
+  loopbackWriter(Number(process.argv[3]), Number(process.argv[4]));
+} else {
+  main().catch((e: unknown) => {
+    console.error(e);
+    process.exit(1);
+  });
+}
