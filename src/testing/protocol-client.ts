@@ -21,7 +21,10 @@ interface Pending {
 export class ProtocolConnection {
   private correlationId = 0;
   private readonly pending: Pending[] = [];
-  private buf: Buffer = Buffer.alloc(0);
+  private chunks: Buffer[] = [];
+  private buffered = 0;
+  /** Size of the frame being received, once its prefix has arrived. */
+  private frameSize = -1;
   private closedError: Error | null = null;
 
   private constructor(
@@ -53,22 +56,47 @@ export class ProtocolConnection {
   }
 
   private onData(d: Buffer): void {
-    this.buf = this.buf.length === 0 ? d : Buffer.concat([this.buf, d]);
-    while (this.buf.length >= 4) {
-      const size = this.buf.readInt32BE(0);
-      if (this.buf.length < 4 + size) break;
-      const frame = this.buf.subarray(4, 4 + size);
-      this.buf = this.buf.subarray(4 + size);
-      const p = this.pending.shift();
-      if (p === undefined) continue;
-      const r = new Reader(frame);
-      const header = decodeResponseHeader(r, responseHeaderVersion(p.apiKey, p.version));
-      if (header.correlationId !== p.correlationId) {
-        p.reject(new Error(`correlation id ${header.correlationId}, expected ${p.correlationId}`));
-        continue;
+    this.chunks.push(d);
+    this.buffered += d.length;
+    for (;;) {
+      if (this.frameSize < 0) {
+        if (this.buffered < 4) return;
+        this.frameSize = this.take(4).readInt32BE(0);
       }
-      p.resolve(frame.subarray(r.offset));
+      if (this.buffered < this.frameSize) return;
+      const frame = this.take(this.frameSize);
+      this.frameSize = -1;
+      this.onFrame(frame);
     }
+  }
+
+  /** Removes n buffered bytes, copying only when they span chunks (once per frame, not per chunk). */
+  private take(n: number): Buffer {
+    let out: Buffer;
+    const first = this.chunks[0]!;
+    if (first.length >= n) {
+      out = first.subarray(0, n);
+      if (first.length === n) this.chunks.shift();
+      else this.chunks[0] = first.subarray(n);
+    } else {
+      const all = Buffer.concat(this.chunks);
+      out = all.subarray(0, n);
+      this.chunks = all.length > n ? [all.subarray(n)] : [];
+    }
+    this.buffered -= n;
+    return out;
+  }
+
+  private onFrame(frame: Buffer): void {
+    const p = this.pending.shift();
+    if (p === undefined) return;
+    const r = new Reader(frame);
+    const header = decodeResponseHeader(r, responseHeaderVersion(p.apiKey, p.version));
+    if (header.correlationId !== p.correlationId) {
+      p.reject(new Error(`correlation id ${header.correlationId}, expected ${p.correlationId}`));
+      return;
+    }
+    p.resolve(frame.subarray(r.offset));
   }
 
   /** Encodes a request frame (size prefix included) without sending it. */
