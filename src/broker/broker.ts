@@ -98,6 +98,7 @@ export class Broker {
     const image = await metadataLog.replay();
     const controller = new Controller(image, metadataLog, config, config.nodeId, logger.child('controller'));
     const replicaManager = new ReplicaManager(logManager, config, config.nodeId, logger.child('replica'));
+    await replicaManager.deleteOrphanLogs(image);
     await replicaManager.applyImage(image, MetadataImage.EMPTY);
     controller.onChange((next, previous) => replicaManager.applyImage(next, previous));
     const broker = new Broker(config, logger, clusterId, logManager, metadataLog, controller, replicaManager);

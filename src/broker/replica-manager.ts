@@ -8,12 +8,16 @@
  * the high watermark and, when less than `min_bytes` is available, waits (DelayedFetch) until an
  * append to one of its partitions or `max_wait_ms` — woken by appends, never polling.
  */
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { ErrorCode } from '../protocol/errors.js';
 import { setLogAppendTime } from '../protocol/records.js';
 import { validateProduceRecords } from '../protocol/validate.js';
 import { LogManager } from '../storage/log-manager.js';
 import type { LogConfig, PartitionLog } from '../storage/log.js';
-import { OffsetOutOfRangeError } from '../storage/errors.js';
+import { LogClosedError, OffsetOutOfRangeError } from '../storage/errors.js';
+import { writeFileAtomic } from '../storage/file-io.js';
+import { METADATA_TOPIC } from './metadata/metadata-log.js';
 import { BrokerConfig, effectiveTopicConfigs, longValue } from './config.js';
 import type { Logger } from './logger.js';
 import type { MetadataImage, TopicImage } from './metadata/image.js';
@@ -99,6 +103,25 @@ export interface FetchPartitionResult {
 
 const key = (topic: string, partition: number): string => `${topic}\u0000${partition}`;
 
+/**
+ * `partition.metadata` (Kafka's name and format) records which topic id a partition directory
+ * belongs to, so a directory left behind by a deleted topic is never mistaken for a re-created
+ * topic of the same name:
+ *   version: 0
+ *   topic_id: <base64url uuid>
+ */
+const PARTITION_METADATA = 'partition.metadata';
+
+async function readPartitionTopicId(dir: string): Promise<string | null> {
+  try {
+    const m = /topic_id:\s*(\S+)/.exec(await readFile(join(dir, PARTITION_METADATA), 'utf8'));
+    return m ? m[1]! : null;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw e;
+  }
+}
+
 export class ReplicaManager {
   private readonly partitions = new Map<string, Partition>();
   private readonly waiters = new Set<{ keys: ReadonlySet<string>; wake: () => void }>();
@@ -140,9 +163,38 @@ export class ReplicaManager {
           existing.log.updateConfig(logConfig);
           continue;
         }
-        const log = await this.logManager.getOrCreateLog(topic.name, p.partition, logConfig);
+        const log = await this.openPartitionLog(topic, p.partition, logConfig);
         this.partitions.set(key(topic.name, p.partition), new Partition(topic.name, p.partition, topic.topicId, log, p.leaderEpoch, settings));
       }
+    }
+  }
+
+  /** Opens (or creates) a partition's log, first discarding a directory that belongs to another topic id. */
+  private async openPartitionLog(topic: TopicImage, partition: number, config: LogConfig): Promise<PartitionLog> {
+    const dir = this.logManager.dirFor(topic.name, partition);
+    const owner = await readPartitionTopicId(dir);
+    if (owner !== null && owner !== topic.topicId) {
+      this.logger.warn('deleting a partition directory left by an earlier topic of the same name', { dir, topicId: owner, current: topic.topicId });
+      await this.logManager.deleteLog(topic.name, partition);
+    }
+    const log = await this.logManager.getOrCreateLog(topic.name, partition, config);
+    if (owner !== topic.topicId) await writeFileAtomic(join(dir, PARTITION_METADATA), `version: 0\ntopic_id: ${topic.topicId}\n`);
+    return log;
+  }
+
+  /**
+   * Deletes partition directories the image does not know (a crash between committing a topic
+   * deletion and deleting its logs leaves them behind). Run once at startup, after replay.
+   */
+  async deleteOrphanLogs(image: MetadataImage): Promise<void> {
+    for (const d of await this.logManager.listPartitionDirs()) {
+      if (d.topic === METADATA_TOPIC) continue;
+      const t = image.topic(d.topic);
+      const known = t !== undefined && d.partition < t.partitions.length && t.partitions[d.partition]?.replicas.includes(this.nodeId);
+      const owner = known ? await readPartitionTopicId(d.dir) : null;
+      if (known && (owner === null || owner === t!.topicId)) continue;
+      this.logger.warn('deleting orphan partition directory', { dir: d.dir, reason: known ? 'belongs to an earlier topic id' : 'not in the metadata image' });
+      await this.logManager.deleteLog(d.topic, d.partition);
     }
   }
 
@@ -261,6 +313,11 @@ export class ReplicaManager {
       } catch (e) {
         if (e instanceof OffsetOutOfRangeError) {
           out.push({ ...base, errorCode: ErrorCode.OFFSET_OUT_OF_RANGE, records: null });
+          continue;
+        }
+        if (e instanceof LogClosedError) {
+          // The topic was deleted while this fetch waited.
+          out.push({ ...base, errorCode: ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, records: null });
           continue;
         }
         throw e;

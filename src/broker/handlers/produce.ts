@@ -19,6 +19,7 @@ import {
   type ProduceResponse,
   type ProduceResponsePartitionProduceResponse,
 } from '../../protocol/messages/index.js';
+import { LogClosedError } from '../../storage/errors.js';
 import { defineHandler } from './handler.js';
 
 const NO_LEADER = { leaderId: -1, leaderEpoch: -1 };
@@ -45,6 +46,7 @@ export const produceHandler = defineHandler({
         return rm.produce(partition, pd.records, req.acks, now).then(
           (r) => ({ index: pd.index, ...r, currentLeader: NO_LEADER }),
           (e: unknown) => {
+            if (e instanceof LogClosedError) return partitionError(pd.index, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, `${t.name}-${pd.index} was deleted`);
             ctx.logger.error('append failed', { topic: t.name, partition: pd.index, error: e });
             return partitionError(pd.index, ErrorCode.KAFKA_STORAGE_ERROR, 'The broker failed to write to its log');
           },
