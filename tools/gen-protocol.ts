@@ -125,8 +125,9 @@ function primitiveTs(type: string): string {
     case 'uuid':
       return 'string';
     case 'bytes':
-    case 'records':
       return 'Buffer';
+    case 'records':
+      return 'Records';
     default:
       return 'number';
   }
@@ -190,7 +191,7 @@ function writePrimitive(type: string, value: string, flex: string, nullable: str
       return pick(flex, nullable, `w.compactNullableString(${value})`, `w.compactString(${value} as string)`, `w.nullableString(${value})`, `w.string(${value} as string)`);
     case 'bytes':
     case 'records':
-      return pick(flex, nullable, `w.compactNullableBytes(${value})`, `w.compactBytes(${value} as Buffer)`, `w.nullableBytes(${value})`, `w.bytes(${value} as Buffer)`);
+      return pick(flex, nullable, `w.compactNullableBytes(${value})`, `w.compactBytes(${value} as Buffer)`, `w.nullableBytes(${value})`, `w.bytes(${value} as Buffer)`).replaceAll(' as Buffer', type === 'records' ? ' as Records' : ' as Buffer');
   }
   throw new Error(`no writer for ${type}`);
 }
@@ -441,8 +442,9 @@ const HEADER = (sources: string[]): string =>
     '// Do not edit: change the generator and run `npm run generate`.',
     '/* eslint-disable */',
     "import { Reader, EMPTY, ZERO_UUID } from '../reader.js';",
-    "import { Writer } from '../writer.js';",
+    "import { Writer, type Records } from '../writer.js';",
     'void EMPTY; void ZERO_UUID;',
+    'export type { Records };',
     '',
   ].join('\n');
 

@@ -22,7 +22,7 @@ import { ApiKey, ApiVersionsApi } from '../protocol/messages/index.js';
 import { readRequestHeader, writeResponseHeader } from '../protocol/apis.js';
 import { ErrorCode } from '../protocol/errors.js';
 import { Reader } from '../protocol/reader.js';
-import { Writer } from '../protocol/writer.js';
+import { isLazyRecords, Writer, type Chunk, type LazyRecords } from '../protocol/writer.js';
 import type { Broker } from './broker.js';
 import { apiVersionsResponse } from './handlers/api-versions.js';
 import { HANDLER_BY_KEY } from './handlers/index.js';
@@ -31,8 +31,11 @@ import type { Logger } from './logger.js';
 
 interface Slot {
   done: boolean;
-  chunks: Buffer[] | null;
+  chunks: Chunk[] | null;
 }
+
+/** Lazy records (segment slices) are streamed in pieces of this size, one read ahead. */
+const STREAM_PIECE_BYTES = 1024 * 1024;
 
 /** Requests handled concurrently on one connection (responses still leave in order). */
 export const MAX_IN_FLIGHT = 16;
@@ -48,6 +51,7 @@ export class Connection {
   private readonly slots: Slot[] = [];
   private inFlight = 0;
   private processing = false;
+  private writing = false;
   private readEnded = false;
   private closed = false;
   private readonly abort = new AbortController();
@@ -110,6 +114,7 @@ export class Connection {
 
   private onClose(): void {
     this.closed = true;
+    for (const slot of this.slots) if (slot.chunks) releaseAll(slot.chunks);
     this.abort.abort();
     this.pending = [];
     this.pendingBytes = 0;
@@ -242,14 +247,14 @@ export class Connection {
     void work.finally(() => this.settled.delete(work));
   }
 
-  private encode<T>(encodeBody: (w: Writer, v: T, version: number) => void, body: T, apiKey: number, version: number, correlationId: number): Buffer[] {
+  private encode<T>(encodeBody: (w: Writer, v: T, version: number) => void, body: T, apiKey: number, version: number, correlationId: number): Chunk[] {
     const w = new Writer(1024);
     w.int32(0); // size, patched below
     writeResponseHeader(w, apiKey, version, correlationId);
     encodeBody(w, body, version);
     const chunks = w.finish();
     const total = chunks.reduce((n, c) => n + c.length, 0);
-    chunks[0]!.writeInt32BE(total - 4, 0);
+    (chunks[0] as Buffer).writeInt32BE(total - 4, 0);
     return chunks;
   }
 
@@ -260,25 +265,97 @@ export class Connection {
     return slot;
   }
 
-  private complete(slot: Slot, chunks: Buffer[] | null): void {
+  private complete(slot: Slot, chunks: Chunk[] | null): void {
     slot.done = true;
     slot.chunks = chunks;
     this.inFlight--;
-    let wrote = false;
-    while (this.slots.length > 0 && this.slots[0]!.done) {
-      const s = this.slots.shift()!;
-      if (s.chunks === null || this.closed) continue;
-      if (!wrote) this.socket.cork();
-      wrote = true;
-      for (const c of s.chunks) this.socket.write(c);
+    void this.pump();
+  }
+
+  /**
+   * Writes finished responses from the head of the queue, in order. Responses in memory go out
+   * in one corked write; a response with lazy records streams them, so the next response waits
+   * until its predecessor is on the socket.
+   */
+  private async pump(): Promise<void> {
+    if (this.writing) return;
+    this.writing = true;
+    try {
+      while (this.slots.length > 0 && this.slots[0]!.done) {
+        const s = this.slots.shift()!;
+        if (s.chunks === null) continue;
+        if (this.closed) {
+          releaseAll(s.chunks);
+          continue;
+        }
+        if (s.chunks.every((c): c is Buffer => Buffer.isBuffer(c))) {
+          this.socket.cork();
+          for (const c of s.chunks) this.socket.write(c);
+          // Keep writing whatever else is ready before uncorking: one syscall for a burst.
+          while (this.slots.length > 0 && this.slots[0]!.done && (this.slots[0]!.chunks ?? []).every((c) => Buffer.isBuffer(c))) {
+            for (const c of this.slots.shift()!.chunks ?? []) this.socket.write(c as Buffer);
+          }
+          this.socket.uncork();
+          continue;
+        }
+        for (let i = 0; i < s.chunks.length; i++) {
+          const c = s.chunks[i]!;
+          if (this.closed) {
+            releaseAll(s.chunks.slice(i));
+            break;
+          }
+          if (Buffer.isBuffer(c)) this.socket.write(c);
+          else await this.stream(c);
+        }
+      }
+    } catch (e) {
+      this.destroy('failed to send a response', { error: e });
+    } finally {
+      this.writing = false;
     }
-    if (wrote) this.socket.uncork();
     this.updateFlow();
     this.endIfIdle();
   }
 
+  /** Streams lazy records in pieces, reading the next piece while the current one is sent. */
+  private async stream(records: LazyRecords): Promise<void> {
+    try {
+      const read = async (from: number): Promise<Buffer> => {
+        const len = Math.min(STREAM_PIECE_BYTES, records.length - from);
+        const buf = Buffer.allocUnsafe(len);
+        const n = await records.readInto(buf, from, len);
+        // The length is already on the wire: a short read cannot be papered over.
+        if (n !== len) throw new Error(`short read of records: ${n} of ${len} bytes`);
+        return buf;
+      };
+      let from = 0;
+      let next = read(0);
+      while (from < records.length && !this.closed) {
+        const piece = await next;
+        from += piece.length;
+        if (from < records.length) next = read(from);
+        if (!this.socket.write(piece) && !this.closed) await this.drained();
+      }
+      if (from < records.length) await next.catch(() => undefined);
+    } finally {
+      records.release();
+    }
+  }
+
+  private drained(): Promise<void> {
+    return new Promise((resolve) => {
+      const done = (): void => {
+        this.socket.off('drain', done);
+        this.socket.off('close', done);
+        resolve();
+      };
+      this.socket.on('drain', done);
+      this.socket.on('close', done);
+    });
+  }
+
   private endIfIdle(): void {
-    if (this.readEnded && !this.closed && this.slots.length === 0 && !this.hasCompleteFrame()) this.socket.end();
+    if (this.readEnded && !this.closed && !this.writing && this.slots.length === 0 && !this.hasCompleteFrame()) this.socket.end();
   }
 
   /** Pauses reading while too much is in flight or unsent; resumes when both are under their limits. */
@@ -290,4 +367,8 @@ export class Connection {
     // Frames already buffered wait for a free slot, not for more data.
     if (!busy && !this.processing && this.hasCompleteFrame()) this.processFrames();
   }
+}
+
+function releaseAll(chunks: Chunk[]): void {
+  for (const c of chunks) if (isLazyRecords(c)) c.release();
 }

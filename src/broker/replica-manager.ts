@@ -11,6 +11,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ErrorCode } from '../protocol/errors.js';
+import { isLazyRecords, type Records } from '../protocol/writer.js';
 import { setLogAppendTime } from '../protocol/records.js';
 import { validateProduceRecords } from '../protocol/validate.js';
 import { LogManager } from '../storage/log-manager.js';
@@ -98,7 +99,8 @@ export interface FetchPartitionResult {
   highWatermark: number;
   lastStableOffset: number;
   logStartOffset: number;
-  records: Buffer | null;
+  /** In memory, or a FileRecords slice the connection streams and releases. */
+  records: Records | null;
 }
 
 const key = (topic: string, partition: number): string => `${topic}\u0000${partition}`;
@@ -272,6 +274,7 @@ export class ReplicaManager {
       const anyError = results.some((r) => r.errorCode !== ErrorCode.NONE);
       const remaining = deadline - Date.now();
       if (bytes >= minBytes || anyError || remaining <= 0 || signal?.aborted) return results;
+      for (const r of results) if (r.records !== null && isLazyRecords(r.records)) r.records.release();
       const keys = new Set(reqs.filter((r) => r.partition !== undefined).map((r) => key(r.partition!.topic, r.partition!.index)));
       await new Promise<void>((resolve) => {
         const waiter = { keys, wake: () => done() };
@@ -307,9 +310,9 @@ export class ReplicaManager {
         continue;
       }
       const limit = Math.min(req.partitionMaxBytes, budget);
-      let records: Buffer;
+      let records: Records;
       try {
-        records = req.fetchOffset >= hw || (limit <= 0 && gotAny) ? EMPTY : await log.read(req.fetchOffset, Math.max(0, limit), hw, !gotAny);
+        records = req.fetchOffset >= hw || (limit <= 0 && gotAny) ? EMPTY : await log.readRecords(req.fetchOffset, Math.max(0, limit), hw, !gotAny);
       } catch (e) {
         if (e instanceof OffsetOutOfRangeError) {
           out.push({ ...base, errorCode: ErrorCode.OFFSET_OUT_OF_RANGE, records: null });

@@ -6,6 +6,33 @@
  * `finish()` returns the chunks ready for a vectored socket write, and `toBuffer()` one Buffer.
  */
 
+/**
+ * Record bytes that are produced when the response is sent rather than when it is encoded (a
+ * slice of a log segment: Kafka's FileRecords). The encoder needs only the length; the connection
+ * streams the bytes with `readInto` and calls `release` when done or abandoned.
+ */
+export interface LazyRecords {
+  readonly length: number;
+  readInto(buf: Buffer, from: number, len: number): Promise<number>;
+  release(): void;
+}
+
+/** The value of a `records` field: bytes in memory, or bytes still in a file. */
+export type Records = Buffer | LazyRecords;
+
+export const isLazyRecords = (r: Records): r is LazyRecords => !Buffer.isBuffer(r);
+
+/** Records decoded from the wire are always in memory. */
+export function recordsInMemory(r: Records): Buffer;
+export function recordsInMemory(r: Records | null): Buffer | null;
+export function recordsInMemory(r: Records | null): Buffer | null {
+  if (r !== null && !Buffer.isBuffer(r)) throw new TypeError('expected records in memory');
+  return r;
+}
+
+/** A chunk of an encoded message. */
+export type Chunk = Buffer | LazyRecords;
+
 const TWO_POW_32 = 4294967296;
 /** Blobs at least this large are referenced, not copied. */
 const ZERO_COPY_MIN_BYTES = 4096;
@@ -13,7 +40,7 @@ const ZERO_COPY_MIN_BYTES = 4096;
 export class Writer {
   private buf: Buffer;
   private pos = 0;
-  private chunks: Buffer[] = [];
+  private chunks: Chunk[] = [];
   private chunkedBytes = 0;
 
   constructor(initialBytes = 256) {
@@ -128,8 +155,8 @@ export class Writer {
   }
 
   /** Raw bytes without a length prefix. */
-  raw(b: Buffer): this {
-    if (b.length >= ZERO_COPY_MIN_BYTES) {
+  raw(b: Buffer | LazyRecords): this {
+    if (!Buffer.isBuffer(b) || b.length >= ZERO_COPY_MIN_BYTES) {
       this.flushScratch();
       this.chunks.push(b);
       this.chunkedBytes += b.length;
@@ -174,19 +201,19 @@ export class Writer {
     return v === null ? this.unsignedVarint(0) : this.compactString(v);
   }
 
-  bytes(v: Buffer): this {
+  bytes(v: Buffer | LazyRecords): this {
     return this.int32(v.length).raw(v);
   }
 
-  nullableBytes(v: Buffer | null): this {
+  nullableBytes(v: Buffer | LazyRecords | null): this {
     return v === null ? this.int32(-1) : this.bytes(v);
   }
 
-  compactBytes(v: Buffer): this {
+  compactBytes(v: Buffer | LazyRecords): this {
     return this.unsignedVarint(v.length + 1).raw(v);
   }
 
-  compactNullableBytes(v: Buffer | null): this {
+  compactNullableBytes(v: Buffer | LazyRecords | null): this {
     return v === null ? this.unsignedVarint(0) : this.compactBytes(v);
   }
 
@@ -206,7 +233,7 @@ export class Writer {
   }
 
   /** The encoded bytes as chunks, in order; large blobs are the caller's buffers, not copies. */
-  finish(): Buffer[] {
+  finish(): Chunk[] {
     this.flushScratch();
     const out = this.chunks;
     this.chunks = [];
@@ -214,8 +241,10 @@ export class Writer {
     return out;
   }
 
+  /** One Buffer of everything written (throws if lazy records were written). */
   toBuffer(): Buffer {
     const chunks = this.finish();
+    if (!chunks.every((c): c is Buffer => Buffer.isBuffer(c))) throw new TypeError('toBuffer() with lazy records; stream finish() instead');
     return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
   }
 }

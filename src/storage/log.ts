@@ -20,6 +20,7 @@
  *    closed when the last in-flight read or fsync releases it (so file.delete.delay.ms is not used).
  *  - Reads are not queued: they look up the segment list synchronously and hold a reference.
  */
+import { FileRecords } from './file-records.js';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import {
@@ -111,6 +112,9 @@ interface TaskOp {
 }
 
 type Op = AppendOp | TaskOp;
+
+/** Reads at least this large are streamed from the segment file rather than copied into memory. */
+export const FILE_RECORDS_MIN_BYTES = 256 * 1024;
 
 export class PartitionLog {
   config: LogConfig;
@@ -469,6 +473,51 @@ export class PartitionLog {
         return await readFrom(seg, first, limit, maxBytes, limitOffset, minOneBatch);
       } finally {
         seg.release();
+      }
+    }
+    return EMPTY;
+  }
+
+  /**
+   * Like read(), but a result of at least FILE_RECORDS_MIN_BYTES comes back as a FileRecords
+   * slice of the segment for the caller to stream and then release, instead of a copy in memory.
+   * The slice may end inside a batch where `maxBytes` cuts one (Fetch allows a partial trailing
+   * batch and clients drop it, as with Kafka's sendfile); with `minOneBatch` the first batch is
+   * always whole.
+   */
+  async readRecords(fetchOffset: number, maxBytes: number, maxOffset: number, minOneBatch: boolean): Promise<Buffer | FileRecords> {
+    if (this.closed) throw new LogClosedError(`log ${this.dir} is closed`);
+    if (fetchOffset < this._logStartOffset || fetchOffset > this._logEndOffset) {
+      throw new OffsetOutOfRangeError(
+        `offset ${fetchOffset} out of range [${this._logStartOffset}, ${this._logEndOffset}] for ${this.topic}-${this.partition}`,
+      );
+    }
+    const limitOffset = Math.min(maxOffset, this._logEndOffset);
+    if (fetchOffset >= limitOffset) return EMPTY;
+    for (let i = this.segmentIndexFor(fetchOffset); i < this.segments.length; i++) {
+      const seg = this.segments[i]!;
+      if (!seg.acquire()) continue;
+      let handedOver = false;
+      try {
+        const limit = seg.size;
+        const first = await seg.findBatch(fetchOffset, limit);
+        if (!first) continue;
+        if (first.lastOffset >= limitOffset) return EMPTY;
+        let end = limit;
+        if (limitOffset < seg.nextOffset) {
+          const stop = await seg.findBatch(limitOffset, limit);
+          if (stop) end = stop.position;
+        }
+        let size = Math.min(end - first.position, maxBytes);
+        if (first.size > maxBytes) {
+          if (!minOneBatch) return EMPTY;
+          size = first.size;
+        }
+        if (size < FILE_RECORDS_MIN_BYTES) return await readFrom(seg, first, limit, maxBytes, limitOffset, minOneBatch);
+        handedOver = true;
+        return new FileRecords(seg, first.position, size);
+      } finally {
+        if (!handedOver) seg.release();
       }
     }
     return EMPTY;

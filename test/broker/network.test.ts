@@ -79,8 +79,8 @@ test('an unknown api key and an unsupported version close the connection; others
   frame.writeInt16BE(9999, 4);
   assert.equal(await closedAfter(frame), true);
   await waitForLog(/closing connection: unknown api key.*apiKey=9999/);
-  const frame2 = c.encodeRequest(m.ApiKey.Fetch, 4, m.defaultFetchRequest());
-  frame2.writeInt16BE(0, 6); // Fetch v0: magic 0/1 only, not answered
+  const frame2 = c.encodeRequest(m.ApiKey.Fetch, 13, m.defaultFetchRequest());
+  frame2.writeInt16BE(17, 6); // above the advertised Fetch range
   assert.equal(await closedAfter(frame2), true);
   await waitForLog(/unsupported api version.*api=Fetch/);
   c.close();

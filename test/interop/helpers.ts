@@ -11,6 +11,7 @@ import { createRequire } from 'node:module';
 import * as m from '../../src/protocol/messages/index.js';
 import { compressionOf, decodeRecordBatches, type RecordBatch } from '../../src/protocol/records.js';
 import { ProtocolConnection } from '../../src/testing/protocol-client.js';
+import { recordsInMemory } from '../../src/protocol/writer.js';
 
 export type Tool = 'kcat' | 'confluent-kafka' | 'kafka-python' | 'kafkajs';
 
@@ -224,7 +225,7 @@ export async function fetchAll(port: number, topic: string, partition: number, f
       if (p === undefined) throw new Error(`Fetch ${topic}-${partition}@${next}: no partition in the response`);
       if (p.errorCode !== 0) throw new Error(`Fetch ${topic}-${partition}@${next}: error ${p.errorCode}`);
       highWatermark = p.highWatermark;
-      const got = decodeRecordBatches(p.records ?? Buffer.alloc(0));
+      const got = decodeRecordBatches(recordsInMemory(p.records) ?? Buffer.alloc(0));
       for (const b of got) {
         batches.push(b);
         for (const r of b.records) {
@@ -248,4 +249,79 @@ export async function fetchAll(port: number, topic: string, partition: number, f
   } finally {
     c.close();
   }
+}
+
+export interface StreamingProcess {
+  /** Resolves when the process exits. */
+  readonly exited: Promise<RunResult>;
+  /** Resolves once `count` stdout lines matched `pattern` (counting from the start). */
+  waitForLines(pattern: RegExp, count: number, timeoutMs: number): Promise<void>;
+  lines(): string[];
+  kill(): void;
+}
+
+/** Starts a Python script (like python()) and exposes its stdout line by line while it runs. */
+export function spawnPython(tool: 'confluent-kafka' | 'kafka-python', script: string, bootstrap: string, opts: RunOptions = {}): StreamingProcess {
+  requireTool(tool);
+  const started = Date.now();
+  const child = spawn(SYSTEM_PYTHON, ['-c', script], {
+    env: { ...process.env, PYTHONUNBUFFERED: '1', PYTHONDONTWRITEBYTECODE: '1', BOOTSTRAP: bootstrap, ...opts.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const lines: string[] = [];
+  let partial = '';
+  let stdout = '';
+  let stderr = '';
+  const waiters = new Set<() => void>();
+  child.stdout.setEncoding('utf8').on('data', (d: string) => {
+    stdout += d;
+    const parts = (partial + d).split('\n');
+    partial = parts.pop() ?? '';
+    lines.push(...parts);
+    for (const w of waiters) w();
+  });
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  let timedOut = false;
+  let closed = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    child.kill('SIGKILL');
+  }, opts.timeoutMs ?? 120000);
+  const exited = new Promise<RunResult>((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      closed = true;
+      if (partial !== '') lines.push(partial);
+      for (const w of waiters) w();
+      resolve({ code, signal, stdout, stderr, timedOut, durationMs: Date.now() - started });
+    });
+  });
+  return {
+    exited,
+    lines: () => lines,
+    kill: () => child.kill('SIGKILL'),
+    waitForLines(pattern, count, timeoutMs) {
+      return new Promise((resolve, reject) => {
+        const check = (): void => {
+          if (lines.filter((l) => pattern.test(l)).length >= count) done(null);
+          else if (closed) done(new Error(`process exited before ${count} lines matched ${pattern}\n--- stderr ---\n${stderr.slice(-3000)}`));
+        };
+        const t = setTimeout(() => done(new Error(`fewer than ${count} lines matched ${pattern} after ${timeoutMs} ms\n--- stderr ---\n${stderr.slice(-3000)}`)), timeoutMs);
+        const done = (e: Error | null): void => {
+          clearTimeout(t);
+          waiters.delete(check);
+          if (e) reject(e);
+          else resolve();
+        };
+        waiters.add(check);
+        check();
+      });
+    },
+  };
+}
+
+/** The broker's ERROR lines (a client doing ordinary things must never cause one). */
+export function brokerErrors(output: string): string[] {
+  return output.split('\n').filter((l) => / ERROR /.test(l));
 }

@@ -6,7 +6,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startBroker, type BrokerProcess } from '../../src/testing/broker-process.js';
-import { fetchAll, kcat, kcatOk, skipUnless, uniqueTopic } from './helpers.js';
+import { brokerErrors, fetchAll, kcat, kcatOk, skipUnless, uniqueTopic } from './helpers.js';
 
 let broker: BrokerProcess;
 const B = (): string => broker.bootstrap;
@@ -20,6 +20,9 @@ after(async () => {
   const code = await broker.stop();
   broker.cleanup();
   assert.equal(code, 0, `broker did not shut down cleanly:\n${broker.output().slice(-3000)}`);
+  const warnings = broker.output().split('\n').filter((l) => / WARN /.test(l));
+  if (warnings.length > 0) console.log(`broker warnings:\n${warnings.slice(0, 20).join('\n')}`);
+  assert.deepEqual(brokerErrors(broker.output()), []);
 });
 
 const opts = { ...skipUnless('kcat'), timeout: 60000 };
@@ -118,8 +121,6 @@ const CODECS = [
  * X: not compressing batch" and silently sends the batch uncompressed.
  */
 const CODEC_TODO: Record<string, string | undefined> = {
-  gzip: 'broker advertises Produce min 3 / Fetch min 4, so librdkafka disables MsgVer1 and sends gzip uncompressed (advertise Produce/Fetch from v0)',
-  snappy: 'broker advertises Produce min 3 / Fetch min 4, so librdkafka disables MsgVer1 and sends snappy uncompressed (advertise Produce/Fetch from v0)',
   lz4: 'librdkafka enables LZ4 only if FindCoordinator v0 is advertised (consumer groups, issue 3); until then it sends lz4 uncompressed',
 };
 

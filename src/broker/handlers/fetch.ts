@@ -1,5 +1,9 @@
 /**
- * Fetch (key 1), versions 4–13 (4 is the first that carries magic-2 batches).
+ * Fetch (key 1), versions 0–13. Magic-2 batches are served from v4 on; v0–3 readers expect the
+ * older message formats, and Strand does not down-convert: like Kafka with
+ * `message.downconversion.enable=false`, a v0–3 fetch that would return records gets
+ * UNSUPPORTED_VERSION for that partition (librdkafka needs these versions advertised to turn its
+ * codecs on, then fetches with v4+).
  *
  * Behaviour:
  * - Serves stored batches byte for byte, from the batch holding `fetch_offset` up to the high
@@ -23,6 +27,7 @@ import {
   defaultFetchResponseSnapshotId,
   type FetchResponse,
 } from '../../protocol/messages/index.js';
+import { isLazyRecords } from '../../protocol/writer.js';
 import type { FetchPartitionRequest } from '../replica-manager.js';
 import { defineHandler } from './handler.js';
 
@@ -30,7 +35,7 @@ const READ_COMMITTED = 1;
 
 export const fetchHandler = defineHandler({
   api: FetchApi,
-  minVersion: 4,
+  minVersion: 0,
   maxVersion: 13,
   async handle(req, ctx): Promise<FetchResponse> {
     const broker = ctx.broker;
@@ -71,6 +76,11 @@ export const fetchHandler = defineHandler({
         topicId: t.topicId,
         partitions: t.partitions.map((p) => {
           const r = results[i++]!;
+          if (ctx.version < 4 && r.records !== null && r.records.length > 0) {
+            if (isLazyRecords(r.records)) r.records.release();
+            r.errorCode = ErrorCode.UNSUPPORTED_VERSION;
+            r.records = null;
+          }
           return {
             partitionIndex: p.index,
             errorCode: r.errorCode,

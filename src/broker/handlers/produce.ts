@@ -1,5 +1,7 @@
 /**
- * Produce (key 0), versions 3–9 (3 is the first that carries magic-2 batches).
+ * Produce (key 0), versions 0–9. Magic-2 batches arrive from v3 on; v0–2 carry the older
+ * message formats, which are answered UNSUPPORTED_FOR_MESSAGE_FORMAT (librdkafka needs v2 in the
+ * advertised range to turn gzip and snappy on, then sends v3+).
  *
  * Behaviour:
  * - Each partition's records are validated (size, magic, CRC-32C, record count against offset
@@ -12,6 +14,7 @@
  *   connection keep their order in the log.
  * - v8+: `record_errors` and `error_message` say which batch failed and why.
  * - Unknown topic or partition: UNKNOWN_TOPIC_OR_PARTITION (produce never creates topics).
+ * - zstd batches before v7: UNSUPPORTED_COMPRESSION_TYPE, as Kafka.
  */
 import { ErrorCode } from '../../protocol/errors.js';
 import {
@@ -20,9 +23,20 @@ import {
   type ProduceResponsePartitionProduceResponse,
 } from '../../protocol/messages/index.js';
 import { LogClosedError } from '../../storage/errors.js';
+import { recordsInMemory } from '../../protocol/writer.js';
 import { defineHandler } from './handler.js';
 
 const NO_LEADER = { leaderId: -1, leaderEpoch: -1 };
+const ZSTD = 4;
+
+/** Whether any magic-2 batch in `records` says zstd (bits 0–2 of the attributes at byte 21). */
+function containsZstd(records: Buffer): boolean {
+  for (let at = 0; at + 23 <= records.length; at += 12 + Math.max(0, records.readInt32BE(at + 8))) {
+    if (records[at + 16] === 2 && (records.readInt16BE(at + 21) & 0x07) === ZSTD) return true;
+    if (records.readInt32BE(at + 8) <= 0) break;
+  }
+  return false;
+}
 
 function partitionError(index: number, errorCode: number, errorMessage: string | null): ProduceResponsePartitionProduceResponse {
   return { index, errorCode, baseOffset: -1, logAppendTimeMs: -1, logStartOffset: -1, recordErrors: [], errorMessage, currentLeader: NO_LEADER };
@@ -30,7 +44,7 @@ function partitionError(index: number, errorCode: number, errorMessage: string |
 
 export const produceHandler = defineHandler({
   api: ProduceApi,
-  minVersion: 3,
+  minVersion: 0,
   maxVersion: 9,
   async handle(req, ctx): Promise<ProduceResponse | null> {
     const rm = ctx.broker.replicaManager;
@@ -40,10 +54,14 @@ export const produceHandler = defineHandler({
       name: t.name,
       partitionResponses: t.partitionData.map((pd): Promise<ProduceResponsePartitionProduceResponse> | ProduceResponsePartitionProduceResponse => {
         if (!validAcks) return partitionError(pd.index, ErrorCode.INVALID_REQUIRED_ACKS, `acks must be 0, 1 or -1, got ${req.acks}`);
+        const records = recordsInMemory(pd.records);
+        if (ctx.version < 7 && records !== null && containsZstd(records)) {
+          return partitionError(pd.index, ErrorCode.UNSUPPORTED_COMPRESSION_TYPE, 'zstd needs Produce v7 or later');
+        }
         const partition = rm.getPartition(t.name, pd.index);
         if (partition === undefined) return partitionError(pd.index, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, `This server does not host ${t.name}-${pd.index}`);
         // Started synchronously, in request order: the log queues appends in call order.
-        return rm.produce(partition, pd.records, req.acks, now).then(
+        return rm.produce(partition, records, req.acks, now).then(
           (r) => ({ index: pd.index, ...r, currentLeader: NO_LEADER }),
           (e: unknown) => {
             if (e instanceof LogClosedError) return partitionError(pd.index, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, `${t.name}-${pd.index} was deleted`);

@@ -2,8 +2,9 @@
 // Do not edit: change the generator and run `npm run generate`.
 /* eslint-disable */
 import { Reader, EMPTY, ZERO_UUID } from '../reader.js';
-import { Writer } from '../writer.js';
+import { Writer, type Records } from '../writer.js';
 void EMPTY; void ZERO_UUID;
+export type { Records };
 
 export interface DeleteGroupsRequest {
   groupsNames: string[];

@@ -2,8 +2,9 @@
 // Do not edit: change the generator and run `npm run generate`.
 /* eslint-disable */
 import { Reader, EMPTY, ZERO_UUID } from '../reader.js';
-import { Writer } from '../writer.js';
+import { Writer, type Records } from '../writer.js';
 void EMPTY; void ZERO_UUID;
+export type { Records };
 
 export interface FetchSnapshotRequestTopicSnapshot {
   name: string;
@@ -220,7 +221,7 @@ export interface FetchSnapshotResponsePartitionSnapshot {
   currentLeader: FetchSnapshotResponseLeaderIdAndEpoch;
   size: number;
   position: number;
-  unalignedRecords: Buffer;
+  unalignedRecords: Records;
 }
 
 export function defaultFetchSnapshotResponsePartitionSnapshot(): FetchSnapshotResponsePartitionSnapshot {
@@ -238,7 +239,7 @@ export function encodeFetchSnapshotResponsePartitionSnapshot(w: Writer, v: Fetch
   w.int64(v.size);
   w.int64(v.position);
   if (v.unalignedRecords === null) throw new TypeError('UnalignedRecords is not nullable in this version');
-  w.compactBytes(v.unalignedRecords as Buffer);
+  w.compactBytes(v.unalignedRecords as Records);
   const tags: Array<[number, Buffer]> = [];
   if (!(isDefaultFetchSnapshotResponseLeaderIdAndEpoch(v.currentLeader))) {
     const w = new Writer(64);

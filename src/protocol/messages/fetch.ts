@@ -2,8 +2,9 @@
 // Do not edit: change the generator and run `npm run generate`.
 /* eslint-disable */
 import { Reader, EMPTY, ZERO_UUID } from '../reader.js';
-import { Writer } from '../writer.js';
+import { Writer, type Records } from '../writer.js';
 void EMPTY; void ZERO_UUID;
+export type { Records };
 
 export interface FetchRequestReplicaState {
   replicaId: number;
@@ -403,7 +404,7 @@ export interface FetchResponsePartitionData {
   snapshotId: FetchResponseSnapshotId;
   abortedTransactions: FetchResponseAbortedTransaction[] | null;
   preferredReadReplica: number;
-  records: Buffer | null;
+  records: Records | null;
 }
 
 export function defaultFetchResponsePartitionData(): FetchResponsePartitionData {

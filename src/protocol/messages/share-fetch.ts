@@ -2,8 +2,9 @@
 // Do not edit: change the generator and run `npm run generate`.
 /* eslint-disable */
 import { Reader, EMPTY, ZERO_UUID } from '../reader.js';
-import { Writer } from '../writer.js';
+import { Writer, type Records } from '../writer.js';
 void EMPTY; void ZERO_UUID;
+export type { Records };
 
 export interface ShareFetchRequestFetchTopic {
   topicId: string;
@@ -268,7 +269,7 @@ export interface ShareFetchResponsePartitionData {
   acknowledgeErrorCode: number;
   acknowledgeErrorMessage: string | null;
   currentLeader: ShareFetchResponseLeaderIdAndEpoch;
-  records: Buffer | null;
+  records: Records | null;
   acquiredRecords: ShareFetchResponseAcquiredRecords[];
 }
 
