@@ -37,6 +37,17 @@ interface Slot {
 /** Lazy records (segment slices) are streamed in pieces of this size, one read ahead. */
 const STREAM_PIECE_BYTES = 1024 * 1024;
 
+/**
+ * Full-size pieces are reused once the socket has handed them to the kernel (the write
+ * callback), so streaming a fetch does not churn the garbage collector with fresh megabytes.
+ */
+const piecePool: Buffer[] = [];
+const PIECE_POOL_MAX = 16;
+const takePiece = (len: number): Buffer => (len === STREAM_PIECE_BYTES ? (piecePool.pop() ?? Buffer.allocUnsafe(len)) : Buffer.allocUnsafe(len));
+const returnPiece = (buf: Buffer): void => {
+  if (buf.length === STREAM_PIECE_BYTES && piecePool.length < PIECE_POOL_MAX) piecePool.push(buf);
+};
+
 /** Requests handled concurrently on one connection (responses still leave in order). */
 export const MAX_IN_FLIGHT = 16;
 
@@ -322,7 +333,7 @@ export class Connection {
     try {
       const read = async (from: number): Promise<Buffer> => {
         const len = Math.min(STREAM_PIECE_BYTES, records.length - from);
-        const buf = Buffer.allocUnsafe(len);
+        const buf = takePiece(len);
         const n = await records.readInto(buf, from, len);
         // The length is already on the wire: a short read cannot be papered over.
         if (n !== len) throw new Error(`short read of records: ${n} of ${len} bytes`);
@@ -334,9 +345,9 @@ export class Connection {
         const piece = await next;
         from += piece.length;
         if (from < records.length) next = read(from);
-        if (!this.socket.write(piece) && !this.closed) await this.drained();
+        if (!this.socket.write(piece, () => returnPiece(piece)) && !this.closed) await this.drained();
       }
-      if (from < records.length) await next.catch(() => undefined);
+      if (from < records.length) await next.then(returnPiece, () => undefined);
     } finally {
       records.release();
     }

@@ -66,7 +66,9 @@ export async function startBroker(opts: StartOptions = {}): Promise<BrokerProces
   const port = opts.port ?? (await freePort());
   const ownDir = opts.dataDir === undefined;
   const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'strand-test-'));
-  const args = [STRAND_BIN, 'broker', '--port', String(port), '--data-dir', dataDir, ...(opts.args ?? [])];
+  // STRAND_BROKER_NODE_ARGS passes flags to the broker's node (e.g. --cpu-prof) for profiling.
+  const nodeArgs = (process.env['STRAND_BROKER_NODE_ARGS'] ?? '').split(' ').filter((a) => a !== '');
+  const args = [...nodeArgs, STRAND_BIN, 'broker', '--port', String(port), '--data-dir', dataDir, ...(opts.args ?? [])];
   for (const [k, v] of Object.entries(opts.overrides ?? {})) args.push('--override', `${k}=${v}`);
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
