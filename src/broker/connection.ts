@@ -49,7 +49,7 @@ const returnPiece = (buf: Buffer): void => {
 };
 
 /** Requests handled concurrently on one connection (responses still leave in order). */
-export const MAX_IN_FLIGHT = 16;
+export const MAX_IN_FLIGHT = 64;
 
 export interface ConnectionLimits {
   maxRequestBytes: number;

@@ -21,9 +21,23 @@ function fmt(v: unknown): string {
   return String(v);
 }
 
+let stderrGuarded = false;
+
+/**
+ * Writes a line to stderr. A closed stderr (the reader went away: EPIPE) must not turn every
+ * log line into an error event, so write errors are swallowed once here.
+ */
+function writeStderr(line: string): void {
+  if (!stderrGuarded) {
+    stderrGuarded = true;
+    process.stderr.on('error', () => {});
+  }
+  process.stderr.write(line + '\n');
+}
+
 export function createLogger(opts: { component?: string; level?: Level; write?: (line: string) => void } = {}): Logger {
   const threshold = RANK[opts.level ?? ((process.env['STRAND_LOG_LEVEL'] as Level | undefined) ?? 'info')] ?? RANK.info;
-  const write = opts.write ?? ((line: string) => process.stderr.write(line + '\n'));
+  const write = opts.write ?? writeStderr;
   const make = (component: string): Logger => {
     const log = (level: Level, msg: string, fields?: Record<string, unknown>): void => {
       if (RANK[level] < threshold) return;

@@ -118,6 +118,8 @@ export const FILE_RECORDS_MIN_BYTES = 256 * 1024;
 
 export class PartitionLog {
   config: LogConfig;
+  /** The most recently queued append; flush() waits for it. */
+  private lastAppend: Promise<unknown> = Promise.resolve();
   private segments: LogSegment[];
   private _logStartOffset: number;
   private _logEndOffset: number;
@@ -228,10 +230,12 @@ export class PartitionLog {
     } catch (err) {
       return Promise.reject(err);
     }
-    return new Promise<AppendResult>((resolve, reject) => {
+    const appended = new Promise<AppendResult>((resolve, reject) => {
       this.queue.push({ kind: 'append', buf: batches, leaderEpoch, records, resolve, reject, result: null });
       if (!this.draining) void this.drain();
     });
+    this.lastAppend = appended;
+    return appended;
   }
 
   private runTask<T>(run: () => Promise<T>): Promise<T> {
@@ -397,7 +401,9 @@ export class PartitionLog {
 
   /** Resolves when everything appended before the call is fsynced. */
   async flush(): Promise<void> {
-    await this.runTask(async () => {});
+    // Wait for the appends queued before this call (not a barrier in the queue: later appends
+    // keep grouping into one write), then join the group fsync.
+    await this.lastAppend.catch(() => undefined);
     await this.groupFsync();
   }
 

@@ -186,3 +186,36 @@ test('a client that stops reading cannot make the broker buffer without bound', 
   c.close();
   await stillServes();
 });
+
+function cpuTicks(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return Number(fields[11]) + Number(fields[12]); // utime + stime, in clock ticks
+}
+
+test('a broker whose stderr reader went away keeps serving and does not spin (EPIPE regression)', { timeout: 30000 }, async () => {
+  const b = await startBroker();
+  try {
+    b.child.stderr!.destroy();
+    b.child.stdout!.destroy();
+    // Provoke log lines: each bad frame logs a warning to the closed stderr.
+    for (let i = 0; i < 5; i++) {
+      const bad = Buffer.alloc(4);
+      bad.writeInt32BE(-1, 0);
+      await new Promise<void>((resolve) => {
+        const s = connect({ host: '127.0.0.1', port: b.port }, () => s.write(bad));
+        s.on('error', () => {});
+        s.on('close', () => resolve());
+      });
+    }
+    const before = cpuTicks(b.child.pid!);
+    await new Promise((r) => setTimeout(r, 1000));
+    const used = cpuTicks(b.child.pid!) - before;
+    assert.ok(used < 30, `idle broker used ${used} ticks in 1 s`);
+    const c = await ProtocolConnection.connect('127.0.0.1', b.port);
+    assert.equal((await c.send(m.ApiKey.ApiVersions, 3, { clientSoftwareName: 'x', clientSoftwareVersion: '1' })).errorCode, 0);
+    c.close();
+  } finally {
+    assert.equal(await b.stop(), 0);
+    b.cleanup();
+  }
+});
