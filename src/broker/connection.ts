@@ -11,9 +11,10 @@
  * head as they complete. An acks=0 produce takes a slot that writes nothing.
  *
  * Back-pressure: the socket stops being read while MAX_IN_FLIGHT requests are in flight on it or
- * while more than `maxPendingResponseBytes` of responses wait to be sent, so a client that stops
- * reading cannot make the broker buffer without bound: at most MAX_IN_FLIGHT responses (each
- * bounded by fetch.max.bytes / message.max.bytes) plus the unsent bytes are held per connection.
+ * while more than MAX_PENDING_RESPONSE_BYTES of responses wait to be sent, so a client that stops
+ * reading cannot make the broker buffer without bound. Fetch records of 256 KiB and more are
+ * streamed from the segment file (FileRecords), so a connection holds at most MAX_IN_FLIGHT
+ * requests (each ≤ socket.request.max.bytes), as many small responses, and the unsent bytes.
  * Kafka goes further and handles one request per connection at a time; a small window keeps
  * pipelined produces (librdkafka sends up to 5) appending and fsyncing together.
  */
@@ -50,6 +51,9 @@ const returnPiece = (buf: Buffer): void => {
 
 /** Requests handled concurrently on one connection (responses still leave in order). */
 export const MAX_IN_FLIGHT = 64;
+
+/** Response bytes handed to a socket but not yet sent, above which the connection stops reading. */
+export const MAX_PENDING_RESPONSE_BYTES = 4 * 1024 * 1024;
 
 export interface ConnectionLimits {
   maxRequestBytes: number;
