@@ -61,24 +61,29 @@ export async function brokerCommand(argv: string[]): Promise<number> {
   // A bug in one request's handling must not take the broker down: log it and keep serving.
   process.on('uncaughtException', (e) => logger.error('uncaught exception', { error: e, stack: e.stack }));
   process.on('unhandledRejection', (e) => logger.error('unhandled rejection', { error: e, stack: e instanceof Error ? e.stack : undefined }));
+  // Signals are handled from the start: one that arrives while the broker is still starting
+  // stops it as soon as it is up, cleanly.
+  let signalled: NodeJS.Signals | null = null;
+  let onStop: () => void = () => {};
+  const stopRequested = new Promise<void>((resolve) => (onStop = resolve));
+  const onSignal = (sig: NodeJS.Signals): void => {
+    if (signalled !== null) {
+      logger.warn('second signal: exiting without a clean shutdown', { signal: sig });
+      process.exit(130);
+    }
+    signalled = sig;
+    logger.info('signal received', { signal: sig });
+    onStop();
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
   const broker = await Broker.start(config, logger);
-  await new Promise<void>((resolve) => {
-    let signalled = false;
-    const onSignal = (sig: NodeJS.Signals): void => {
-      if (signalled) {
-        logger.warn('second signal: exiting without a clean shutdown', { signal: sig });
-        process.exit(130);
-      }
-      signalled = true;
-      logger.info('signal received', { signal: sig });
-      broker.shutdown().then(resolve, (e: unknown) => {
-        logger.error('shutdown failed', { error: e });
-        process.exitCode = 1;
-        resolve();
-      });
-    };
-    process.on('SIGTERM', onSignal);
-    process.on('SIGINT', onSignal);
-  });
+  await stopRequested;
+  try {
+    await broker.shutdown();
+  } catch (e) {
+    logger.error('shutdown failed', { error: e });
+    return 1;
+  }
   return 0;
 }
