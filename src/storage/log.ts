@@ -460,7 +460,11 @@ export class PartitionLog {
     return found;
   }
 
-  async read(fetchOffset: number, maxBytes: number, maxOffset: number, minOneBatch: boolean): Promise<Buffer> {
+  /**
+   * The first batch holding an offset ≥ `fetchOffset` below `maxOffset`, with its segment
+   * acquired (the caller releases it); null when there is nothing to read there.
+   */
+  private async locate(fetchOffset: number, maxOffset: number): Promise<{ seg: LogSegment; first: BatchHeader; limit: number; limitOffset: number } | null> {
     if (this.closed) throw new LogClosedError(`log ${this.dir} is closed`);
     if (fetchOffset < this._logStartOffset || fetchOffset > this._logEndOffset) {
       throw new OffsetOutOfRangeError(
@@ -468,20 +472,35 @@ export class PartitionLog {
       );
     }
     const limitOffset = Math.min(maxOffset, this._logEndOffset);
-    if (fetchOffset >= limitOffset) return EMPTY;
+    if (fetchOffset >= limitOffset) return null;
     for (let i = this.segmentIndexFor(fetchOffset); i < this.segments.length; i++) {
       const seg = this.segments[i]!;
       if (!seg.acquire()) continue;
+      let found = false;
       try {
         const limit = seg.size;
         const first = await seg.findBatch(fetchOffset, limit);
-        if (!first) continue;
-        return await readFrom(seg, first, limit, maxBytes, limitOffset, minOneBatch);
+        if (first === null || first.lastOffset >= limitOffset) {
+          if (first !== null) return null;
+          continue;
+        }
+        found = true;
+        return { seg, first, limit, limitOffset };
       } finally {
-        seg.release();
+        if (!found) seg.release();
       }
     }
-    return EMPTY;
+    return null;
+  }
+
+  async read(fetchOffset: number, maxBytes: number, maxOffset: number, minOneBatch: boolean): Promise<Buffer> {
+    const at = await this.locate(fetchOffset, maxOffset);
+    if (at === null) return EMPTY;
+    try {
+      return await readFrom(at.seg, at.first, at.limit, maxBytes, at.limitOffset, minOneBatch);
+    } finally {
+      at.seg.release();
+    }
   }
 
   /**
@@ -492,41 +511,27 @@ export class PartitionLog {
    * always whole.
    */
   async readRecords(fetchOffset: number, maxBytes: number, maxOffset: number, minOneBatch: boolean): Promise<Buffer | FileRecords> {
-    if (this.closed) throw new LogClosedError(`log ${this.dir} is closed`);
-    if (fetchOffset < this._logStartOffset || fetchOffset > this._logEndOffset) {
-      throw new OffsetOutOfRangeError(
-        `offset ${fetchOffset} out of range [${this._logStartOffset}, ${this._logEndOffset}] for ${this.topic}-${this.partition}`,
-      );
-    }
-    const limitOffset = Math.min(maxOffset, this._logEndOffset);
-    if (fetchOffset >= limitOffset) return EMPTY;
-    for (let i = this.segmentIndexFor(fetchOffset); i < this.segments.length; i++) {
-      const seg = this.segments[i]!;
-      if (!seg.acquire()) continue;
-      let handedOver = false;
-      try {
-        const limit = seg.size;
-        const first = await seg.findBatch(fetchOffset, limit);
-        if (!first) continue;
-        if (first.lastOffset >= limitOffset) return EMPTY;
-        let end = limit;
-        if (limitOffset < seg.nextOffset) {
-          const stop = await seg.findBatch(limitOffset, limit);
-          if (stop) end = stop.position;
-        }
-        let size = Math.min(end - first.position, maxBytes);
-        if (first.size > maxBytes) {
-          if (!minOneBatch) return EMPTY;
-          size = first.size;
-        }
-        if (size < FILE_RECORDS_MIN_BYTES) return await readFrom(seg, first, limit, maxBytes, limitOffset, minOneBatch);
-        handedOver = true;
-        return new FileRecords(seg, first.position, size);
-      } finally {
-        if (!handedOver) seg.release();
+    const at = await this.locate(fetchOffset, maxOffset);
+    if (at === null) return EMPTY;
+    const { seg, first, limit, limitOffset } = at;
+    let handedOver = false;
+    try {
+      let end = limit;
+      if (limitOffset < seg.nextOffset) {
+        const stop = await seg.findBatch(limitOffset, limit);
+        if (stop) end = stop.position;
       }
+      let size = Math.min(end - first.position, maxBytes);
+      if (first.size > maxBytes) {
+        if (!minOneBatch) return EMPTY;
+        size = first.size;
+      }
+      if (size < FILE_RECORDS_MIN_BYTES) return await readFrom(seg, first, limit, maxBytes, limitOffset, minOneBatch);
+      handedOver = true;
+      return new FileRecords(seg, first.position, size);
+    } finally {
+      if (!handedOver) seg.release();
     }
-    return EMPTY;
   }
 
   async findBatchByTimestamp(timestampMs: number): Promise<{ batch: Buffer; baseOffset: number } | null> {

@@ -7,24 +7,15 @@
  * replicated by the Raft quorum before they are applied; here they are applied once fsynced.
  */
 import { join } from 'node:path';
-import { PartitionLog, type LogConfig } from '../../storage/log.js';
+import { DEFAULT_LOG_CONFIG, PartitionLog, type LogConfig } from '../../storage/log.js';
 import { decodeRecordBatches, encodeRecordBatch } from '../../protocol/records.js';
 import { MetadataImage, type MetadataRecord } from './image.js';
 import type { Logger } from '../logger.js';
 
 export const METADATA_TOPIC = '__cluster_metadata';
 
-const METADATA_LOG_CONFIG: LogConfig = {
-  segmentBytes: 64 * 1024 * 1024,
-  segmentMs: Number.MAX_SAFE_INTEGER,
-  segmentIndexBytes: 1024 * 1024,
-  indexIntervalBytes: 4096,
-  retentionMs: -1,
-  retentionBytes: -1,
-  flushMessages: Number.MAX_SAFE_INTEGER,
-  flushMs: Number.MAX_SAFE_INTEGER,
-  fileDeleteDelayMs: 0,
-};
+/** Never deleted by retention, never rolled by time; fsynced by every append (see append()). */
+const METADATA_LOG_CONFIG: LogConfig = { ...DEFAULT_LOG_CONFIG, segmentBytes: 64 * 1024 * 1024, segmentMs: Number.MAX_SAFE_INTEGER, retentionMs: -1 };
 
 export class MetadataLog {
   private constructor(
