@@ -53,6 +53,12 @@ export interface BatchHeader {
 }
 
 const SCAN_CHUNK_BYTES = 8192;
+
+/**
+ * Headers of the most recently assigned batches, kept in memory: a consumer at the tail asks for
+ * the offset right after what it last read, and finds its batch here without reading the file.
+ */
+const RECENT_BATCHES = 64;
 const RECOVERY_CHUNK_BYTES = 1 << 20;
 const MAX_RELATIVE_OFFSET = 0x7fffffff;
 
@@ -193,7 +199,37 @@ export class LogSegment {
     this.writeEnd = position + batchBytes;
   }
 
+  /** Ring of recent batch headers, oldest first from `recentHead`; cleared on truncation. */
+  private readonly recent: BatchHeader[] = [];
+  private recentHead = 0;
+
+  private rememberBatch(h: BatchHeader): void {
+    if (this.recent.length < RECENT_BATCHES) this.recent.push(h);
+    else {
+      this.recent[this.recentHead] = h;
+      this.recentHead = (this.recentHead + 1) % RECENT_BATCHES;
+    }
+  }
+
+  /**
+   * The first batch with lastOffset >= offset among the recent ones, if the ring answers the
+   * question: `offset` is at or after the oldest remembered batch, so no earlier batch can hold it.
+   * Returns undefined when the ring cannot tell, null when no written batch holds the offset.
+   */
+  private findRecent(offset: number, limit: number): BatchHeader | null | undefined {
+    const n = this.recent.length;
+    if (n === 0) return undefined;
+    const oldest = this.recent[n < RECENT_BATCHES ? 0 : this.recentHead]!;
+    if (offset < oldest.baseOffset) return undefined;
+    for (let i = 0; i < n; i++) {
+      const h = this.recent[(this.recentHead + i) % n]!;
+      if (h.lastOffset >= offset) return h.position + h.size <= limit ? { ...h } : null;
+    }
+    return null;
+  }
+
   private trackBatch(baseOffset: number, lastOffset: number, maxTimestamp: number, position: number, batchBytes: number): void {
+    this.rememberBatch({ position, baseOffset, lastOffset, size: batchBytes, maxTimestamp });
     if (maxTimestamp > this.maxTimestamp) {
       this.maxTimestamp = maxTimestamp;
       this.offsetOfMaxTimestamp = baseOffset;
@@ -304,6 +340,8 @@ export class LogSegment {
 
   /** The first batch with lastOffset >= offset (via the index and a short scan), or null. */
   async findBatch(offset: number, limit = this.size): Promise<BatchHeader | null> {
+    const recent = this.findRecent(offset, limit);
+    if (recent !== undefined) return recent;
     const start = this.offsetIndex.lookup(offset);
     let found: BatchHeader | null = null;
     await this.scanHeaders(start.position, limit, (h) => {
@@ -442,6 +480,8 @@ export class LogSegment {
     await ftruncateFile(this.fd, position);
     this.size = position;
     this.writeEnd = position;
+    this.recent.length = 0;
+    this.recentHead = 0;
     this.offsetIndex.truncateToPosition(position);
     // Recompute the in-memory tail from the last surviving index entry.
     const keep = this.offsetIndex.lookup(offset);
