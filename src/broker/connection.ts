@@ -18,7 +18,9 @@
  * Kafka goes further and handles one request per connection at a time; a small window keeps
  * pipelined produces (librdkafka sends up to 5) appending and fsyncing together.
  */
+import { writeFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
+import { join } from 'node:path';
 import { ApiKey, ApiVersionsApi } from '../protocol/messages/index.js';
 import { readRequestHeader, writeResponseHeader } from '../protocol/apis.js';
 import { ErrorCode } from '../protocol/errors.js';
@@ -233,6 +235,7 @@ export class Connection {
       this.reject('unsupported api version', { api: handler.api.name, version, min: handler.minVersion, max: handler.maxVersion, clientId: header.clientId });
       return;
     }
+    if (CAPTURE_DIR !== undefined) captureFrame(frame, handler.api.name, version, header.clientId);
     const body = handler.api.decodeRequest(r, version);
     if (!r.ok) {
       this.reject('undecodable request body', { api: handler.api.name, version, error: r.error, clientId: header.clientId });
@@ -382,6 +385,19 @@ export class Connection {
     // Frames already buffered wait for a free slot, not for more data.
     if (!busy && !this.processing && this.hasCompleteFrame()) this.processFrames();
   }
+}
+
+/**
+ * STRAND_CAPTURE_DIR=<dir> writes every request frame (header and body, without the size) that
+ * reaches a handler to `<dir>/<client>-<Api>-v<version>-<n>.bin`: how the golden bytes of real
+ * clients in test/fixtures were captured. A debugging aid, off unless the variable is set.
+ */
+const CAPTURE_DIR = process.env['STRAND_CAPTURE_DIR'];
+let captured = 0;
+
+function captureFrame(frame: Buffer, api: string, version: number, clientId: string | null): void {
+  const client = (clientId ?? 'null').replace(/[^A-Za-z0-9_.-]/g, '_').slice(0, 40);
+  writeFileSync(join(CAPTURE_DIR!, `${client}-${api}-v${version}-${captured++}.bin`), frame);
 }
 
 function releaseAll(chunks: Chunk[]): void {
