@@ -14,7 +14,9 @@ const ROOT = join(fileURLToPath(new URL('.', import.meta.url)), '..', '..');
 
 /** What Strand deliberately does not do yet, and why: the ledger of gaps. */
 const NOT_YET: string[] = [
-  'Consumer groups (FindCoordinator, JoinGroup, SyncGroup, Heartbeat, LeaveGroup, OffsetCommit, OffsetFetch, ListGroups, DescribeGroups, DeleteGroups, OffsetDelete): the consumer-groups issue. Until then consume by partition assignment (kcat -C, confluent-kafka `assign()`, kafka-python `assign()`); KafkaJS\'s consumer needs groups.',
+  'Consumer groups: the classic protocol works with KafkaJS, librdkafka and kafka-python group consumers, with offsets in `__consumer_offsets` (Kafka\'s record format, 50 partitions). Not yet: the consumer-group CLI, a proof with librdkafka\'s cooperative-sticky assignor, and compaction of `__consumer_offsets` (it is kept with `retention.ms=-1` until the cleaner exists, so it grows with every commit). OffsetFetch v7 `require_stable` never answers UNSTABLE_OFFSET_COMMIT (no transactions yet).',
+  'FindCoordinator answers this broker for transactional ids too, but the transaction apis are not implemented yet.',
+  'Several record batches for one partition in one Produce are accepted and appended in order (Kafka v3+ requires exactly one).',
   'Idempotent and transactional producers (InitProducerId, AddPartitionsToTxn, AddOffsetsToTxn, EndTxn, TxnOffsetCommit): the exactly-once issue. librdkafka producers work with `enable.idempotence=false` (its default).',
   'SASL, TLS and ACLs (SaslHandshake, SaslAuthenticate, CreateAcls, DescribeAcls, DeleteAcls): the security issue.',
   'Replication and the Raft quorum (OffsetForLeaderEpoch, ElectLeaders, AlterPartitionReassignments, ListPartitionReassignments, KRaft apis): the cluster issue. A single broker is its own controller; `replication.factor` above 1 is refused with INVALID_REPLICATION_FACTOR.',

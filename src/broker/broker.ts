@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { LogManager } from '../storage/log-manager.js';
 import { BrokerConfig } from './config.js';
-import { Connection } from './connection.js';
+import { Connection, MAX_PENDING_RESPONSE_BYTES } from './connection.js';
 import { HANDLERS } from './handlers/index.js';
 import type { ApiHandler } from './handlers/handler.js';
 import type { Logger } from './logger.js';
@@ -23,6 +23,8 @@ import { Controller } from './metadata/controller.js';
 import { MetadataImage } from './metadata/image.js';
 import { MetadataLog } from './metadata/metadata-log.js';
 import { ReplicaManager } from './replica-manager.js';
+import type { GroupCoordinator } from '../coordinator/group-coordinator.js';
+import { loadGroupCoordinator, newGroupCoordinator } from './group-coordinator-setup.js';
 
 export interface BrokerAddress {
   host: string;
@@ -68,6 +70,7 @@ export class Broker {
     readonly metadataLog: MetadataLog,
     readonly controller: Controller,
     readonly replicaManager: ReplicaManager,
+    readonly groupCoordinator: GroupCoordinator,
   ) {}
 
   get nodeId(): number {
@@ -101,11 +104,14 @@ export class Broker {
     await replicaManager.deleteOrphanLogs(image);
     await replicaManager.applyImage(image, MetadataImage.EMPTY);
     controller.onChange((next, previous) => replicaManager.applyImage(next, previous));
-    const broker = new Broker(config, logger, clusterId, logManager, metadataLog, controller, replicaManager);
+    const groupCoordinator = newGroupCoordinator(config, controller, logger.child('group-coordinator'));
+    const broker = new Broker(config, logger, clusterId, logManager, metadataLog, controller, replicaManager, groupCoordinator);
     await broker.listen();
     const adv = config.advertisedListeners[0]!;
     const bound = broker.addresses[0]!;
     await controller.registerBroker(adv.host, adv.port === 0 ? bound.port : adv.port);
+    // Group requests meanwhile get COORDINATOR_LOAD_IN_PROGRESS / COORDINATOR_NOT_AVAILABLE (clients retry).
+    await loadGroupCoordinator(groupCoordinator, config, controller, replicaManager, logger.child('group-coordinator'));
     logger.info('broker started', {
       nodeId: config.nodeId,
       clusterId,
@@ -119,7 +125,7 @@ export class Broker {
   private async listen(): Promise<void> {
     const limits = {
       maxRequestBytes: this.config.number('socket.request.max.bytes'),
-      maxPendingResponseBytes: Math.max(64 * 1024, this.config.number('socket.send.buffer.bytes')) * 64,
+      maxPendingResponseBytes: MAX_PENDING_RESPONSE_BYTES,
     };
     for (const l of this.config.listeners) {
       const server = createServer({ noDelay: true, allowHalfOpen: true }, (socket: Socket) => {
@@ -155,6 +161,7 @@ export class Broker {
   private async doShutdown(): Promise<void> {
     this.logger.info('shutting down');
     for (const s of this.servers) s.close();
+    this.groupCoordinator.shutdown(); // answers waiting JoinGroup/SyncGroup, stops its timers
     const deadline = new Promise<void>((resolve) => setTimeout(resolve, 15000).unref());
     await Promise.race([Promise.all([...this.connections].map((c) => c.shutdown())), deadline]);
     for (const c of this.connections) c.destroy('broker shut down', {}, 'debug');

@@ -252,11 +252,13 @@ test('CreateTopics answers Kafka errors per topic, with messages', T, async () =
   assert.equal(v0.topics[0].errorCode, E.TOPIC_ALREADY_EXISTS);
 });
 
-test('CreateTopics allows internal names such as __consumer_offsets', T, async () => {
-  const t = await createTopic({ name: '__consumer_offsets', numPartitions: 1, configs: [{ name: 'cleanup.policy', value: 'compact' }] });
+test('CreateTopics allows internal names such as __transaction_state', T, async () => {
+  // (__consumer_offsets itself is created by the group coordinator at startup.)
+  const t = await createTopic({ name: '__transaction_state', numPartitions: 1, configs: [{ name: 'cleanup.policy', value: 'compact' }] });
   assert.notEqual(t.topicId, ZERO_UUID);
-  const md = await metadata('__consumer_offsets');
+  const md = await metadata('__transaction_state');
   assert.equal(md.isInternal, true);
+  assert.equal((await metadata('__consumer_offsets')).isInternal, true);
 });
 
 test('DescribeConfigs v4 shows sources, synonyms, types and documentation', T, async () => {

@@ -120,10 +120,6 @@ const CODECS = [
  * zstd needs ZSTD (Produce 7, Fetch 10). Otherwise it logs "Broker does not support compression type
  * X: not compressing batch" and silently sends the batch uncompressed.
  */
-const CODEC_TODO: Record<string, string | undefined> = {
-  lz4: 'librdkafka enables LZ4 only if FindCoordinator v0 is advertised (consumer groups, issue 3); until then it sends lz4 uncompressed',
-};
-
 for (const [codec, id] of CODECS) {
   const N = 500;
   // Compressible values, so librdkafka never falls back to sending them uncompressed for size.
@@ -141,7 +137,7 @@ for (const [codec, id] of CODECS) {
     assert.deepEqual(records.map((r) => r.value), values);
   });
 
-  test(`kcat -z ${codec}: batches are stored ${codec}-compressed`, { ...opts, todo: CODEC_TODO[codec] }, async () => {
+  test(`kcat -z ${codec}: batches are stored ${codec}-compressed`, opts, async () => {
     await produceOnce();
     const { batches } = await fetchAll(broker.port, topic, 0);
     assert.ok(batches.length >= 1);

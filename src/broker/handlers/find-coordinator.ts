@@ -1,0 +1,37 @@
+/**
+ * FindCoordinator (key 10), versions 0–4.
+ *
+ * Behaviour:
+ * - This broker is the coordinator of every group (key type 0) — it hosts every partition of
+ *   `__consumer_offsets` — and it is answered for transactional ids (key type 1) too, as Kafka
+ *   would: whether transactions are served is up to the transaction apis, and clients retry
+ *   COORDINATOR_NOT_AVAILABLE forever, which would hide that. Other key types: INVALID_REQUEST.
+ * - v0 has no key type (always a group); v0–3 answer one key in the top-level fields; v4+ take
+ *   `coordinator_keys` and answer one entry per key (KIP-699).
+ * - The endpoint is this broker's advertised listener, as in Metadata.
+ */
+import { ErrorCode } from '../../protocol/errors.js';
+import { FindCoordinatorApi, type FindCoordinatorResponse, type FindCoordinatorResponseCoordinator } from '../../protocol/messages/index.js';
+import { defineHandler } from './handler.js';
+
+export const findCoordinatorHandler = defineHandler({
+  api: FindCoordinatorApi,
+  minVersion: 0,
+  maxVersion: 4,
+  handle(req, ctx): FindCoordinatorResponse {
+    const broker = ctx.broker;
+    const self = broker.image.brokers.get(broker.nodeId);
+    const answer = (key: string): FindCoordinatorResponseCoordinator => {
+      if (ctx.version >= 1 && req.keyType !== 0 && req.keyType !== 1) {
+        return { key, nodeId: -1, host: '', port: -1, errorCode: ErrorCode.INVALID_REQUEST, errorMessage: `Unknown coordinator key type ${req.keyType}` };
+      }
+      if (self === undefined || !broker.groupCoordinator.ready) return { key, nodeId: -1, host: '', port: -1, errorCode: ErrorCode.COORDINATOR_NOT_AVAILABLE, errorMessage: 'The coordinator is not loaded yet' };
+      return { key, nodeId: self.brokerId, host: self.host, port: self.port, errorCode: ErrorCode.NONE, errorMessage: null };
+    };
+    if (ctx.version >= 4) {
+      return { throttleTimeMs: 0, errorCode: ErrorCode.NONE, errorMessage: null, nodeId: -1, host: '', port: -1, coordinators: req.coordinatorKeys.map(answer) };
+    }
+    const a = answer(req.key);
+    return { throttleTimeMs: 0, errorCode: a.errorCode, errorMessage: a.errorMessage, nodeId: a.nodeId, host: a.host, port: a.port, coordinators: [] };
+  },
+});

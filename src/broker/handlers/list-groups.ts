@@ -1,0 +1,27 @@
+/**
+ * ListGroups (key 16), versions 0–5.
+ *
+ * Behaviour:
+ * - Every group this broker coordinates (all of them) with its protocol type ("" for a group
+ *   that only stores offsets); v4+ also its state, and `states_filter` (case-insensitive) keeps
+ *   only groups in those states; v5+ group type "classic" and `types_filter` (a filter without
+ *   "classic" lists nothing: Strand has no KIP-848 groups).
+ */
+import { ListGroupsApi, type ListGroupsResponse } from '../../protocol/messages/index.js';
+import { defineHandler } from './handler.js';
+
+export const listGroupsHandler = defineHandler({
+  api: ListGroupsApi,
+  minVersion: 0,
+  maxVersion: 5,
+  handle(req, ctx): ListGroupsResponse {
+    const v = ctx.version;
+    const types = v >= 5 ? req.typesFilter.map((t) => t.toLowerCase()) : [];
+    const groups = types.length > 0 && !types.includes('classic') ? [] : ctx.broker.groupCoordinator.listGroups(v >= 4 ? req.statesFilter : []);
+    return {
+      throttleTimeMs: 0,
+      errorCode: ctx.broker.groupCoordinator.unavailable(),
+      groups: groups.map((g) => ({ groupId: g.groupId, protocolType: g.protocolType, groupState: g.state, groupType: 'classic' })),
+    };
+  },
+});
