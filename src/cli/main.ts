@@ -45,12 +45,12 @@ main(process.argv.slice(2)).then(
   (e: unknown) => {
     if (e instanceof ConfigError || (e instanceof Error && (e as NodeJS.ErrnoException).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION')) {
       console.error(`strand: ${e.message}`);
-      process.exitCode = 2;
-      return;
+      process.exit(2);
     }
     const errno = (e as NodeJS.ErrnoException).code;
     if (typeof errno === 'string' && /^E[A-Z]+$/.test(errno)) console.error(`strand: ${(e as Error).message}`);
     else console.error('strand: fatal:', e instanceof Error ? (e.stack ?? e.message) : e);
-    process.exitCode = 1;
+    // A broker that failed half-way through starting may hold listeners open: exit regardless.
+    process.exit(1);
   },
 );
