@@ -69,6 +69,8 @@ export class Connection {
   private inFlight = 0;
   private processing = false;
   private writing = false;
+  /** The running pump, while it streams. */
+  private pumping: Promise<void> | null = null;
   private readEnded = false;
   private closed = false;
   private readonly abort = new AbortController();
@@ -94,9 +96,10 @@ export class Connection {
     });
   }
 
-  /** Resolves when every request received so far has been answered (or the connection closed). */
+  /** Resolves when every request received so far has been answered and written (or the connection closed). */
   async drain(): Promise<void> {
     while (this.settled.size > 0) await Promise.allSettled([...this.settled]);
+    while (this.pumping !== null) await this.pumping;
   }
 
   /** Ends waits (long-polling fetches answer now) and closes once in-flight responses are written. */
@@ -287,7 +290,12 @@ export class Connection {
     slot.done = true;
     slot.chunks = chunks;
     this.inFlight--;
-    void this.pump();
+    if (!this.writing) {
+      const run = this.pump().finally(() => {
+        if (this.pumping === run) this.pumping = null;
+      });
+      this.pumping = run;
+    }
   }
 
   /**
