@@ -77,6 +77,13 @@ export async function startBroker(opts: StartOptions = {}): Promise<BrokerProces
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   try {
     await waitForPort(port, opts.timeoutMs ?? 15000, '127.0.0.1', child);
+    // Listening comes before the broker has finished starting (registration, internal topics).
+    const deadline = Date.now() + (opts.timeoutMs ?? 15000);
+    while (!/broker started/.test(out)) {
+      if (child.exitCode !== null) throw new Error(`broker exited with code ${child.exitCode} while starting`);
+      if (Date.now() > deadline) throw new Error('broker did not finish starting');
+      await new Promise((r) => setTimeout(r, 10));
+    }
   } catch (e) {
     child.kill('SIGKILL');
     throw new Error(`${(e as Error).message}\n--- broker output ---\n${out}`);
