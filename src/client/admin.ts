@@ -1,0 +1,473 @@
+/**
+ * Admin: topics, partitions, configs, records, offsets, consumer groups and the cluster.
+ *
+ * Every call returns plain data or throws a typed error: a `KafkaError` for a broker error code
+ * (per topic, group or partition, the first one wins; the message names the resource), with
+ * retriable errors retried by the cluster's retry policy. Topic admin goes to the controller,
+ * offsets and record deletion to each partition's leader, group calls to the group's coordinator.
+ */
+import { ErrorCode } from '../protocol/errors.js';
+import { Reader } from '../protocol/reader.js';
+import {
+  CreatePartitionsApi,
+  CreateTopicsApi,
+  DeleteGroupsApi,
+  DeleteRecordsApi,
+  DeleteTopicsApi,
+  DescribeClusterApi,
+  DescribeConfigsApi,
+  DescribeGroupsApi,
+  IncrementalAlterConfigsApi,
+  ListGroupsApi,
+  ListOffsetsApi,
+  OffsetCommitApi,
+  OffsetDeleteApi,
+  OffsetFetchApi,
+  decodeConsumerProtocolAssignment,
+  type OffsetFetchResponse,
+} from '../protocol/messages/index.js';
+import { ZERO_UUID } from '../protocol/reader.js';
+import type { Cluster, TopicInfo } from './cluster.js';
+import type { Connection } from './connection.js';
+import { KafkaError, StrandError } from './errors.js';
+
+export interface NewTopic {
+  name: string;
+  /** Default -1: the broker's num.partitions. */
+  partitions?: number;
+  /** Default -1: the broker's default.replication.factor. */
+  replicationFactor?: number;
+  configs?: Record<string, string>;
+}
+
+export interface TopicDescription {
+  name: string;
+  topicId: string;
+  isInternal: boolean;
+  partitions: Array<{ partition: number; leader: number; leaderEpoch: number; replicas: number[]; isr: number[] }>;
+}
+
+export type ResourceType = 'topic' | 'broker';
+const RESOURCE_CODE: Record<ResourceType, number> = { topic: 2, broker: 4 };
+
+export interface ConfigEntry {
+  name: string;
+  value: string | null;
+  readOnly: boolean;
+  isDefault: boolean;
+  isSensitive: boolean;
+  /** Kafka's ConfigSource code (1 dynamic topic, 4 static broker, 5 default, ...). */
+  source: number;
+}
+
+export interface ConfigResourceResult {
+  type: ResourceType;
+  name: string;
+  configs: ConfigEntry[];
+}
+
+export interface AlterConfigsSpec {
+  type: ResourceType;
+  name: string;
+  /** Values to set. */
+  set?: Record<string, string>;
+  /** Names to reset to their default. */
+  delete?: string[];
+}
+
+/** Which offset to look up: the first, the next to be written, or the first at/after a timestamp. */
+export type OffsetSpec = 'earliest' | 'latest' | { timestamp: number };
+
+export interface PartitionOffset {
+  partition: number;
+  offset: number;
+  timestamp: number;
+}
+
+export interface GroupListing {
+  groupId: string;
+  protocolType: string;
+  state: string;
+}
+
+export interface GroupMemberDescription {
+  memberId: string;
+  groupInstanceId: string | null;
+  clientId: string;
+  clientHost: string;
+  assignment: Array<{ topic: string; partitions: number[] }>;
+}
+
+export interface GroupDescription {
+  groupId: string;
+  state: string;
+  protocolType: string;
+  protocol: string;
+  members: GroupMemberDescription[];
+}
+
+export interface GroupOffset {
+  topic: string;
+  partition: number;
+  /** Committed offset (-1 when none). */
+  offset: number;
+  metadata: string | null;
+}
+
+export interface PartitionLag extends GroupOffset {
+  /** The partition's end offset (high watermark). */
+  end: number;
+  /** end − committed (end − earliest when nothing is committed). */
+  lag: number;
+}
+
+function timestampOf(spec: OffsetSpec): number {
+  return spec === 'earliest' ? -2 : spec === 'latest' ? -1 : spec.timestamp;
+}
+
+export class Admin {
+  private closed = false;
+
+  constructor(
+    readonly cluster: Cluster,
+    private readonly ownsCluster = false,
+  ) {}
+
+  async connect(): Promise<void> {
+    await this.cluster.withRetry('connect', () => this.cluster.anyConnection());
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.ownsCluster) await this.cluster.close();
+  }
+
+  private async controller(): Promise<Connection> {
+    if (this.cluster.controllerId < 0) await this.cluster.refreshMetadata();
+    const id = this.cluster.controllerId;
+    return id >= 0 ? this.cluster.connection(id) : this.cluster.anyConnection();
+  }
+
+  // ------------------------------------------------------------------------------------ topics
+
+  /** Creates topics; throws TOPIC_ALREADY_EXISTS etc. unless `ignoreExisting`. */
+  async createTopics(topics: NewTopic[], opts: { validateOnly?: boolean; timeoutMs?: number; ignoreExisting?: boolean } = {}): Promise<void> {
+    const resp = await this.cluster.withRetry('CreateTopics', async () => {
+      const conn = await this.controller();
+      return conn.request(CreateTopicsApi, {
+        topics: topics.map((t) => ({
+          name: t.name,
+          numPartitions: t.partitions ?? -1,
+          replicationFactor: t.replicationFactor ?? -1,
+          assignments: [],
+          configs: Object.entries(t.configs ?? {}).map(([name, value]) => ({ name, value })),
+        })),
+        timeoutMs: opts.timeoutMs ?? 30000,
+        validateOnly: opts.validateOnly ?? false,
+      });
+    });
+    for (const r of resp.topics) {
+      if (r.errorCode === ErrorCode.TOPIC_ALREADY_EXISTS && opts.ignoreExisting) continue;
+      if (r.errorCode !== 0) throw new KafkaError(r.errorCode, `create topic ${r.name}`, r.errorMessage);
+    }
+    await this.cluster.refreshMetadata(topics.map((t) => t.name)).catch(() => {});
+  }
+
+  /** Names of all topics (internal ones only with `includeInternal`). */
+  async listTopics(opts: { includeInternal?: boolean } = {}): Promise<string[]> {
+    const resp = await this.cluster.fetchMetadata(null, false);
+    return resp.topics
+      .filter((t) => t.errorCode === 0 && t.name !== null && (opts.includeInternal || !t.isInternal))
+      .map((t) => t.name!)
+      .sort();
+  }
+
+  async describeTopics(names: string[]): Promise<TopicDescription[]> {
+    const resp = await this.cluster.fetchMetadata(names, false);
+    this.cluster.applyMetadata(resp);
+    return names.map((n) => {
+      const t = resp.topics.find((x) => x.name === n);
+      if (t === undefined) throw new KafkaError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, n);
+      if (t.errorCode !== 0) throw new KafkaError(t.errorCode, `describe topic ${n}`);
+      return {
+        name: n,
+        topicId: t.topicId,
+        isInternal: t.isInternal,
+        partitions: t.partitions
+          .map((p) => ({ partition: p.partitionIndex, leader: p.leaderId, leaderEpoch: p.leaderEpoch, replicas: p.replicaNodes, isr: p.isrNodes }))
+          .sort((a, b) => a.partition - b.partition),
+      };
+    });
+  }
+
+  async deleteTopics(names: string[], opts: { timeoutMs?: number } = {}): Promise<void> {
+    const resp = await this.cluster.withRetry('DeleteTopics', async () => {
+      const conn = await this.controller();
+      return conn.request(DeleteTopicsApi, { topics: names.map((name) => ({ name, topicId: ZERO_UUID })), topicNames: names, timeoutMs: opts.timeoutMs ?? 30000 });
+    });
+    for (const r of resp.responses) if (r.errorCode !== 0) throw new KafkaError(r.errorCode, `delete topic ${r.name}`, r.errorMessage);
+    for (const n of names) this.cluster.topics.delete(n);
+  }
+
+  /** Grows topics to `count` partitions in total. */
+  async createPartitions(specs: Array<{ topic: string; count: number }>, opts: { validateOnly?: boolean; timeoutMs?: number } = {}): Promise<void> {
+    const resp = await this.cluster.withRetry('CreatePartitions', async () => {
+      const conn = await this.controller();
+      return conn.request(CreatePartitionsApi, {
+        topics: specs.map((s) => ({ name: s.topic, count: s.count, assignments: null })),
+        timeoutMs: opts.timeoutMs ?? 30000,
+        validateOnly: opts.validateOnly ?? false,
+      });
+    });
+    for (const r of resp.results) if (r.errorCode !== 0) throw new KafkaError(r.errorCode, `create partitions of ${r.name}`, r.errorMessage);
+    await this.cluster.refreshMetadata(specs.map((s) => s.topic)).catch(() => {});
+  }
+
+  // ----------------------------------------------------------------------------------- configs
+
+  async describeConfigs(resources: Array<{ type: ResourceType; name: string; keys?: string[] }>): Promise<ConfigResourceResult[]> {
+    const resp = await this.cluster.withRetry('DescribeConfigs', async () => {
+      const conn = await this.cluster.anyConnection();
+      return conn.request(DescribeConfigsApi, {
+        resources: resources.map((r) => ({ resourceType: RESOURCE_CODE[r.type], resourceName: r.name, configurationKeys: r.keys ?? null })),
+        includeSynonyms: false,
+        includeDocumentation: false,
+      });
+    });
+    return resp.results.map((r) => {
+      if (r.errorCode !== 0) throw new KafkaError(r.errorCode, `describe configs of ${r.resourceName}`, r.errorMessage);
+      return {
+        type: r.resourceType === 4 ? 'broker' : 'topic',
+        name: r.resourceName,
+        configs: r.configs.map((c) => ({ name: c.name, value: c.value, readOnly: c.readOnly, isDefault: c.isDefault || c.configSource === 5, isSensitive: c.isSensitive, source: c.configSource })),
+      };
+    });
+  }
+
+  /** Changes configs incrementally (IncrementalAlterConfigs): `set` values, `delete` overrides. */
+  async alterConfigs(specs: AlterConfigsSpec[], opts: { validateOnly?: boolean } = {}): Promise<void> {
+    const resp = await this.cluster.withRetry('IncrementalAlterConfigs', async () => {
+      const conn = await this.cluster.anyConnection();
+      return conn.request(IncrementalAlterConfigsApi, {
+        resources: specs.map((s) => ({
+          resourceType: RESOURCE_CODE[s.type],
+          resourceName: s.name,
+          configs: [
+            ...Object.entries(s.set ?? {}).map(([name, value]) => ({ name, configOperation: 0, value })),
+            ...(s.delete ?? []).map((name) => ({ name, configOperation: 1, value: null })),
+          ],
+        })),
+        validateOnly: opts.validateOnly ?? false,
+      });
+    });
+    for (const r of resp.responses) if (r.errorCode !== 0) throw new KafkaError(r.errorCode, `alter configs of ${r.resourceName}`, r.errorMessage);
+  }
+
+  // ----------------------------------------------------------------------------------- cluster
+
+  async describeCluster(): Promise<{ clusterId: string | null; controllerId: number; brokers: Array<{ nodeId: number; host: string; port: number; rack: string | null }> }> {
+    const conn = await this.cluster.withRetry('connect', () => this.cluster.anyConnection());
+    if (conn.supports(DescribeClusterApi.key)) {
+      const r = await this.cluster.withRetry('DescribeCluster', async () => (await this.cluster.anyConnection()).request(DescribeClusterApi, { includeClusterAuthorizedOperations: false, endpointType: 1 }));
+      if (r.errorCode !== 0) throw new KafkaError(r.errorCode, 'DescribeCluster', r.errorMessage);
+      return { clusterId: r.clusterId, controllerId: r.controllerId, brokers: r.brokers.map((b) => ({ nodeId: b.brokerId, host: b.host, port: b.port, rack: b.rack })) };
+    }
+    const m = await this.cluster.fetchMetadata([], false);
+    return { clusterId: m.clusterId, controllerId: m.controllerId, brokers: m.brokers.map((b) => ({ nodeId: b.nodeId, host: b.host, port: b.port, rack: b.rack })) };
+  }
+
+  // ----------------------------------------------------------------------------------- records
+
+  private async byLeader<T extends { partition: number }>(topic: string, items: T[]): Promise<Map<number, T[]>> {
+    const info = await this.cluster.topic(topic);
+    const out = new Map<number, T[]>();
+    for (const it of items) {
+      const leader = info.partitions[it.partition]?.leader;
+      if (leader === undefined) throw new KafkaError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, `${topic}-${it.partition}`);
+      let l = out.get(leader);
+      if (l === undefined) out.set(leader, (l = []));
+      l.push(it);
+    }
+    return out;
+  }
+
+  /** Offsets of every partition of `topic` (or of `partitions`) for `spec`. */
+  async listOffsets(topic: string, spec: OffsetSpec = 'latest', partitions?: number[]): Promise<PartitionOffset[]> {
+    return this.cluster.withRetry(`ListOffsets ${topic}`, async () => {
+      const info: TopicInfo = await this.cluster.topic(topic);
+      const parts = (partitions ?? info.partitions.map((p) => p.partition)).map((partition) => ({ partition }));
+      const out: PartitionOffset[] = [];
+      for (const [leader, ps] of await this.byLeader(topic, parts)) {
+        const conn = await this.cluster.connection(leader);
+        const resp = await conn.request(ListOffsetsApi, {
+          replicaId: -1,
+          isolationLevel: 0,
+          timeoutMs: 30000,
+          topics: [{ name: topic, partitions: ps.map((p) => ({ partitionIndex: p.partition, currentLeaderEpoch: -1, timestamp: timestampOf(spec), maxNumOffsets: 1 })) }],
+        });
+        for (const t of resp.topics) {
+          for (const p of t.partitions) {
+            if (p.errorCode !== 0) throw new KafkaError(p.errorCode, `ListOffsets ${topic}-${p.partitionIndex}`);
+            out.push({ partition: p.partitionIndex, offset: p.offset, timestamp: p.timestamp });
+          }
+        }
+      }
+      return out.sort((a, b) => a.partition - b.partition);
+    });
+  }
+
+  /** Deletes records before `offset` (-1: the high watermark) in each partition; resolves with the new low watermarks. */
+  async deleteRecords(topic: string, partitions: Array<{ partition: number; offset: number }>, opts: { timeoutMs?: number } = {}): Promise<Array<{ partition: number; lowWatermark: number }>> {
+    return this.cluster.withRetry(`DeleteRecords ${topic}`, async () => {
+      const out: Array<{ partition: number; lowWatermark: number }> = [];
+      for (const [leader, ps] of await this.byLeader(topic, partitions)) {
+        const conn = await this.cluster.connection(leader);
+        const resp = await conn.request(DeleteRecordsApi, {
+          topics: [{ name: topic, partitions: ps.map((p) => ({ partitionIndex: p.partition, offset: p.offset })) }],
+          timeoutMs: opts.timeoutMs ?? 30000,
+        });
+        for (const t of resp.topics) {
+          for (const p of t.partitions) {
+            if (p.errorCode !== 0) throw new KafkaError(p.errorCode, `DeleteRecords ${topic}-${p.partitionIndex}`);
+            out.push({ partition: p.partitionIndex, lowWatermark: p.lowWatermark });
+          }
+        }
+      }
+      return out.sort((a, b) => a.partition - b.partition);
+    });
+  }
+
+  // ------------------------------------------------------------------------------------ groups
+
+  private async coordinatorConn(groupId: string): Promise<Connection> {
+    return this.cluster.connection(await this.cluster.coordinator(groupId));
+  }
+
+  private groupCall<T>(what: string, groupId: string, fn: (c: Connection) => Promise<T>): Promise<T> {
+    return this.cluster.withRetry(what, async () => {
+      try {
+        return await fn(await this.coordinatorConn(groupId));
+      } catch (e) {
+        if (e instanceof StrandError && e.needsMetadataRefresh) this.cluster.forgetCoordinator(groupId);
+        throw e;
+      }
+    });
+  }
+
+  async listGroups(): Promise<GroupListing[]> {
+    await this.cluster.refreshMetadata();
+    const out: GroupListing[] = [];
+    for (const nodeId of this.cluster.brokers.keys()) {
+      const r = await this.cluster.withRetry('ListGroups', async () => (await this.cluster.connection(nodeId)).request(ListGroupsApi, { statesFilter: [], typesFilter: [] }));
+      if (r.errorCode !== 0) throw new KafkaError(r.errorCode, 'ListGroups');
+      for (const g of r.groups) out.push({ groupId: g.groupId, protocolType: g.protocolType, state: g.groupState });
+    }
+    return out.sort((a, b) => a.groupId.localeCompare(b.groupId));
+  }
+
+  async describeGroups(groupIds: string[]): Promise<GroupDescription[]> {
+    const out: GroupDescription[] = [];
+    for (const groupId of groupIds) {
+      const r = await this.groupCall('DescribeGroups', groupId, (c) => c.request(DescribeGroupsApi, { groups: [groupId], includeAuthorizedOperations: false }));
+      const g = r.groups[0];
+      if (g === undefined) throw new StrandError('CORRUPT_RESPONSE', `no group ${groupId} in DescribeGroups response`);
+      if (g.errorCode !== 0) throw new KafkaError(g.errorCode, `describe group ${groupId}`);
+      out.push({
+        groupId,
+        state: g.groupState,
+        protocolType: g.protocolType,
+        protocol: g.protocolData,
+        members: g.members.map((m) => ({
+          memberId: m.memberId,
+          groupInstanceId: m.groupInstanceId,
+          clientId: m.clientId,
+          clientHost: m.clientHost,
+          assignment: decodeAssignment(g.protocolType, m.memberAssignment),
+        })),
+      });
+    }
+    return out;
+  }
+
+  async deleteGroups(groupIds: string[]): Promise<void> {
+    for (const groupId of groupIds) {
+      const r = await this.groupCall('DeleteGroups', groupId, (c) => c.request(DeleteGroupsApi, { groupsNames: [groupId] }));
+      for (const g of r.results) if (g.errorCode !== 0) throw new KafkaError(g.errorCode, `delete group ${g.groupId}`);
+    }
+  }
+
+  /** Committed offsets of a group (all topics, or `topics`). */
+  async fetchOffsets(groupId: string, topics?: string[]): Promise<GroupOffset[]> {
+    let req: Array<{ name: string; partitionIndexes: number[] }> | null = null;
+    if (topics !== undefined) {
+      req = [];
+      for (const t of topics) req.push({ name: t, partitionIndexes: (await this.cluster.topic(t)).partitions.map((p) => p.partition) });
+    }
+    const r = await this.groupCall<OffsetFetchResponse>('OffsetFetch', groupId, (c) => c.request(OffsetFetchApi, { groupId, topics: req, groups: [], requireStable: false }));
+    if (r.errorCode !== 0) throw new KafkaError(r.errorCode, `fetch offsets of ${groupId}`);
+    const out: GroupOffset[] = [];
+    for (const t of r.topics) {
+      for (const p of t.partitions) {
+        if (p.errorCode !== 0) throw new KafkaError(p.errorCode, `fetch offset of ${groupId} ${t.name}-${p.partitionIndex}`);
+        out.push({ topic: t.name, partition: p.partitionIndex, offset: p.committedOffset, metadata: p.metadata });
+      }
+    }
+    return out.sort((a, b) => a.topic.localeCompare(b.topic) || a.partition - b.partition);
+  }
+
+  /** Committed offset, end offset and lag per partition of the group's topics (or `topics`). */
+  async groupLag(groupId: string, topics?: string[]): Promise<PartitionLag[]> {
+    const committed = await this.fetchOffsets(groupId, topics);
+    const names = topics ?? [...new Set(committed.map((c) => c.topic))];
+    const out: PartitionLag[] = [];
+    for (const topic of names) {
+      const ends = await this.listOffsets(topic, 'latest');
+      const starts = await this.listOffsets(topic, 'earliest');
+      for (const e of ends) {
+        const c = committed.find((x) => x.topic === topic && x.partition === e.partition);
+        const offset = c?.offset ?? -1;
+        const from = offset >= 0 ? offset : (starts.find((s) => s.partition === e.partition)?.offset ?? 0);
+        out.push({ topic, partition: e.partition, offset, metadata: c?.metadata ?? null, end: e.offset, lag: Math.max(0, e.offset - from) });
+      }
+    }
+    return out;
+  }
+
+  /**
+   * Sets a group's committed offsets for `topic` (the group must have no active members):
+   * to 'earliest', 'latest', a timestamp, or explicit offsets per partition.
+   */
+  async resetOffsets(groupId: string, topic: string, to: OffsetSpec | { offsets: Array<{ partition: number; offset: number }> }): Promise<GroupOffset[]> {
+    const targets = typeof to === 'object' && 'offsets' in to ? to.offsets : (await this.listOffsets(topic, to)).map((p) => ({ partition: p.partition, offset: p.offset }));
+    const r = await this.groupCall('OffsetCommit', groupId, (c) =>
+      c.request(OffsetCommitApi, {
+        groupId,
+        generationIdOrMemberEpoch: -1,
+        memberId: '',
+        groupInstanceId: null,
+        retentionTimeMs: -1,
+        topics: [{ name: topic, partitions: targets.map((t) => ({ partitionIndex: t.partition, committedOffset: t.offset, committedLeaderEpoch: -1, commitTimestamp: -1, committedMetadata: null })) }],
+      }),
+    );
+    for (const t of r.topics) for (const p of t.partitions) if (p.errorCode !== 0) throw new KafkaError(p.errorCode, `reset offset of ${groupId} ${t.name}-${p.partitionIndex}`);
+    return targets.map((t) => ({ topic, partition: t.partition, offset: t.offset, metadata: null }));
+  }
+
+  /** Deletes a group's committed offsets for `topic` (OffsetDelete; the group must not be subscribed to it). */
+  async deleteGroupOffsets(groupId: string, topic: string, partitions?: number[]): Promise<void> {
+    const ps = partitions ?? (await this.cluster.topic(topic)).partitions.map((p) => p.partition);
+    const r = await this.groupCall('OffsetDelete', groupId, (c) => c.request(OffsetDeleteApi, { groupId, topics: [{ name: topic, partitions: ps.map((partitionIndex) => ({ partitionIndex })) }] }));
+    if (r.errorCode !== 0) throw new KafkaError(r.errorCode, `delete offsets of ${groupId}`);
+    for (const t of r.topics) for (const p of t.partitions) if (p.errorCode !== 0) throw new KafkaError(p.errorCode, `delete offset of ${groupId} ${t.name}-${p.partitionIndex}`);
+  }
+}
+
+/** Decodes a consumer group member's assignment (ConsumerProtocolAssignment with its version prefix). */
+export function decodeAssignment(protocolType: string, bytes: Buffer): Array<{ topic: string; partitions: number[] }> {
+  if (protocolType !== 'consumer' || bytes.length < 2) return [];
+  const r = new Reader(bytes);
+  const version = r.int16();
+  const a = decodeConsumerProtocolAssignment(r, version);
+  return r.ok ? a.assignedPartitions.map((p) => ({ topic: p.topic, partitions: p.partitions })) : [];
+}

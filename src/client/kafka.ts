@@ -1,0 +1,43 @@
+/**
+ * The entry point: `new Kafka({ brokers })` holds the shared settings; `producer()`,
+ * `consumer()` and `admin()` create clients, each with its own connections.
+ */
+import { Cluster, type RetryOptions } from './cluster.js';
+import type { ClientLogger } from './logger.js';
+import { Producer, type ProducerOptions } from './producer.js';
+import { Admin } from './admin.js';
+import { Consumer, type ConsumerOptions } from './consumer.js';
+
+export interface KafkaOptions {
+  /** Bootstrap addresses, `host:port`. */
+  brokers: string[];
+  /** Sent in every request header (default 'strand'). */
+  clientId?: string;
+  connectTimeoutMs?: number;
+  /** How long a request may wait for its response (default 30000). */
+  requestTimeoutMs?: number;
+  metadataMaxAgeMs?: number;
+  /** Retries of metadata, coordinator and admin requests (producer and consumer have their own). */
+  retry?: RetryOptions;
+  logger?: ClientLogger;
+}
+
+export class Kafka {
+  constructor(readonly options: KafkaOptions) {}
+
+  private cluster(allowAutoTopicCreation: boolean): Cluster {
+    return new Cluster({ ...this.options, allowAutoTopicCreation });
+  }
+
+  producer<K = Buffer | string | null, V = Buffer | string | null>(opts: ProducerOptions<K, V> & { allowAutoTopicCreation?: boolean } = {}): Producer<K, V> {
+    return new Producer<K, V>(this.cluster(opts.allowAutoTopicCreation ?? true), opts, true);
+  }
+
+  consumer<K = Buffer | null, V = Buffer | null>(opts: ConsumerOptions<K, V>): Consumer<K, V> {
+    return new Consumer<K, V>(this.cluster(false), opts, this);
+  }
+
+  admin(): Admin {
+    return new Admin(this.cluster(false), true);
+  }
+}
