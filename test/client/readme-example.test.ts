@@ -20,7 +20,7 @@ test('the README example of the in-process broker passes', { timeout: 60000 }, (
   writeFileSync(file, block);
   try {
     // A nested runner would otherwise report to ours in its binary protocol.
-    const env = { ...process.env, KAFKAJS_NO_PARTITIONER_WARNING: '1' };
+    const env: NodeJS.ProcessEnv = { ...process.env, KAFKAJS_NO_PARTITIONER_WARNING: '1' };
     delete env['NODE_TEST_CONTEXT'];
     const r = spawnSync(process.execPath, ['--test', file], { encoding: 'utf8', timeout: 50000, cwd: ROOT, env });
     assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
