@@ -25,6 +25,7 @@ import { MetadataLog } from './metadata/metadata-log.js';
 import { ReplicaManager } from './replica-manager.js';
 import type { GroupCoordinator } from '../coordinator/group-coordinator.js';
 import { loadGroupCoordinator, newGroupCoordinator } from './group-coordinator-setup.js';
+import { loadExactlyOnceIfPresent, setUpExactlyOnce, type ExactlyOnce } from './transaction-coordinator-setup.js';
 
 export interface BrokerAddress {
   host: string;
@@ -71,6 +72,8 @@ export class Broker {
     readonly controller: Controller,
     readonly replicaManager: ReplicaManager,
     readonly groupCoordinator: GroupCoordinator,
+    /** Producer ids, the transaction coordinator and its marker writer (issue 5). */
+    readonly exactlyOnce: ExactlyOnce,
   ) {}
 
   get nodeId(): number {
@@ -105,13 +108,16 @@ export class Broker {
     await replicaManager.applyImage(image, MetadataImage.EMPTY);
     controller.onChange((next, previous) => replicaManager.applyImage(next, previous));
     const groupCoordinator = newGroupCoordinator(config, controller, logger.child('group-coordinator'));
-    const broker = new Broker(config, logger, clusterId, logManager, metadataLog, controller, replicaManager, groupCoordinator);
+    const exactlyOnce = setUpExactlyOnce(config, controller, replicaManager, groupCoordinator, logger.child('transaction-coordinator'));
+    const broker = new Broker(config, logger, clusterId, logManager, metadataLog, controller, replicaManager, groupCoordinator, exactlyOnce);
     await broker.listen();
     const adv = config.advertisedListeners[0]!;
     const bound = broker.addresses[0]!;
     await controller.registerBroker(adv.host, adv.port === 0 ? bound.port : adv.port);
     // Group requests meanwhile get COORDINATOR_LOAD_IN_PROGRESS / COORDINATOR_NOT_AVAILABLE (clients retry).
     await loadGroupCoordinator(groupCoordinator, config, controller, replicaManager, logger.child('group-coordinator'));
+    // After the group coordinator: resumed commits write markers to __consumer_offsets too.
+    await loadExactlyOnceIfPresent(exactlyOnce, controller);
     logger.info('broker started', {
       nodeId: config.nodeId,
       clusterId,
@@ -162,6 +168,7 @@ export class Broker {
     this.logger.info('shutting down');
     for (const s of this.servers) s.close();
     this.groupCoordinator.shutdown(); // answers waiting JoinGroup/SyncGroup, stops its timers
+    this.exactlyOnce.shutdown(); // stops the timeout task and marker retries
     const deadline = new Promise<void>((resolve) => setTimeout(resolve, 15000).unref());
     await Promise.race([Promise.all([...this.connections].map((c) => c.shutdown())), deadline]);
     for (const c of this.connections) c.destroy('broker shut down', {}, 'debug');

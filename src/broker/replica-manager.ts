@@ -7,16 +7,26 @@
  * the batch to be fsynced (group commit) unless `strand.acks.all.fsync=false`. Fetch reads up to
  * the high watermark and, when less than `min_bytes` is available, waits (DelayedFetch) until an
  * append to one of its partitions or `max_wait_ms` — woken by appends, never polling.
+ *
+ * Exactly-once (issue 5): the log checks producer ids and sequences (storage/producer-state.ts);
+ * a duplicate comes back with its original offset and is not written again, a refused batch
+ * becomes the matching Kafka error. A transactional batch is accepted only while the transaction
+ * coordinator has its producer (same epoch) in an open transaction that includes the partition
+ * (the `verifyTransaction` hook, Kafka's KIP-890 part 1 verification), so a zombie cannot open a
+ * transaction nobody will end. `appendTxnMarker` writes COMMIT/ABORT control batches for the
+ * coordinator. read_committed fetches stop at the last stable offset and carry the aborted
+ * transactions of the range.
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ErrorCode } from '../protocol/errors.js';
 import { isLazyRecords, type Records } from '../protocol/writer.js';
-import { setLogAppendTime } from '../protocol/records.js';
+import { encodeControlBatch, setLogAppendTime } from '../protocol/records.js';
 import { validateProduceRecords } from '../protocol/validate.js';
 import { LogManager } from '../storage/log-manager.js';
 import type { LogConfig, PartitionLog } from '../storage/log.js';
-import { LogClosedError, OffsetOutOfRangeError } from '../storage/errors.js';
+import { LogClosedError, OffsetOutOfRangeError, StorageError } from '../storage/errors.js';
+import { ProducerStateError } from '../storage/producer-state.js';
 import { writeFileAtomic } from '../storage/file-io.js';
 import { METADATA_TOPIC } from './metadata/metadata-log.js';
 import { BrokerConfig, effectiveTopicConfigs, longValue } from './config.js';
@@ -33,9 +43,9 @@ export class Partition {
     public settings: TopicSettings,
   ) {}
 
-  /** The last stable offset: the high watermark until transactions hold records back. */
+  /** The last stable offset: the high watermark, or the first offset of the earliest open transaction if lower. */
   get lastStableOffset(): number {
-    return this.log.highWatermark;
+    return this.log.lastStableOffset;
   }
 }
 
@@ -92,6 +102,8 @@ export interface FetchPartitionRequest {
   missingError: number;
   fetchOffset: number;
   partitionMaxBytes: number;
+  /** read_committed: read up to the last stable offset and report aborted transactions. */
+  readCommitted?: boolean;
 }
 
 export interface FetchPartitionResult {
@@ -101,7 +113,15 @@ export interface FetchPartitionResult {
   logStartOffset: number;
   /** In memory, or a FileRecords slice the connection streams and releases. */
   records: Records | null;
+  /** read_committed only: aborted transactions overlapping the returned range. */
+  abortedTransactions?: Array<{ producerId: number; firstOffset: number }>;
 }
+
+/**
+ * Asks the transaction coordinator whether a transactional batch may be written: NONE, or the
+ * error to answer (INVALID_PRODUCER_EPOCH for a fenced producer, INVALID_TXN_STATE otherwise).
+ */
+export type TransactionVerifier = (producerId: number, producerEpoch: number, topic: string, partition: number) => number;
 
 const key = (topic: string, partition: number): string => `${topic}\u0000${partition}`;
 
@@ -128,6 +148,8 @@ export class ReplicaManager {
   private readonly partitions = new Map<string, Partition>();
   private readonly waiters = new Set<{ keys: ReadonlySet<string>; wake: () => void }>();
   private readonly fsyncOnAcksAll: boolean;
+  /** Set by the broker once the transaction coordinator exists; until then transactional writes are refused. */
+  verifyTransaction: TransactionVerifier | null = null;
 
   constructor(
     readonly logManager: LogManager,
@@ -247,12 +269,60 @@ export class ReplicaManager {
         }
       }
     }
-    const appended = await partition.log.append(records, partition.leaderEpoch);
+    const first = v.batches[0]!.header;
+    if (first.producerId >= 0) {
+      // Kafka ≥ 3 takes one batch per partition; with a producer id the log needs exactly one.
+      if (v.batches.length > 1) {
+        result.errorCode = ErrorCode.INVALID_RECORD;
+        result.errorMessage = 'An idempotent or transactional produce must carry exactly one batch per partition';
+        return result;
+      }
+      if ((first.attributes & 0x10) !== 0) {
+        const verdict = this.verifyTransaction?.(first.producerId, first.producerEpoch, partition.topic, partition.index) ?? ErrorCode.INVALID_TXN_STATE;
+        if (verdict !== ErrorCode.NONE) {
+          result.errorCode = verdict;
+          result.errorMessage = `Transactional batch of producer ${first.producerId} epoch ${first.producerEpoch} is not part of an open transaction on ${partition.topic}-${partition.index}`;
+          return result;
+        }
+      }
+    }
+    let appended;
+    try {
+      // Enqueued synchronously after the verification above: a later marker queues behind it.
+      appended = await partition.log.append(records, partition.leaderEpoch);
+    } catch (e) {
+      if (e instanceof ProducerStateError || (e instanceof StorageError && e.code === 'INVALID_RECORD')) {
+        result.errorCode = (ErrorCode as Record<string, number>)[e.code] ?? ErrorCode.UNKNOWN_SERVER_ERROR;
+        result.errorMessage = e.message;
+        return result;
+      }
+      throw e;
+    }
     result.baseOffset = appended.firstOffset;
     result.logStartOffset = partition.log.logStartOffset;
     this.wakeFetchers(partition);
     if (acks === -1 && this.fsyncOnAcksAll) await partition.log.flush();
     return result;
+  }
+
+  /**
+   * Writes a transaction marker (control batch) for the coordinator; resolves with its offset once
+   * fsynced. Markers bypass sequence checks but not the producer epoch check.
+   */
+  async appendTxnMarker(partition: Partition, producerId: number, producerEpoch: number, commit: boolean, coordinatorEpoch: number): Promise<number> {
+    const batch = encodeControlBatch({ producerId, producerEpoch, type: commit ? 1 : 0, coordinatorEpoch, timestamp: Date.now() });
+    const appended = await partition.log.append(batch, partition.leaderEpoch, 'coordinator');
+    this.wakeFetchers(partition);
+    await partition.log.flush();
+    return appended.firstOffset;
+  }
+
+  /** producer.id.expiration.ms over every hosted partition. */
+  expireProducers(nowMs: number, expirationMs: number): void {
+    for (const p of this.partitions.values()) {
+      const n = p.log.removeExpiredProducers(nowMs, expirationMs);
+      if (n > 0) this.logger.debug('expired producer ids', { topic: p.topic, partition: p.index, removed: n });
+    }
   }
 
   private wakeFetchers(partition: Partition): void {
@@ -304,7 +374,10 @@ export class ReplicaManager {
       }
       const log = p.log;
       const hw = log.highWatermark;
-      const base = { highWatermark: hw, lastStableOffset: hw, logStartOffset: log.logStartOffset };
+      const lso = log.lastStableOffset;
+      // read_committed reads stop at the last stable offset: nothing of an undecided transaction.
+      const upper = req.readCommitted === true ? lso : hw;
+      const base = { highWatermark: hw, lastStableOffset: lso, logStartOffset: log.logStartOffset };
       if (req.fetchOffset < log.logStartOffset || req.fetchOffset > log.logEndOffset) {
         out.push({ ...base, errorCode: ErrorCode.OFFSET_OUT_OF_RANGE, records: null });
         continue;
@@ -312,7 +385,7 @@ export class ReplicaManager {
       const limit = Math.min(req.partitionMaxBytes, budget);
       let records: Records;
       try {
-        records = req.fetchOffset >= hw || (limit <= 0 && gotAny) ? EMPTY : await log.readRecords(req.fetchOffset, Math.max(0, limit), hw, !gotAny);
+        records = req.fetchOffset >= upper || (limit <= 0 && gotAny) ? EMPTY : await log.readRecords(req.fetchOffset, Math.max(0, limit), upper, !gotAny);
       } catch (e) {
         if (e instanceof OffsetOutOfRangeError) {
           out.push({ ...base, errorCode: ErrorCode.OFFSET_OUT_OF_RANGE, records: null });
@@ -327,7 +400,10 @@ export class ReplicaManager {
       }
       if (records.length > 0) gotAny = true;
       budget -= records.length;
-      out.push({ ...base, errorCode: ErrorCode.NONE, records });
+      if (req.readCommitted === true) {
+        const aborted = records.length === 0 ? [] : log.abortedTransactions(req.fetchOffset, upper).map((a) => ({ producerId: a.producerId, firstOffset: a.firstOffset }));
+        out.push({ ...base, errorCode: ErrorCode.NONE, records, abortedTransactions: aborted });
+      } else out.push({ ...base, errorCode: ErrorCode.NONE, records });
     }
     return out;
   }

@@ -6,19 +6,29 @@
  * replaying the same memory log). An append is one record batch (all or nothing after a crash)
  * and resolves only once the batch is fsynced, so an acknowledged commit survives kill -9.
  */
-import { decodeRecordBatches, encodeRecordBatch } from '../protocol/records.js';
+import { Attr, decodeRecordBatches, encodeRecordBatch } from '../protocol/records.js';
 import type { PartitionLog } from '../storage/log.js';
 import type { CoordinatorRecord } from './group-records.js';
 
 export interface ReplayedRecord extends CoordinatorRecord {
   /** The record's offset in its partition. */
   offset: number;
+  /** Set for a record of a transactional batch (a transactional offset commit): its producer id. */
+  producerId?: number;
+  /** Set for a transaction marker (control record) of `producerId`. */
+  marker?: 'COMMIT' | 'ABORT';
+}
+
+/** A transactional append: the batch carries the producer id and epoch and the transactional bit. */
+export interface TxnAppend {
+  producerId: number;
+  producerEpoch: number;
 }
 
 export interface CoordinatorLog {
   readonly partitions: number;
   /** Appends `records` to `partition` as one batch, durably; resolves with the offset of the first. */
-  append(partition: number, records: CoordinatorRecord[], nowMs: number): Promise<number>;
+  append(partition: number, records: CoordinatorRecord[], nowMs: number, txn?: TxnAppend): Promise<number>;
   /** Every record of `partition`, in offset order. */
   replay(partition: number, onRecord: (r: ReplayedRecord) => void): Promise<void>;
 }
@@ -40,10 +50,14 @@ export class PartitionCoordinatorLog implements CoordinatorLog {
     return log;
   }
 
-  async append(partition: number, records: CoordinatorRecord[], nowMs: number): Promise<number> {
+  async append(partition: number, records: CoordinatorRecord[], nowMs: number, txn?: TxnAppend): Promise<number> {
     const log = this.log(partition);
-    const batch = encodeRecordBatch({ records: records.map((r) => ({ key: r.key, value: r.value, timestamp: nowMs })) });
-    const appended = await log.append(batch, 0);
+    const batch = encodeRecordBatch({
+      records: records.map((r) => ({ key: r.key, value: r.value, timestamp: nowMs })),
+      ...(txn === undefined ? {} : { producerId: txn.producerId, producerEpoch: txn.producerEpoch, transactional: true }),
+    });
+    // 'coordinator': no sequence checks, but a stale producer epoch is refused by the log.
+    const appended = await log.append(batch, 0, txn === undefined ? 'client' : 'coordinator');
     await log.flush();
     return appended.firstOffset;
   }
@@ -57,10 +71,17 @@ export class PartitionCoordinatorLog implements CoordinatorLog {
       const batches = decodeRecordBatches(buf);
       if (batches.length === 0) throw new Error(`offsets partition ${partition}: no complete batch at ${next} below ${end}`);
       for (const b of batches) {
+        const h = b.header;
+        const control = (h.attributes & Attr.control) !== 0;
+        const transactional = (h.attributes & Attr.transactional) !== 0;
         for (const r of b.records) {
-          const offset = b.header.baseOffset + r.offsetDelta;
+          const offset = h.baseOffset + r.offsetDelta;
           if (offset < next || r.key === null) continue;
-          onRecord({ key: r.key, value: r.value, offset });
+          if (control) {
+            const type = r.key.length >= 4 ? r.key.readInt16BE(2) : -1;
+            if (type === 0 || type === 1) onRecord({ key: r.key, value: r.value, offset, producerId: h.producerId, marker: type === 1 ? 'COMMIT' : 'ABORT' });
+          } else if (transactional) onRecord({ key: r.key, value: r.value, offset, producerId: h.producerId });
+          else onRecord({ key: r.key, value: r.value, offset });
         }
         next = Math.max(next, b.header.baseOffset + b.header.lastOffsetDelta + 1);
       }
@@ -77,7 +98,7 @@ export class MemoryCoordinatorLog implements CoordinatorLog {
     this.data = Array.from({ length: partitions }, () => []);
   }
 
-  async append(partition: number, records: CoordinatorRecord[]): Promise<number> {
+  async append(partition: number, records: CoordinatorRecord[], _nowMs?: number, txn?: TxnAppend): Promise<number> {
     await Promise.resolve();
     if (this.failNext > 0) {
       this.failNext--;
@@ -85,8 +106,19 @@ export class MemoryCoordinatorLog implements CoordinatorLog {
     }
     const log = this.data[partition]!;
     const first = log.length;
-    for (const r of records) log.push({ key: Buffer.from(r.key), value: r.value === null ? null : Buffer.from(r.value), offset: log.length });
+    for (const r of records) {
+      log.push({ key: Buffer.from(r.key), value: r.value === null ? null : Buffer.from(r.value), offset: log.length, ...(txn === undefined ? {} : { producerId: txn.producerId }) });
+    }
     return first;
+  }
+
+  /** A transaction marker, as the broker's marker writer would append it. */
+  appendMarker(partition: number, producerId: number, commit: boolean): number {
+    const log = this.data[partition]!;
+    const key = Buffer.alloc(4);
+    key.writeInt16BE(commit ? 1 : 0, 2);
+    log.push({ key, value: null, offset: log.length, producerId, marker: commit ? 'COMMIT' : 'ABORT' });
+    return log.length - 1;
   }
 
   async replay(partition: number, onRecord: (r: ReplayedRecord) => void): Promise<void> {

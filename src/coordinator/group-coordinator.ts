@@ -45,6 +45,7 @@ import { Reader } from '../protocol/reader.js';
 import { decodeConsumerProtocolSubscription } from '../protocol/messages/index.js';
 import type { Logger } from '../storage/logger.js';
 import type { CoordinatorLog } from './coordinator-log.js';
+import { PendingTxnOffsets } from './transaction-offsets.js';
 import {
   GroupMetadata,
   MemberMetadata,
@@ -244,9 +245,25 @@ export class GroupCoordinator {
       const offsets = new Map<string, Map<string, CommittedOffset>>();
       await log.replay(p, (r) => {
         records++;
+        // Transactions (issue 5): offsets of a transactional batch wait for their marker.
+        if (r.marker !== undefined) {
+          for (const e of c.pendingTxnOffsets.take(p, r.producerId!)) {
+            if (r.marker !== 'COMMIT') continue;
+            let g = offsets.get(e.groupId);
+            if (g === undefined) offsets.set(e.groupId, (g = new Map()));
+            const cur = g.get(e.key);
+            if (cur === undefined || cur.logOffset < e.value.logOffset) g.set(e.key, e.value);
+          }
+          return;
+        }
         const key = decodeKey(r.key);
         if (key === null) {
           opts.logger.warn('skipping an unknown record key in the offsets topic', { partition: p, offset: r.offset });
+          return;
+        }
+        if (key.type === 'offset' && r.producerId !== undefined) {
+          const v = r.value === null ? null : decodeOffsetCommitValue(r.value);
+          if (v !== null) c.pendingTxnOffsets.add(p, r.producerId, { groupId: key.group, key: offsetKey(key.topic, key.partition), value: { ...v, logOffset: r.offset } });
           return;
         }
         if (key.type === 'offset') {
@@ -475,7 +492,13 @@ export class GroupCoordinator {
     m.clientId = req.clientId;
     m.clientHost = req.clientHost;
     this.scheduleHeartbeat(g, m);
-    if (g.is('Stable') && m.matches(req.protocols)) {
+    // Kafka (updateStaticMemberAndRebalance): the member's protocols are updated, and a Stable
+    // group rebalances only if that changes the protocol it would select. A cooperative client's
+    // subscription carries its owned partitions, so a restarted one joins with other metadata
+    // bytes than it left with; that alone must not cost the group a rebalance.
+    const oldProtocols = m.protocols;
+    m.protocols = req.protocols;
+    if (g.is('Stable') && g.selectProtocol() === g.protocolName) {
       this.logger.info('static member rejoined: new member id, same assignment, no rebalance', {
         group: g.groupId,
         groupInstanceId: instanceId,
@@ -490,14 +513,21 @@ export class GroupCoordinator {
           return;
         }
         // Could not store the new id: undo, so the old incarnation is still the member.
-        if (g.members.get(newMemberId) === m && g.generationId === generation) g.replaceStaticMember(instanceId, newMemberId, oldMemberId);
+        if (g.members.get(newMemberId) === m && g.generationId === generation) {
+          g.replaceStaticMember(instanceId, newMemberId, oldMemberId);
+          m.protocols = oldProtocols;
+        }
         respond(joinError('', err));
       });
       return;
     }
-    m.protocols = req.protocols;
     m.awaitingJoin = respond;
-    this.maybePrepareRebalance(g, `static member ${instanceId} rejoined as ${newMemberId} while ${g.state}`);
+    this.maybePrepareRebalance(
+      g,
+      g.is('Stable')
+        ? `static member ${instanceId} rejoined as ${newMemberId} with protocols that change the group's protocol`
+        : `static member ${instanceId} rejoined as ${newMemberId} while ${g.state}`,
+    );
   }
 
   private fencedError(g: GroupMetadata, memberId: string, instanceId: string | null): number {
@@ -561,7 +591,7 @@ export class GroupCoordinator {
   }
 
   private maybeCompleteJoin(g: GroupMetadata): void {
-    if (g.is('PreparingRebalance') && !g.inInitialDelay && g.hasAllMembersJoined()) this.completeJoin(g, 'all members joined');
+    if (g.is('PreparingRebalance') && !g.inInitialDelay && g.hasAllMembersJoined()) this.completeJoin(g, g.members.size === 0 ? 'no members left' : 'all members joined');
   }
 
   private completeJoin(g: GroupMetadata, why: string): void {
@@ -884,6 +914,81 @@ export class GroupCoordinator {
   private applyOffset(g: GroupMetadata, key: string, v: CommittedOffset): void {
     const cur = g.offsets.get(key);
     if (cur === undefined || cur.logOffset < v.logOffset) g.offsets.set(key, v);
+  }
+
+  // ------------------------------------------------------------- transactional offsets (issue 5)
+
+  /** Transactional offsets written but not yet committed or aborted (transaction-offsets.ts). */
+  readonly pendingTxnOffsets = new PendingTxnOffsets();
+
+  /**
+   * TxnOffsetCommit: writes the offsets in a transactional batch of the producer and holds them
+   * pending until the transaction's marker (completeTransactionalOffsets). A generation ≥ 0 (v3+,
+   * KIP-447) is checked like a plain commit; -1 skips the membership check.
+   */
+  async commitTransactionalOffsets(req: CommitRequest & { producerId: number; producerEpoch: number }): Promise<number[]> {
+    const all = (e: number): number[] => req.offsets.map(() => e);
+    const unavailable = this.unavailable();
+    if (unavailable !== ErrorCode.NONE) return all(unavailable);
+    const g = this.groups.get(req.groupId);
+    if (g !== undefined && req.generationId >= 0) {
+      const fenced = req.groupInstanceId === null ? ErrorCode.NONE : this.fencedError(g, req.memberId, req.groupInstanceId);
+      if (fenced !== ErrorCode.NONE) return all(fenced);
+      if (!g.members.has(req.memberId)) return all(ErrorCode.UNKNOWN_MEMBER_ID);
+      if (req.generationId !== g.generationId) return all(ErrorCode.ILLEGAL_GENERATION);
+    }
+    const now = this.scheduler.now();
+    const errors: number[] = req.offsets.map((o): number => {
+      if (!this.opts.partitionExists(o.topic, o.partition)) return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION;
+      if (o.metadata !== null && Buffer.byteLength(o.metadata) > this.config.offsetMetadataMaxBytes) return ErrorCode.OFFSET_METADATA_TOO_LARGE;
+      return ErrorCode.NONE;
+    });
+    const toStore = req.offsets
+      .map((o, i) => ({ o, i }))
+      .filter(({ i }) => errors[i] === ErrorCode.NONE)
+      .map(({ o, i }) => ({ i, o, value: { offset: o.offset, leaderEpoch: o.leaderEpoch, metadata: o.metadata ?? '', commitTimestamp: now } }));
+    if (toStore.length === 0) return errors;
+    const partition = this.partitionFor(req.groupId);
+    let firstOffset: number;
+    try {
+      firstOffset = await this.log.append(
+        partition,
+        toStore.map((s) => offsetCommitRecord(req.groupId, s.o.topic, s.o.partition, s.value)),
+        now,
+        { producerId: req.producerId, producerEpoch: req.producerEpoch },
+      );
+    } catch (e) {
+      // The log refuses a stale epoch (a fenced producer): the storage error code is Kafka's name.
+      const code = (e as { code?: string }).code === 'INVALID_PRODUCER_EPOCH' ? ErrorCode.INVALID_PRODUCER_EPOCH : ErrorCode.COORDINATOR_NOT_AVAILABLE;
+      if (code === ErrorCode.COORDINATOR_NOT_AVAILABLE) this.logger.error('failed to write transactional offsets', { group: req.groupId, error: e });
+      for (const s of toStore) errors[s.i] = code;
+      return errors;
+    }
+    toStore.forEach((s, j) =>
+      this.pendingTxnOffsets.add(partition, req.producerId, { groupId: req.groupId, key: offsetKey(s.o.topic, s.o.partition), value: { ...s.value, logOffset: firstOffset + j } }),
+    );
+    return errors;
+  }
+
+  /**
+   * Called after the transaction marker of `producerId` is written to `offsetsPartition`: on
+   * commit its pending offsets become the groups' committed offsets, on abort they are dropped.
+   */
+  completeTransactionalOffsets(producerId: number, offsetsPartition: number, commit: boolean): void {
+    for (const e of this.pendingTxnOffsets.take(offsetsPartition, producerId)) {
+      if (!commit) continue;
+      let g = this.groups.get(e.groupId);
+      if (g === undefined) {
+        g = new GroupMetadata(e.groupId, this.scheduler.now());
+        this.groups.set(e.groupId, g);
+      }
+      this.applyOffset(g, e.key, e.value);
+    }
+  }
+
+  /** OffsetFetch require_stable: whether a transactional offset is pending for the partition. */
+  hasPendingTransactionalOffset(groupId: string, topic: string, partition: number): boolean {
+    return this.pendingTxnOffsets.has(groupId, offsetKey(topic, partition));
   }
 
   /** Committed offsets of a group: of the given partitions (-1 where none), or all (topics null). */

@@ -296,6 +296,8 @@ export class LogSegment {
       fs.promises.rm(this.logPath, { force: true }),
       this.offsetIndex.deleteFile(),
       this.timeIndex.deleteFile(),
+      // The segment's aborted-transaction index (producer-state.ts), if it has one.
+      fs.promises.rm(join(this.dir, segmentFileName(this.baseOffset, '.txnindex')), { force: true }),
     ]);
     await this.close();
   }

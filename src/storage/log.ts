@@ -19,6 +19,13 @@
  *    exclusive tasks in the writer queue. Deleted segment files are unlinked at once; the fd is
  *    closed when the last in-flight read or fsync releases it (so file.delete.delay.ms is not used).
  *  - Reads are not queued: they look up the segment list synchronously and hold a reference.
+ *  - Producer state (producer-state.ts): each batch with a producer id is checked when its group
+ *    forms, in queue order, so a retried batch is recognised even while the original is in
+ *    flight. A duplicate is answered with the original offsets (after the group's write) and not
+ *    written; a refused batch rejects its append with a ProducerStateError. An append carrying
+ *    a producer id holds exactly one batch. State is snapshotted on roll and close and rebuilt on
+ *    open from the newest snapshot plus a replay of the batches after it.
+ *  - lastStableOffset = min(high watermark, first offset of the earliest open transaction).
  */
 import { FileRecords } from './file-records.js';
 import assert from 'node:assert/strict';
@@ -42,6 +49,8 @@ import { MAX_IOVECS } from './file-io.js';
 import { loadLog } from './log-loader.js';
 import { LogSegment, type BatchHeader } from './log-segment.js';
 import { noopLogger, type Logger } from './logger.js';
+import { PRODUCER_ID_OFFSET } from './batch-layout.js';
+import { ProducerStateManager, producerBatchInfo, type AbortedTxn, type AppendOrigin } from './producer-state.js';
 
 export interface LogConfig {
   /** segment.bytes */
@@ -83,6 +92,8 @@ export interface AppendResult {
   maxTimestamp: number;
   /** Base offset of the first batch holding maxTimestamp. */
   offsetOfMaxTimestamp: number;
+  /** True when the batch duplicated one of its producer's last five: nothing was written. */
+  duplicate?: boolean;
 }
 
 export interface OpenOptions {
@@ -99,6 +110,7 @@ interface AppendOp {
   buf: Buffer;
   leaderEpoch: number;
   records: number;
+  origin: AppendOrigin;
   resolve: (r: AppendResult) => void;
   reject: (e: unknown) => void;
   result: AppendResult | null;
@@ -140,6 +152,10 @@ export class PartitionLog {
   private fsyncNext: Promise<void> | null = null;
   private readonly groupBufs: Buffer[] = [];
   private readonly groupOps: AppendOp[] = [];
+  /** Duplicates found while forming the current group: answered once its write has landed. */
+  private readonly groupDuplicates: Array<{ op: AppendOp; result: AppendResult }> = [];
+  /** Idempotent and transactional producers of this partition, open and aborted transactions. */
+  readonly producerState: ProducerStateManager;
 
   private constructor(
     readonly dir: string,
@@ -161,6 +177,7 @@ export class PartitionLog {
     this.logger = logger;
     this.lastFlushMs = clock();
     this.recomputeMaxTimestamp();
+    this.producerState = new ProducerStateManager(dir);
   }
 
   static async open(dir: string, topic: string, partition: number, config: LogConfig, opts: OpenOptions): Promise<PartitionLog> {
@@ -169,6 +186,7 @@ export class PartitionLog {
     await fs.promises.mkdir(dir, { recursive: true });
     const loaded = await loadLog(dir, config, { cleanShutdown: opts.cleanShutdown, nowMs: clock(), logger });
     const log = new PartitionLog(dir, topic, partition, config, loaded.segments, loaded.logStartOffset, clock, logger);
+    await log.rebuildProducerState();
     logger.debug('opened log', {
       dir,
       segments: loaded.segments.length,
@@ -197,6 +215,25 @@ export class PartitionLog {
     this._highWatermark = Math.min(Math.max(offset, this._logStartOffset), this._logEndOffset);
   }
 
+  /**
+   * The last stable offset: below it every transaction is decided. read_committed consumers and
+   * ListOffsets(latest, read_committed) stop here.
+   */
+  get lastStableOffset(): number {
+    const unstable = this.producerState.firstUnstableOffset;
+    return unstable === null ? this._highWatermark : Math.max(this._logStartOffset, Math.min(unstable, this._highWatermark));
+  }
+
+  /** Aborted transactions a read_committed fetch from `fetchOffset` up to `upperOffset` must be told about. */
+  abortedTransactions(fetchOffset: number, upperOffset: number): AbortedTxn[] {
+    return this.producerState.abortedTransactions(fetchOffset, upperOffset);
+  }
+
+  /** producer.id.expiration.ms: forgets idle producers with no open transaction. */
+  removeExpiredProducers(nowMs: number, expirationMs: number): number {
+    return this.producerState.removeExpired(nowMs, expirationMs);
+  }
+
   /** Whether appends move the high watermark along with the log end offset (single broker). */
   autoAdvanceHighWatermark = true;
 
@@ -221,7 +258,11 @@ export class PartitionLog {
 
   // ---------------------------------------------------------------- append
 
-  append(batches: Buffer, leaderEpoch: number): Promise<AppendResult> {
+  /**
+   * Queues `batches` for appending. `origin` 'coordinator' is for the broker's own transactional
+   * writes (markers, transactional offset commits): their sequences are not checked.
+   */
+  append(batches: Buffer, leaderEpoch: number, origin: AppendOrigin = 'client'): Promise<AppendResult> {
     if (this.closed) return Promise.reject(new LogClosedError(`log ${this.dir} is closed`));
     if (this.failure) return Promise.reject(this.failure);
     let records: number;
@@ -231,7 +272,7 @@ export class PartitionLog {
       return Promise.reject(err);
     }
     const appended = new Promise<AppendResult>((resolve, reject) => {
-      this.queue.push({ kind: 'append', buf: batches, leaderEpoch, records, resolve, reject, result: null });
+      this.queue.push({ kind: 'append', buf: batches, leaderEpoch, records, origin, resolve, reject, result: null });
       if (!this.draining) void this.drain();
     });
     this.lastAppend = appended;
@@ -320,20 +361,43 @@ export class PartitionLog {
         return this.writeGroup();
       }
       this.shiftOp();
+      if (readInt64(op.buf, PRODUCER_ID_OFFSET) >= 0 || op.buf.length > batchSizeAt(op.buf, 0)) {
+        // Producer state is checked here, in queue order, against everything assigned before.
+        let dup: AppendResult | null;
+        try {
+          dup = this.checkProducer(op);
+        } catch (err) {
+          op.reject(err);
+          continue;
+        }
+        if (dup !== null) {
+          this.groupDuplicates.push({ op, result: dup });
+          continue;
+        }
+      }
       op.result = this.assignOffsets(seg, op, nowMs);
       ops.push(op);
       bufs.push(op.buf);
       bytes += op.buf.length;
       records += op.records;
     }
-    if (ops.length === 0) return;
+    if (ops.length === 0) {
+      this.settleDuplicates();
+      return;
+    }
     try {
       await seg.write(bufs, position, bytes, nowMs);
+      if (this.pendingTxnIndex.length > 0) {
+        const entries = this.pendingTxnIndex.splice(0);
+        await this.producerState.appendTxnIndex(seg.baseOffset, entries);
+      }
     } catch (err) {
       this.fail(err);
       for (const op of ops) op.reject(this.failure);
+      for (const d of this.groupDuplicates.splice(0)) d.op.reject(this.failure);
       return;
     }
+    this.settleDuplicates();
     this._logEndOffset = seg.nextOffset;
     if (this.autoAdvanceHighWatermark) this._highWatermark = this._logEndOffset;
     if (seg.maxTimestamp >= 0 && (this.maxTs === null || seg.maxTimestamp > this.maxTs.timestamp)) {
@@ -357,6 +421,31 @@ export class PartitionLog {
     bufs.length = 0;
   }
 
+  private settleDuplicates(): void {
+    for (const d of this.groupDuplicates.splice(0)) d.op.resolve(d.result);
+  }
+
+  /** Aborted-transaction entries assigned in the group being formed, for the segment's `.txnindex`. */
+  private readonly pendingTxnIndex: AbortedTxn[] = [];
+
+  /**
+   * Checks an append's producer batch; throws ProducerStateError (refused) or returns the
+   * original offsets of a duplicate, null when it is new.
+   */
+  private checkProducer(op: AppendOp): AppendResult | null {
+    if (op.buf.length > batchSizeAt(op.buf, 0)) {
+      for (let at = 0; at < op.buf.length; at += batchSizeAt(op.buf, at)) {
+        if (readInt64(op.buf, at + PRODUCER_ID_OFFSET) >= 0) {
+          throw new StorageError('INVALID_RECORD', 'an append with a producer id must hold exactly one batch');
+        }
+      }
+      return null;
+    }
+    const v = this.producerState.check(producerBatchInfo(op.buf, 0), op.origin);
+    if (v.kind === 'ok') return null;
+    return { firstOffset: v.firstOffset, lastOffset: v.lastOffset, maxTimestamp: -1, offsetOfMaxTimestamp: v.firstOffset, duplicate: true };
+  }
+
   private assignOffsets(seg: LogSegment, op: AppendOp, nowMs: number): AppendResult {
     const buf = op.buf;
     const firstOffset = this.nextOffset;
@@ -375,6 +464,13 @@ export class PartitionLog {
         offsetOfMaxTimestamp = baseOffset;
       }
       seg.assignBatch(baseOffset, lastOffset, ts, size, nowMs);
+      if (readInt64(buf, at + PRODUCER_ID_OFFSET) >= 0) {
+        const done = this.producerState.apply(producerBatchInfo(buf, at), baseOffset, lastOffset, seg.baseOffset);
+        if (done !== null && done.aborted) {
+          const a = this.producerState.abortedTransactions(done.markerOffset, Number.MAX_SAFE_INTEGER).find((x) => x.lastOffset === done.markerOffset);
+          if (a !== undefined) this.pendingTxnIndex.push(a);
+        }
+      }
       this.nextOffset = lastOffset + 1;
       at += size;
     }
@@ -394,6 +490,9 @@ export class PartitionLog {
     await old.flushAll();
     const seg = await LogSegment.create(this.dir, this.nextOffset, this.config, nowMs);
     this.segments.push(seg);
+    // Producer state as of the new segment's base offset: recovery replays only from here.
+    await this.producerState.writeSnapshot(this.nextOffset);
+    await this.producerState.pruneSnapshots(this.nextOffset);
     this.logger.debug('rolled segment', { dir: this.dir, baseOffset: seg.baseOffset });
   }
 
@@ -621,6 +720,8 @@ export class PartitionLog {
       await writeLogStartOffset(this.dir, newStart);
     }
     this.recomputeMaxTimestamp();
+    const live = new Set(this.segments.map((s) => s.baseOffset));
+    this.producerState.dropSegments((base) => live.has(base));
     for (const seg of doomed) {
       this.logger.info('deleting segment', { dir: this.dir, baseOffset: seg.baseOffset, reason });
       await seg.deleteFiles();
@@ -644,6 +745,7 @@ export class PartitionLog {
         this._logStartOffset = offset;
         await writeLogStartOffset(this.dir, offset);
         this.resetOffsets();
+        await this.rebuildProducerState();
         return;
       }
       while (this.segments.length > 1 && this.active.baseOffset >= offset) {
@@ -657,6 +759,7 @@ export class PartitionLog {
         this._logStartOffset = this._logEndOffset;
         await writeLogStartOffset(this.dir, this._logStartOffset);
       }
+      await this.rebuildProducerState();
     });
   }
 
@@ -666,6 +769,41 @@ export class PartitionLog {
     this._highWatermark = Math.min(this._highWatermark, this._logEndOffset);
     if (this.autoAdvanceHighWatermark) this._highWatermark = this._logEndOffset;
     this.recomputeMaxTimestamp();
+  }
+
+  /**
+   * Rebuilds producer state and the aborted-transaction list: the newest snapshot at or below the
+   * log end offset, then a replay of every batch after it (recovery, truncation). Writes a fresh
+   * snapshot at the log end offset when it replayed anything.
+   */
+  private async rebuildProducerState(): Promise<void> {
+    const ps = this.producerState;
+    const end = this._logEndOffset;
+    const snap = await ps.loadLatestSnapshot(end);
+    const from = Math.max(snap ?? 0, this._logStartOffset);
+    const bases = this.segments.map((s) => s.baseOffset);
+    await ps.loadTxnIndexes(bases, from);
+    let replayed = 0;
+    let next = from;
+    while (next < end) {
+      const buf = await this.read(next, 1 << 20, end, true);
+      if (buf.length === 0) break;
+      for (let at = 0; at + RECORD_BATCH_HEADER_SIZE <= buf.length; at += batchSizeAt(buf, at)) {
+        const base = readInt64(buf, at);
+        const last = base + buf.readInt32BE(at + LAST_OFFSET_DELTA_OFFSET);
+        next = last + 1;
+        if (last < from || readInt64(buf, at + PRODUCER_ID_OFFSET) < 0) continue;
+        ps.apply(producerBatchInfo(buf, at), base, last, this.segments[this.segmentIndexFor(base)]!.baseOffset);
+        replayed++;
+      }
+    }
+    const touched = bases.filter((b, i) => (bases[i + 1] ?? Number.MAX_SAFE_INTEGER) > from);
+    await ps.rewriteTxnIndexes(touched);
+    if (next > from) {
+      await ps.writeSnapshot(end);
+      await ps.pruneSnapshots(end);
+    }
+    if (replayed > 0) this.logger.info('rebuilt producer state', { dir: this.dir, fromOffset: from, batches: replayed, producers: ps.producers.size });
   }
 
   updateConfig(config: LogConfig): void {
@@ -684,6 +822,10 @@ export class PartitionLog {
       if (this.fsyncNext) await this.fsyncNext.catch(() => {});
       const active = this.active;
       if (!this.failure) await active.flushAll();
+      if (!this.failure) {
+        await this.producerState.writeSnapshot(this._logEndOffset);
+        await this.producerState.pruneSnapshots(this._logEndOffset);
+      }
       for (const s of this.segments) await s.close();
       // A failed log may hold a torn tail: make the caller skip the clean-shutdown marker.
       if (this.failure) throw this.failure;
@@ -698,6 +840,8 @@ export class PartitionLog {
 }
 
 const EMPTY = Buffer.alloc(0);
+
+const batchSizeAt = (buf: Buffer, at: number): number => buf.readInt32BE(at + BATCH_LENGTH_OFFSET) + LOG_OVERHEAD;
 
 /**
  * Read whole batches starting with `first` within one segment: up to maxBytes, never a batch with

@@ -370,3 +370,32 @@ test('shutdown answers waiting joins and syncs with NOT_COORDINATOR and leaves n
   assert.equal((await a.result).errorCode, ErrorCode.NOT_COORDINATOR);
   assert.equal(clock.pending, 0);
 });
+
+test('static member rejoining a Stable group: new metadata for the same protocol (a cooperative client now owning partitions) keeps the generation; a change of the selected protocol rebalances', async () => {
+  const { gc, clock } = await newCoordinator();
+  const both = (sub: Buffer) => [{ name: 'cooperative-sticky', metadata: sub }, { name: 'range', metadata: subscription('t') }];
+  const { generation } = await stableGroup(gc, clock, 2, [
+    { groupInstanceId: 'i1', protocols: both(subscription('t')) },
+    { groupInstanceId: 'i2', protocols: both(subscription('t')) },
+  ]);
+  assert.equal(gc.group('g')!.protocolName, 'cooperative-sticky');
+  // Other metadata bytes, same choice of protocol: Kafka answers from the stored assignment, no rebalance.
+  const changed = subscription('t', 'u');
+  const r2 = await gc.joinGroup(join({ groupInstanceId: 'i2', protocols: both(changed) }));
+  assert.equal(r2.errorCode, ErrorCode.NONE);
+  assert.equal(r2.generationId, generation);
+  assert.equal(gc.group('g')!.state, 'Stable');
+  assert.deepEqual(gc.describeGroup('g').members.find((m) => m.memberId === r2.memberId)!.metadata, changed);
+  // Dropping cooperative-sticky changes what the group would select: a rebalance.
+  const r1 = gc.joinGroup(join({ groupInstanceId: 'i1', protocols: [{ name: 'range', metadata: subscription('t') }] }));
+  await settle();
+  assert.equal(gc.group('g')!.state, 'PreparingRebalance');
+  const again = gc.joinGroup(join({ memberId: r2.memberId, groupInstanceId: 'i2', protocols: both(changed) }));
+  await settle();
+  const [a, b] = await Promise.all([r1, again]);
+  assert.equal(a.errorCode, ErrorCode.NONE);
+  assert.equal(b.errorCode, ErrorCode.NONE);
+  assert.equal(a.generationId, generation + 1);
+  assert.equal(a.protocolName, 'range');
+  gc.shutdown();
+});

@@ -7,7 +7,10 @@
  *
  * Behaviour:
  * - Serves stored batches byte for byte, from the batch holding `fetch_offset` up to the high
- *   watermark (read_committed: the last stable offset, which equals it until transactions land).
+ *   watermark; read_committed (v4+) stops at the last stable offset (the first offset of the
+ *   earliest open transaction) and lists the aborted transactions (producer id, first offset)
+ *   of the range from the partition's transaction index, so clients drop aborted records.
+ *   Control batches (markers) are served like any batch; clients skip them.
  * - Long poll: when fewer than `min_bytes` are available the request waits for an append to one
  *   of its partitions or `max_wait_ms`, whichever is first; no polling loop.
  * - Limits: `partition_max_bytes` per partition and `max_bytes` (capped by the broker's
@@ -58,7 +61,14 @@ export const fetchHandler = defineHandler({
             missingError = p.currentLeaderEpoch < partition.leaderEpoch ? ErrorCode.FENCED_LEADER_EPOCH : ErrorCode.UNKNOWN_LEADER_EPOCH;
             usable = undefined;
           }
-          return { index: p.partition, partition: usable, missingError, fetchOffset: p.fetchOffset, partitionMaxBytes: Math.max(0, p.partitionMaxBytes) };
+          return {
+            index: p.partition,
+            partition: usable,
+            missingError,
+            fetchOffset: p.fetchOffset,
+            partitionMaxBytes: Math.max(0, p.partitionMaxBytes),
+            readCommitted: ctx.version >= 4 && req.isolationLevel === READ_COMMITTED,
+          };
         }),
       };
     });
@@ -90,7 +100,7 @@ export const fetchHandler = defineHandler({
             divergingEpoch: defaultFetchResponseEpochEndOffset(),
             currentLeader: defaultFetchResponseLeaderIdAndEpoch(),
             snapshotId: defaultFetchResponseSnapshotId(),
-            abortedTransactions: readCommitted ? [] : null,
+            abortedTransactions: readCommitted ? (r.abortedTransactions ?? []) : null,
             preferredReadReplica: -1,
             records: r.records ?? EMPTY,
           };

@@ -3,9 +3,9 @@
  *
  * Behaviour:
  * - This broker is the coordinator of every group (key type 0) — it hosts every partition of
- *   `__consumer_offsets` — and it is answered for transactional ids (key type 1) too, as Kafka
- *   would: whether transactions are served is up to the transaction apis, and clients retry
- *   COORDINATOR_NOT_AVAILABLE forever, which would hide that. Other key types: INVALID_REQUEST.
+ *   `__consumer_offsets` — and of every transactional id (key type 1): the first such lookup
+ *   creates and loads `__transaction_state`, answering COORDINATOR_NOT_AVAILABLE (retried by
+ *   clients) until it is ready. Other key types: INVALID_REQUEST.
  * - v0 has no key type (always a group); v0–3 answer one key in the top-level fields; v4+ take
  *   `coordinator_keys` and answer one entry per key (KIP-699).
  * - The endpoint is this broker's advertised listener, as in Metadata.
@@ -25,7 +25,10 @@ export const findCoordinatorHandler = defineHandler({
       if (ctx.version >= 1 && req.keyType !== 0 && req.keyType !== 1) {
         return { key, nodeId: -1, host: '', port: -1, errorCode: ErrorCode.INVALID_REQUEST, errorMessage: `Unknown coordinator key type ${req.keyType}` };
       }
-      if (self === undefined || !broker.groupCoordinator.ready) return { key, nodeId: -1, host: '', port: -1, errorCode: ErrorCode.COORDINATOR_NOT_AVAILABLE, errorMessage: 'The coordinator is not loaded yet' };
+      // Transactional ids (key type 1): the first lookup creates and loads __transaction_state (as Kafka creates it on demand).
+      const txnKey = ctx.version >= 1 && req.keyType === 1;
+      const loaded = txnKey ? broker.exactlyOnce.ensureLoaded() : broker.groupCoordinator.ready;
+      if (self === undefined || !loaded) return { key, nodeId: -1, host: '', port: -1, errorCode: ErrorCode.COORDINATOR_NOT_AVAILABLE, errorMessage: 'The coordinator is not loaded yet' };
       return { key, nodeId: self.brokerId, host: self.host, port: self.port, errorCode: ErrorCode.NONE, errorMessage: null };
     };
     if (ctx.version >= 4) {

@@ -5,8 +5,8 @@
  * - Committed offset, leader epoch (v5+) and metadata per requested partition; -1 and "" for a
  *   partition (or group) with no commit.
  * - v2+: null topics means every partition the group has offsets for; a top-level error code.
- * - v7: require_stable is accepted; with no transactional offsets pending there is never an
- *   UNSTABLE_OFFSET_COMMIT to report.
+ * - v7+: require_stable — a partition with a transactional offset commit still pending (its
+ *   transaction not yet ended) answers UNSTABLE_OFFSET_COMMIT, which clients retry.
  * - v8: `groups[]` — several groups in one request, one result each.
  */
 import { ErrorCode } from '../../protocol/errors.js';
@@ -22,8 +22,15 @@ export const offsetFetchHandler = defineHandler({
     const gc = ctx.broker.groupCoordinator;
     const lookup = (groupId: string, topics: Array<{ name: string; partitionIndexes: number[] }> | null) =>
       gc.fetchOffsets(groupId, topics === null ? null : topics.map((t) => ({ name: t.name, partitions: t.partitionIndexes })));
-    const toPartitions = (ps: ReturnType<typeof lookup>['topics'][number]['partitions']) =>
-      ps.map((p) => ({ partitionIndex: p.partition, committedOffset: p.offset, committedLeaderEpoch: p.leaderEpoch, metadata: p.metadata, errorCode: p.errorCode }));
+    const requireStable = v >= 7 && req.requireStable;
+    const toPartitions = (ps: ReturnType<typeof lookup>['topics'][number]['partitions'], groupId: string, topic: string) =>
+      ps.map((p) => ({
+        partitionIndex: p.partition,
+        committedOffset: p.offset,
+        committedLeaderEpoch: p.leaderEpoch,
+        metadata: p.metadata,
+        errorCode: requireStable && p.errorCode === ErrorCode.NONE && gc.hasPendingTransactionalOffset(groupId, topic, p.partition) ? ErrorCode.UNSTABLE_OFFSET_COMMIT : p.errorCode,
+      }));
     if (v >= 8) {
       return {
         throttleTimeMs: 0,
@@ -31,7 +38,7 @@ export const offsetFetchHandler = defineHandler({
         errorCode: ErrorCode.NONE,
         groups: req.groups.map((g) => {
           const r = lookup(g.groupId, g.topics);
-          return { groupId: g.groupId, errorCode: r.errorCode, topics: r.topics.map((t) => ({ name: t.name, partitions: toPartitions(t.partitions) })) };
+          return { groupId: g.groupId, errorCode: r.errorCode, topics: r.topics.map((t) => ({ name: t.name, partitions: toPartitions(t.partitions, g.groupId, t.name) })) };
         }),
       };
     }
@@ -41,7 +48,7 @@ export const offsetFetchHandler = defineHandler({
     const withError = (ps: ReturnType<typeof toPartitions>) => (v < 2 && r.errorCode !== ErrorCode.NONE ? ps.map((p) => ({ ...p, errorCode: r.errorCode })) : ps);
     return {
       throttleTimeMs: 0,
-      topics: r.topics.map((t) => ({ name: t.name, partitions: withError(toPartitions(t.partitions)) })),
+      topics: r.topics.map((t) => ({ name: t.name, partitions: withError(toPartitions(t.partitions, req.groupId, t.name)) })),
       errorCode: r.errorCode,
       groups: [],
     };

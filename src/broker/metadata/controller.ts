@@ -169,6 +169,17 @@ export class Controller {
     });
   }
 
+  /**
+   * Hands this broker the next block of `size` producer ids, committed to the metadata log before
+   * it is used, so no id is ever given out twice, across restarts too (Kafka's AllocateProducerIds).
+   */
+  allocateProducerIds(size: number): Promise<{ first: number; size: number }> {
+    return this.run((image) => {
+      const first = image.nextProducerId;
+      return { records: [{ type: 'ProducerIds', brokerId: this.nodeId, nextProducerId: first + size }], result: { first, size } };
+    });
+  }
+
   /** CreateTopics (also used for auto-creation). `validateOnly` checks and commits nothing. */
   createTopics(specs: CreateTopicSpec[], validateOnly: boolean): Promise<CreateTopicResult[]> {
     return this.run((image) => {

@@ -23,7 +23,9 @@ export type MetadataRecord =
   | { type: 'RemoveTopic'; topicId: string }
   /** `value` null removes the override. resourceName '' is the cluster-wide broker default. */
   | { type: 'Config'; resourceType: 'topic' | 'broker'; resourceName: string; name: string; value: string | null }
-  | { type: 'RegisterBroker'; brokerId: number; host: string; port: number; rack: string | null; incarnationId: string };
+  | { type: 'RegisterBroker'; brokerId: number; host: string; port: number; rack: string | null; incarnationId: string }
+  /** A block of producer ids handed to a broker: the next block starts at `nextProducerId` (Kafka's ProducerIdsRecord). */
+  | { type: 'ProducerIds'; brokerId: number; nextProducerId: number };
 
 export interface PartitionImage {
   readonly topicId: string;
@@ -52,7 +54,7 @@ export interface BrokerRegistration {
 const EMPTY_CONFIGS: ReadonlyMap<string, string> = new Map();
 
 export class MetadataImage {
-  static readonly EMPTY = new MetadataImage(new Map(), new Map(), new Map(), new Map(), -1);
+  static readonly EMPTY = new MetadataImage(new Map(), new Map(), new Map(), new Map(), -1, 0);
 
   private constructor(
     readonly topicsByName: ReadonlyMap<string, TopicImage>,
@@ -61,6 +63,8 @@ export class MetadataImage {
     readonly brokerConfigs: ReadonlyMap<string, string>,
     /** Offset of the last metadata record applied. */
     readonly offset: number,
+    /** The first producer id not yet handed out (ids below it are never reused). */
+    readonly nextProducerId: number,
   ) {}
 
   topic(name: string): TopicImage | undefined {
@@ -96,14 +100,14 @@ export class MetadataImage {
         const byId = new Map(this.topicsById);
         byName.delete(t.name);
         byId.delete(t.topicId);
-        return new MetadataImage(byName, byId, this.brokers, this.brokerConfigs, offset);
+        return new MetadataImage(byName, byId, this.brokers, this.brokerConfigs, offset, this.nextProducerId);
       }
       case 'Config': {
         if (record.resourceType === 'broker') {
           const configs = new Map(this.brokerConfigs);
           if (record.value === null) configs.delete(record.name);
           else configs.set(record.name, record.value);
-          return new MetadataImage(this.topicsByName, this.topicsById, this.brokers, configs, offset);
+          return new MetadataImage(this.topicsByName, this.topicsById, this.brokers, configs, offset, this.nextProducerId);
         }
         const t = this.topicsByName.get(record.resourceName);
         if (t === undefined) return this.at(offset);
@@ -112,16 +116,18 @@ export class MetadataImage {
         else configs.set(record.name, record.value);
         return this.withTopic({ ...t, configs }, offset);
       }
+      case 'ProducerIds':
+        return new MetadataImage(this.topicsByName, this.topicsById, this.brokers, this.brokerConfigs, offset, Math.max(this.nextProducerId, record.nextProducerId));
       case 'RegisterBroker': {
         const brokers = new Map(this.brokers);
         brokers.set(record.brokerId, { brokerId: record.brokerId, host: record.host, port: record.port, rack: record.rack });
-        return new MetadataImage(this.topicsByName, this.topicsById, brokers, this.brokerConfigs, offset);
+        return new MetadataImage(this.topicsByName, this.topicsById, brokers, this.brokerConfigs, offset, this.nextProducerId);
       }
     }
   }
 
   private at(offset: number): MetadataImage {
-    return new MetadataImage(this.topicsByName, this.topicsById, this.brokers, this.brokerConfigs, offset);
+    return new MetadataImage(this.topicsByName, this.topicsById, this.brokers, this.brokerConfigs, offset, this.nextProducerId);
   }
 
   private withTopic(t: TopicImage, offset: number): MetadataImage {
@@ -129,6 +135,6 @@ export class MetadataImage {
     const byId = new Map(this.topicsById);
     byName.set(t.name, t);
     byId.set(t.topicId, t);
-    return new MetadataImage(byName, byId, this.brokers, this.brokerConfigs, offset);
+    return new MetadataImage(byName, byId, this.brokers, this.brokerConfigs, offset, this.nextProducerId);
   }
 }
