@@ -125,7 +125,11 @@ export interface ConsumerOptions<K = Buffer | null, V = Buffer | null> {
   sessionTimeoutMs?: number;
   rebalanceTimeoutMs?: number;
   heartbeatIntervalMs?: number;
-  /** Assignors offered, in preference order (default ['range', 'roundrobin']). */
+  /**
+   * Assignors offered, in preference order (default ['range', 'roundrobin']). With
+   * `['cooperative-sticky']` (every assignor cooperative) the member rebalances incrementally
+   * (KIP-429): it keeps its partitions while rejoining and gives up only those moved elsewhere.
+   */
   assignors?: Array<AssignorName | Assignor>;
   /** Where to start without a committed offset: 'earliest' | 'latest' (default) | 'none' (error). */
   autoOffsetReset?: 'earliest' | 'latest' | 'none';
@@ -197,6 +201,8 @@ export class Consumer<K = Buffer | null, V = Buffer | null> extends EventEmitter
   private readonly rebalanceTimeoutMs: number;
   private readonly heartbeatIntervalMs: number;
   private readonly assignors: Assignor[];
+  /** Every assignor offered is cooperative: incremental rebalancing (KIP-429). */
+  private readonly cooperative: boolean;
   private readonly autoOffsetReset: 'earliest' | 'latest' | 'none';
   private readonly commitStrategy: CommitStrategy;
   private readonly autoCommitIntervalMs: number;
@@ -246,6 +252,8 @@ export class Consumer<K = Buffer | null, V = Buffer | null> extends EventEmitter
     this.heartbeatIntervalMs = opts.heartbeatIntervalMs ?? 3000;
     this.assignors = (opts.assignors ?? ['range', 'roundrobin']).map((a) => (typeof a === 'string' ? ASSIGNORS[a] : a));
     if (this.assignors.some((a) => a === undefined)) throw new StrandError('INVALID_CONFIG', `unknown assignor in ${JSON.stringify(opts.assignors)}`);
+    // As the Java client: cooperative only when every assignor offered supports it.
+    this.cooperative = this.assignors.every((a) => a.protocol === 'cooperative');
     this.autoOffsetReset = opts.fromBeginning ? 'earliest' : (opts.autoOffsetReset ?? 'latest');
     this.commitStrategy = opts.commit ?? 'auto';
     this.autoCommitIntervalMs = opts.autoCommitIntervalMs ?? 5000;
@@ -459,10 +467,29 @@ export class Consumer<K = Buffer | null, V = Buffer | null> extends EventEmitter
     });
   }
 
-  private subscriptionMetadata(): Buffer {
+  private subscriptionMetadata(assignor: Assignor): Buffer {
     const w = new Writer(64);
     w.int16(1);
-    encodeConsumerProtocolSubscription(w, { topics: this.subscription, userData: null, ownedPartitions: [], generationId: -1, rackId: null }, 1);
+    // Cooperative members join with what they own; eager members have given everything up.
+    const owned = new Map<string, number[]>();
+    if (this.cooperative) {
+      for (const s of this.partitions.values()) {
+        let l = owned.get(s.topic);
+        if (l === undefined) owned.set(s.topic, (l = []));
+        l.push(s.partition);
+      }
+    }
+    encodeConsumerProtocolSubscription(
+      w,
+      {
+        topics: this.subscription,
+        userData: assignor.subscriptionUserData?.(this.generationId) ?? null,
+        ownedPartitions: [...owned].map(([topic, partitions]) => ({ topic, partitions: partitions.sort((a, b) => a - b) })),
+        generationId: -1,
+        rackId: null,
+      },
+      1,
+    );
     return w.toBuffer();
   }
 
@@ -484,7 +511,7 @@ export class Consumer<K = Buffer | null, V = Buffer | null> extends EventEmitter
                 memberId: this.memberId,
                 groupInstanceId: this.groupInstanceId,
                 protocolType: 'consumer',
-                protocols: this.assignors.map((a) => ({ name: a.name, metadata: this.subscriptionMetadata() })),
+                protocols: this.assignors.map((a) => ({ name: a.name, metadata: this.subscriptionMetadata(a) })),
                 reason: null,
               },
               { extraTimeoutMs: this.rebalanceTimeoutMs },
@@ -519,8 +546,9 @@ export class Consumer<K = Buffer | null, V = Buffer | null> extends EventEmitter
             }
             throw e;
           }
-          this.applyAssignment(sync.assignment);
           this.needRejoin = false;
+          if (this.cooperative) await this.applyIncrementalAssignment(sync.assignment);
+          else this.applyAssignment(sync.assignment);
           return;
         } catch (e) {
           if (e instanceof StrandError && (e.retriable || e.needsRejoin) && attempt < 50 && !this.stopping) {
@@ -542,7 +570,7 @@ export class Consumer<K = Buffer | null, V = Buffer | null> extends EventEmitter
       const r = new Reader(m.metadata);
       const version = r.int16();
       const s = decodeConsumerProtocolSubscription(r, Math.min(version, 3));
-      return { memberId: m.memberId, topics: s.topics, userData: s.userData };
+      return { memberId: m.memberId, topics: s.topics, userData: s.userData, ownedPartitions: s.ownedPartitions, generation: s.generationId };
     });
     const topics = [...new Set(subs.flatMap((s) => s.topics))];
     await this.cluster.refreshMetadata(topics);
@@ -562,7 +590,7 @@ export class Consumer<K = Buffer | null, V = Buffer | null> extends EventEmitter
     });
   }
 
-  private applyAssignment(bytes: Buffer): void {
+  private decodeAssignment(bytes: Buffer): Array<{ topic: string; partition: number }> {
     const assigned: Array<{ topic: string; partition: number }> = [];
     if (bytes.length >= 2) {
       const r = new Reader(bytes);
@@ -570,6 +598,37 @@ export class Consumer<K = Buffer | null, V = Buffer | null> extends EventEmitter
       const a = decodeConsumerProtocolAssignment(r, version);
       for (const tp of a.assignedPartitions) for (const p of tp.partitions) assigned.push({ topic: tp.topic, partition: p });
     }
+    return assigned;
+  }
+
+  /**
+   * Cooperative (KIP-429): partitions kept keep their state (position, pause) and are not
+   * announced again; partitions no longer assigned are committed (handled offsets, when
+   * commitOnRevoke) and given up — the `revoked` event lists only those — and the member rejoins
+   * at once so that the second phase can hand them to their new owner; new partitions are
+   * announced with `assigned`.
+   */
+  private async applyIncrementalAssignment(bytes: Buffer): Promise<void> {
+    const assigned = this.decodeAssignment(bytes);
+    const keep = new Set(assigned.map((tp) => key(tp.topic, tp.partition)));
+    const revoked = [...this.partitions.values()].filter((s) => !keep.has(key(s.topic, s.partition)));
+    if (revoked.length > 0) {
+      if (this.commitOnRevoke && this.commitStrategy !== 'before') {
+        const offsets = revoked.filter((s) => s.position >= 0 && s.position !== s.committed).map((s) => ({ topic: s.topic, partition: s.partition, offset: s.position }));
+        await this.commitOffsets(offsets).catch((e) => this.emit('commitError', e));
+      }
+      for (const s of revoked) this.partitions.delete(key(s.topic, s.partition));
+      this.emit('revoked', revoked.map((s) => ({ topic: s.topic, partition: s.partition })));
+      this.needRejoin = true; // the second phase: the revoked partitions go to their new owners
+    }
+    const added = assigned.filter((tp) => !this.partitions.has(key(tp.topic, tp.partition)));
+    for (const tp of added) this.partitions.set(key(tp.topic, tp.partition), this.newState(tp.topic, tp.partition, -1, -1));
+    if (channels.rebalance.hasSubscribers) channels.rebalance.publish({ groupId: this.groupId, memberId: this.memberId, generationId: this.generationId, assigned, added, revoked: revoked.map((s) => ({ topic: s.topic, partition: s.partition })) });
+    this.emit('assigned', added);
+  }
+
+  private applyAssignment(bytes: Buffer): void {
+    const assigned = this.decodeAssignment(bytes);
     this.partitions.clear();
     for (const tp of assigned) this.partitions.set(key(tp.topic, tp.partition), this.newState(tp.topic, tp.partition, -1, -1));
     if (channels.rebalance.hasSubscribers) channels.rebalance.publish({ groupId: this.groupId, memberId: this.memberId, generationId: this.generationId, assigned });
@@ -615,8 +674,24 @@ export class Consumer<K = Buffer | null, V = Buffer | null> extends EventEmitter
     this.memberId = '';
   }
 
-  /** Eager rebalance: commit what was handled, give everything up, join again. */
+  /**
+   * Eager rebalance: commit what was handled, give everything up, join again. Cooperative: join
+   * again with what is owned; the assignment then says what to give up (see
+   * applyIncrementalAssignment). A member that was removed from the group (its generation reset
+   * by UNKNOWN_MEMBER_ID / ILLEGAL_GENERATION) has lost its partitions either way: they are
+   * dropped without a commit.
+   */
   private async rebalance(): Promise<void> {
+    if (this.cooperative) {
+      if (this.generationId < 0 && this.partitions.size > 0) {
+        const lost = this.assignment();
+        this.partitions.clear();
+        this.emit('revoked', lost);
+      }
+      await this.joinAndSync();
+      await this.initPositions();
+      return;
+    }
     const revoked = this.assignment();
     if (this.generationId >= 0 && this.groupId !== null && this.commitOnRevoke && this.commitStrategy !== 'before') {
       await this.commit().catch((e) => this.emit('commitError', e));

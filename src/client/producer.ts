@@ -32,7 +32,8 @@
  * in flight per broker a retry can reorder batches of a partition). `producer.idempotent` says
  * which mode is in use.
  */
-import { encodeRecordBatch, type RecordHeader, type RecordInput } from '../protocol/records.js';
+import type { RecordHeader } from '../protocol/records.js';
+import { RecordBatchBuilder } from '../protocol/batch-builder.js';
 import { parseCompressionName, type CompressionCodec, type CompressionName } from '../protocol/compression.js';
 import { ErrorCode } from '../protocol/errors.js';
 import { InitProducerIdApi, ProduceApi, type ProduceRequestTopicProduceData, type ProduceResponse } from '../protocol/messages/index.js';
@@ -89,8 +90,13 @@ export interface ProducerOptions<K = Buffer | string | null, V = Buffer | string
   /** First retry backoff (default 100 ms), doubling up to `retryBackoffMaxMs` (default 1000 ms). */
   retryBackoffMs?: number;
   retryBackoffMaxMs?: number;
-  /** Produce requests in flight per broker (default 5). */
+  /** Produce requests in flight per broker (default 5). A request carries at most one batch per partition. */
   maxInFlightPerBroker?: number;
+  /**
+   * Batches of one partition in flight at once, each in its own request (default: up to
+   * `maxInFlightPerBroker`; at most 5 with idempotence, the window Kafka brokers deduplicate in).
+   */
+  maxInFlightPerPartition?: number;
   /** Use an idempotent producer when the broker supports it (default true). */
   idempotent?: boolean;
   partitioner?: Partitioner;
@@ -98,16 +104,47 @@ export interface ProducerOptions<K = Buffer | string | null, V = Buffer | string
   valueSerializer?: Serializer<V>;
 }
 
+/** One `sendBatch` call: settles once every record is acknowledged or has failed. */
+interface BulkSend {
+  records: ProducerRecord<any, any>[];
+  /** CreateTime of the records without a timestamp. */
+  now: number;
+  /** Explicit timestamps, when a record has one (copied: the caller may reuse its array). */
+  timestamps: Float64Array | null;
+  results: RecordMetadata[];
+  remaining: number;
+  error: Error | null;
+  resolve: (m: RecordMetadata[]) => void;
+  reject: (e: Error) => void;
+}
+
+/**
+ * Who waits for records of a batch: one `send` (group null, one record at index `at`), or a run of
+ * `count` consecutive records of one `sendBatch` (records `from`.. of the group, `at`.. of the batch).
+ */
+class Sink {
+  constructor(
+    readonly group: BulkSend | null,
+    readonly from: number,
+    readonly at: number,
+    public count: number,
+    readonly timestamp: number,
+    readonly resolve: ((m: RecordMetadata) => void) | null,
+    readonly reject: ((e: Error) => void) | null,
+  ) {}
+}
+
 interface Batch {
+  queue: PartitionQueue;
   topic: string;
   partition: number;
-  records: RecordInput[];
-  resolves: Array<(m: RecordMetadata) => void>;
-  rejects: Array<(e: Error) => void>;
-  timestamps: number[];
+  /** Records are written here as they are appended; null once encoded with compression. */
+  builder: RecordBatchBuilder | null;
+  count: number;
+  sinks: Sink[];
+  /** Bytes of buffer space the batch's records hold (released on completion). */
   bytes: number;
   createdAt: number;
-  sealed: boolean;
   attempts: number;
   retryAt: number;
   encoded: Buffer | null;
@@ -119,6 +156,8 @@ interface PartitionQueue {
   partition: number;
   open: Batch | null;
   ready: Batch[];
+  /** Batches of this partition awaiting a response. */
+  inFlight: number;
 }
 
 interface Waiter {
@@ -128,10 +167,13 @@ interface Waiter {
   timer: NodeJS.Timeout | null;
 }
 
+/** Buffer space a record holds beyond its key, value and headers (its framing, roughly). */
 const RECORD_OVERHEAD_BYTES = 24;
+/** Kafka brokers deduplicate the last 5 batches per producer and partition. */
+const IDEMPOTENT_MAX_IN_FLIGHT = 5;
 
-function toHeaders(h: Headers | undefined): RecordHeader[] | undefined {
-  if (h === undefined) return undefined;
+function toHeaders(h: Headers | undefined): RecordHeader[] | null {
+  if (h === undefined) return null;
   const entries = Array.isArray(h) ? h : Object.entries(h);
   const out: RecordHeader[] = [];
   for (const [key, v] of entries) {
@@ -139,6 +181,12 @@ function toHeaders(h: Headers | undefined): RecordHeader[] | undefined {
     out.push({ key, value: v === null ? null : Buffer.isBuffer(v) ? v : Buffer.from(v, 'utf8') });
   }
   return out;
+}
+
+function headersBytes(headers: RecordHeader[] | null): number {
+  let bytes = 0;
+  if (headers !== null) for (const h of headers) bytes += h.key.length + (h.value?.length ?? 0) + 4;
+  return bytes;
 }
 
 export class Producer<K = Buffer | string | null, V = Buffer | string | null> {
@@ -155,15 +203,21 @@ export class Producer<K = Buffer | string | null, V = Buffer | string | null> {
   private readonly retryBackoffMs: number;
   private readonly retryBackoffMaxMs: number;
   private readonly maxInFlight: number;
+  private maxInFlightPerPartition: number;
   private readonly wantIdempotence: boolean;
   private readonly partitioner: Partitioner | undefined;
   private readonly keySerializer: Serializer<K>;
   private readonly valueSerializer: Serializer<V>;
 
-  private readonly queues = new Map<string, PartitionQueue>();
+  /** topic → partition → queue, and every queue in creation order (for the drain). */
+  private readonly queues = new Map<string, PartitionQueue[]>();
+  private readonly allQueues: PartitionQueue[] = [];
   private readonly sticky = new Map<string, number>();
   private readonly inFlightByNode = new Map<number, number>();
   private readonly waiters: Waiter[] = [];
+  /** Batch buffers of `batchBytes` given back after acknowledgement, reused by new batches. */
+  private readonly pool: Buffer[] = [];
+  private readonly poolMax: number;
   private usedBytes = 0;
   private outstandingBatches = 0;
   private flushWaiters: Array<() => void> = [];
@@ -202,11 +256,13 @@ export class Producer<K = Buffer | string | null, V = Buffer | string | null> {
     this.retryBackoffMs = opts.retryBackoffMs ?? 100;
     this.retryBackoffMaxMs = opts.retryBackoffMaxMs ?? 1000;
     this.maxInFlight = Math.max(1, opts.maxInFlightPerBroker ?? 5);
+    this.maxInFlightPerPartition = Math.max(1, opts.maxInFlightPerPartition ?? this.maxInFlight);
     this.wantIdempotence = (opts.idempotent ?? true) && acks === -1;
     this.partitioner = opts.partitioner;
     this.keySerializer = opts.keySerializer ?? (bytesSerde as unknown as Serializer<K>);
     this.valueSerializer = opts.valueSerializer ?? (bytesSerde as unknown as Serializer<V>);
     if (this.batchBytes <= 0 || this.bufferBytes < this.batchBytes) throw new StrandError('INVALID_CONFIG', 'batchBytes must be positive and at most bufferBytes');
+    this.poolMax = Math.max(2, Math.min(64, Math.floor(this.bufferBytes / this.batchBytes)));
   }
 
   /** True when batches carry a producer id and sequence numbers (the broker supports idempotence). */
@@ -249,6 +305,23 @@ export class Producer<K = Buffer | string | null, V = Buffer | string | null> {
     this.producerId = resp.producerId;
     this.producerEpoch = resp.producerEpoch;
     this.idempotent_ = true;
+    this.maxInFlightPerPartition = Math.min(this.maxInFlightPerPartition, IDEMPOTENT_MAX_IN_FLIGHT);
+  }
+
+  private serializeKey(record: ProducerRecord<K, V>): Buffer | null {
+    return record.key === undefined || record.key === null ? null : this.keySerializer.serialize(record.key, record.topic);
+  }
+
+  private serializeValue(record: ProducerRecord<K, V>): Buffer | null {
+    return record.value === null ? null : this.valueSerializer.serialize(record.value, record.topic);
+  }
+
+  private serializationError(topic: string, e: unknown): StrandError {
+    return new StrandError('SERIALIZATION_ERROR', `cannot serialize a record for ${topic}: ${(e as Error).message}`, { cause: e });
+  }
+
+  private tooLarge(bytes: number): KafkaError {
+    return new KafkaError(ErrorCode.MESSAGE_TOO_LARGE, `a record of ${bytes} bytes exceeds maxRequestBytes ${this.maxRequestBytes}`);
   }
 
   /** Sends one record; resolves with its offset once acknowledged. */
@@ -257,41 +330,185 @@ export class Producer<K = Buffer | string | null, V = Buffer | string | null> {
     let key: Buffer | null;
     let value: Buffer | null;
     try {
-      key = record.key === undefined || record.key === null ? null : this.keySerializer.serialize(record.key, record.topic);
-      value = record.value === null ? null : this.valueSerializer.serialize(record.value, record.topic);
+      key = this.serializeKey(record);
+      value = this.serializeValue(record);
     } catch (e) {
-      return Promise.reject(new StrandError('SERIALIZATION_ERROR', `cannot serialize a record for ${record.topic}: ${(e as Error).message}`, { cause: e }));
+      return Promise.reject(this.serializationError(record.topic, e));
     }
     const headers = toHeaders(record.headers);
-    let bytes = RECORD_OVERHEAD_BYTES + (key?.length ?? 0) + (value?.length ?? 0);
-    if (headers) for (const h of headers) bytes += h.key.length + (h.value?.length ?? 0) + 4;
-    if (bytes > this.maxRequestBytes) {
-      return Promise.reject(new KafkaError(ErrorCode.MESSAGE_TOO_LARGE, `a record of ${bytes} bytes exceeds maxRequestBytes ${this.maxRequestBytes}`));
-    }
-    const input: RecordInput = { key, value, headers, timestamp: record.timestamp ?? Date.now() };
+    const bytes = RECORD_OVERHEAD_BYTES + (key?.length ?? 0) + (value?.length ?? 0) + headersBytes(headers);
+    if (bytes > this.maxRequestBytes) return Promise.reject(this.tooLarge(bytes));
+    const timestamp = record.timestamp ?? Date.now();
     const topic = this.cluster.topics.get(record.topic);
     if (topic !== undefined && this.ready && this.waiters.length === 0 && this.usedBytes + bytes <= this.bufferBytes) {
-      return new Promise((resolve, reject) => this.append(topic, record.partition, input, bytes, resolve, reject));
+      return new Promise((resolve, reject) => {
+        let b: Batch;
+        try {
+          b = this.appendRecord(topic, record.partition, key, value, headers, timestamp);
+        } catch (e) {
+          reject(e as Error);
+          return;
+        }
+        this.usedBytes += bytes;
+        b.bytes += bytes;
+        b.sinks.push(new Sink(null, 0, b.count - 1, 1, timestamp, resolve, reject));
+      });
     }
-    return this.sendSlow(record, input, bytes);
+    return this.sendSlow(record, key, value, headers, timestamp, bytes);
   }
 
-  private async sendSlow(record: ProducerRecord<K, V>, input: RecordInput, bytes: number): Promise<RecordMetadata> {
+  private async sendSlow(record: ProducerRecord<K, V>, key: Buffer | null, value: Buffer | null, headers: RecordHeader[] | null, timestamp: number, bytes: number): Promise<RecordMetadata> {
     await this.connect();
     await this.reserve(bytes);
-    let topic: TopicInfo;
+    let b: Batch;
     try {
-      topic = await this.cluster.topic(record.topic);
+      const topic = await this.cluster.topic(record.topic);
+      if (this.closed) throw new StrandError('CLIENT_CLOSED', 'the producer closed');
+      b = this.appendRecord(topic, record.partition, key, value, headers, timestamp);
     } catch (e) {
       this.release(bytes);
       throw e;
     }
-    return new Promise((resolve, reject) => this.append(topic, record.partition, input, bytes, resolve, reject, true));
+    b.bytes += bytes;
+    return new Promise((resolve, reject) => b.sinks.push(new Sink(null, 0, b.count - 1, 1, timestamp, resolve, reject)));
   }
 
-  /** Sends several records; resolves when all are acknowledged (rejects with the first failure). */
+  /**
+   * Sends several records; resolves with their metadata (in the order given) once all are
+   * acknowledged, or rejects with the first failure once every record has settled. One promise
+   * for the lot: the way to send in bulk. Records that fit in the buffer are appended before this
+   * returns; when the buffer is full the rest wait (FIFO, up to `maxBlockMs`, after which they
+   * fail with BUFFER_FULL).
+   */
   sendBatch(records: ProducerRecord<K, V>[]): Promise<RecordMetadata[]> {
-    return Promise.all(records.map((r) => this.send(r)));
+    if (this.closed) return Promise.reject(new StrandError('CLIENT_CLOSED', 'the producer is closed'));
+    if (records.length === 0) return Promise.resolve([]);
+    return new Promise((resolve, reject) => {
+      const g: BulkSend = { records, now: Date.now(), timestamps: null, results: new Array<RecordMetadata>(records.length), remaining: records.length, error: null, resolve, reject };
+      this.appendBulk(g, 0);
+    });
+  }
+
+  /** Appends records `from`.. of a sendBatch synchronously, until one needs to wait (connect, metadata, buffer space). */
+  private appendBulk(g: BulkSend, from: number): void {
+    const records = g.records as ProducerRecord<K, V>[];
+    const n = records.length;
+    let topic: TopicInfo | undefined;
+    for (let i = from; i < n; i++) {
+      const r = records[i]!;
+      if (this.closed) {
+        this.failRest(g, i, new StrandError('CLIENT_CLOSED', 'the producer closed'));
+        return;
+      }
+      if (topic === undefined || topic.name !== r.topic) topic = this.cluster.topics.get(r.topic);
+      if (topic === undefined || !this.ready || this.waiters.length > 0) {
+        void this.appendBulkSlow(g, i);
+        return;
+      }
+      let key: Buffer | null;
+      let value: Buffer | null;
+      try {
+        key = this.serializeKey(r);
+        value = this.serializeValue(r);
+      } catch (e) {
+        this.failRecords(g, 1, this.serializationError(r.topic, e));
+        continue;
+      }
+      const headers = r.headers === undefined ? null : toHeaders(r.headers);
+      const bytes = RECORD_OVERHEAD_BYTES + (key === null ? 0 : key.length) + (value === null ? 0 : value.length) + headersBytes(headers);
+      if (bytes > this.maxRequestBytes) {
+        this.failRecords(g, 1, this.tooLarge(bytes));
+        continue;
+      }
+      if (this.usedBytes + bytes > this.bufferBytes) {
+        void this.appendBulkSlow(g, i);
+        return;
+      }
+      this.appendToGroup(g, i, topic, key, value, headers, bytes, false);
+    }
+  }
+
+  /** Record `i` of a sendBatch, when it has to wait; then the rest, synchronously again. */
+  private async appendBulkSlow(g: BulkSend, i: number): Promise<void> {
+    const r = g.records[i] as ProducerRecord<K, V>;
+    try {
+      await this.connect();
+    } catch (e) {
+      this.failRest(g, i, e as Error);
+      return;
+    }
+    let key: Buffer | null;
+    let value: Buffer | null;
+    try {
+      key = this.serializeKey(r);
+      value = this.serializeValue(r);
+    } catch (e) {
+      this.failRecords(g, 1, this.serializationError(r.topic, e));
+      this.appendBulk(g, i + 1);
+      return;
+    }
+    const headers = r.headers === undefined ? null : toHeaders(r.headers);
+    const bytes = RECORD_OVERHEAD_BYTES + (key?.length ?? 0) + (value?.length ?? 0) + headersBytes(headers);
+    if (bytes > this.maxRequestBytes) {
+      this.failRecords(g, 1, this.tooLarge(bytes));
+      this.appendBulk(g, i + 1);
+      return;
+    }
+    try {
+      await this.reserve(bytes);
+    } catch (e) {
+      // No buffer space within maxBlockMs: the rest of the call would wait as long again.
+      this.failRest(g, i, e as Error);
+      return;
+    }
+    let topic: TopicInfo;
+    try {
+      topic = await this.cluster.topic(r.topic);
+    } catch (e) {
+      this.release(bytes);
+      this.failRecords(g, 1, e as Error);
+      this.appendBulk(g, i + 1);
+      return;
+    }
+    if (this.closed) {
+      this.release(bytes);
+      this.failRest(g, i, new StrandError('CLIENT_CLOSED', 'the producer closed'));
+      return;
+    }
+    this.appendToGroup(g, i, topic, key, value, headers, bytes, true);
+    this.appendBulk(g, i + 1);
+  }
+
+  private appendToGroup(g: BulkSend, i: number, topic: TopicInfo, key: Buffer | null, value: Buffer | null, headers: RecordHeader[] | null, bytes: number, reserved: boolean): void {
+    const r = g.records[i]!;
+    let timestamp = g.now;
+    if (r.timestamp !== undefined) {
+      timestamp = r.timestamp;
+      (g.timestamps ??= new Float64Array(g.records.length).fill(NaN))[i] = timestamp;
+    }
+    let b: Batch;
+    try {
+      b = this.appendRecord(topic, r.partition, key, value, headers, timestamp);
+    } catch (e) {
+      if (reserved) this.release(bytes);
+      this.failRecords(g, 1, e as Error);
+      return;
+    }
+    if (!reserved) this.usedBytes += bytes;
+    b.bytes += bytes;
+    const last = b.sinks.length > 0 ? b.sinks[b.sinks.length - 1]! : null;
+    if (last !== null && last.group === g && last.from + last.count === i) last.count++;
+    else b.sinks.push(new Sink(g, i, b.count - 1, 1, 0, null, null));
+  }
+
+  private failRecords(g: BulkSend, count: number, e: Error): void {
+    g.error ??= e;
+    g.remaining -= count;
+    if (g.remaining === 0) g.reject(g.error);
+  }
+
+  private failRest(g: BulkSend, from: number, e: Error): void {
+    this.failRecords(g, g.records.length - from, e);
   }
 
   /** Resolves when at least `bytes` of buffer are free (a way to apply back-pressure without awaiting each send). */
@@ -336,17 +553,17 @@ export class Producer<K = Buffer | string | null, V = Buffer | string | null> {
     }
   }
 
-  private choosePartition(topic: TopicInfo, explicit: number | undefined, input: RecordInput): number {
+  private choosePartition(topic: TopicInfo, explicit: number | undefined, key: Buffer | null, value: Buffer | null): number {
     const n = topic.partitions.length;
     if (explicit !== undefined) {
       if (!Number.isInteger(explicit) || explicit < 0 || explicit >= n) throw new KafkaError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, `${topic.name} has no partition ${explicit}`);
       return explicit;
     }
     if (this.partitioner) {
-      const p = this.partitioner({ topic: topic.name, key: input.key ?? null, value: input.value, numPartitions: n });
+      const p = this.partitioner({ topic: topic.name, key, value, numPartitions: n });
       if (p !== undefined) return p;
     }
-    if (input.key != null) return partitionForKey(input.key, n);
+    if (key !== null) return partitionForKey(key, n);
     let p = this.sticky.get(topic.name);
     if (p === undefined || p >= n) {
       p = Math.floor(Math.random() * n);
@@ -365,48 +582,60 @@ export class Producer<K = Buffer | string | null, V = Buffer | string | null> {
     this.sticky.set(topic, next);
   }
 
-  private append(topic: TopicInfo, explicit: number | undefined, input: RecordInput, bytes: number, resolve: (m: RecordMetadata) => void, reject: (e: Error) => void, reserved = false): void {
-    let partition: number;
-    try {
-      partition = this.choosePartition(topic, explicit, input);
-    } catch (e) {
-      if (reserved) this.release(bytes);
-      reject(e as Error);
-      return;
-    }
-    if (!reserved) this.usedBytes += bytes;
-    const qk = `${topic.name}\u0000${partition}`;
-    let q = this.queues.get(qk);
+  private queueFor(topic: string, partition: number): PartitionQueue {
+    let qs = this.queues.get(topic);
+    if (qs === undefined) this.queues.set(topic, (qs = []));
+    let q = qs[partition];
     if (q === undefined) {
-      q = { topic: topic.name, partition, open: null, ready: [] };
-      this.queues.set(qk, q);
+      q = { topic, partition, open: null, ready: [], inFlight: 0 };
+      qs[partition] = q;
+      this.allQueues.push(q);
     }
+    return q;
+  }
+
+  /**
+   * Writes a record into its partition's open batch (sealing a full one and opening the next);
+   * returns the batch, whose `count - 1` is the record's index. Throws for an invalid partition.
+   * The caller accounts the buffer bytes and attaches who waits for the record.
+   */
+  private appendRecord(topic: TopicInfo, explicit: number | undefined, key: Buffer | null, value: Buffer | null, headers: RecordHeader[] | null, timestamp: number): Batch {
+    const partition = this.choosePartition(topic, explicit, key, value);
+    const q = this.queueFor(topic.name, partition);
     let b = q.open;
-    if (b !== null && b.bytes + bytes > this.batchBytes && b.records.length > 0) {
-      this.seal(q);
-      b = null;
-    }
-    if (b === null) {
-      b = { topic: topic.name, partition, records: [], resolves: [], rejects: [], timestamps: [], bytes: 0, createdAt: Date.now(), sealed: false, attempts: 0, retryAt: 0, encoded: null, lastError: null };
-      q.open = b;
-      this.outstandingBatches++;
-    }
-    b.records.push(input);
-    b.resolves.push(resolve);
-    b.rejects.push(reject);
-    b.timestamps.push(input.timestamp!);
-    b.bytes += bytes;
-    if (b.bytes >= this.batchBytes) {
+    if (b !== null) {
+      if (b.builder!.append(key, value, headers, timestamp)) {
+        b.count++;
+        return b;
+      }
       this.seal(q);
       this.scheduleDrain(0);
-    } else if (this.flushing > 0) this.scheduleDrain(0);
-    else this.scheduleDrain(this.lingerMs);
+    }
+    b = {
+      queue: q,
+      topic: topic.name,
+      partition,
+      builder: new RecordBatchBuilder(this.batchBytes, this.pool.pop()),
+      count: 0,
+      sinks: [],
+      bytes: 0,
+      createdAt: Date.now(),
+      attempts: 0,
+      retryAt: 0,
+      encoded: null,
+      lastError: null,
+    };
+    q.open = b;
+    this.outstandingBatches++;
+    b.builder!.append(key, value, headers, timestamp); // an empty batch takes any record
+    b.count++;
+    this.scheduleDrain(this.flushing > 0 ? 0 : this.lingerMs);
+    return b;
   }
 
   private seal(q: PartitionQueue): void {
     const b = q.open;
     if (b === null) return;
-    b.sealed = true;
     q.ready.push(b);
     q.open = null;
     this.rotateSticky(q.topic, q.partition);
@@ -432,76 +661,68 @@ export class Producer<K = Buffer | string | null, V = Buffer | string | null> {
     }, delayMs);
   }
 
-  /** Sends every batch that is ready, grouped per leader; reschedules itself for batches still lingering or backing off. */
+  /**
+   * Sends every batch that may go now, grouped per leader: each request takes at most one batch
+   * per partition (the head of its queue), up to `maxRequestBytes`; requests are sent while the
+   * broker's and the partitions' in-flight limits allow. Reschedules itself for batches still
+   * lingering or backing off; a response drains again.
+   */
   private drain(): void {
     const now = Date.now();
     let nextWake = Infinity;
-    const byNode = new Map<number, Batch[]>();
+    const byNode = new Map<number, PartitionQueue[]>();
     let needMetadata = false;
-    for (const q of this.queues.values()) {
+    for (const q of this.allQueues) {
       if (q.open !== null) {
         if (this.flushing > 0 || now - q.open.createdAt >= this.lingerMs) this.seal(q);
         else nextWake = Math.min(nextWake, q.open.createdAt + this.lingerMs);
       }
       while (q.ready.length > 0) {
         const b = q.ready[0]!;
-        if (now - b.createdAt > this.deliveryTimeoutMs) {
-          q.ready.shift();
-          this.fail(b, new StrandError('DELIVERY_TIMEOUT', `${b.records.length} records for ${b.topic}-${b.partition} not acknowledged within ${this.deliveryTimeoutMs} ms${b.lastError ? `; last error: ${b.lastError.message}` : ''}`, { cause: b.lastError ?? undefined, retriable: true }));
-          continue;
-        }
-        if (b.retryAt > now) {
-          nextWake = Math.min(nextWake, b.retryAt);
-          break;
-        }
-        const leader = this.cluster.leaderOf(b.topic, b.partition);
-        if (leader < 0) {
-          needMetadata = true;
-          nextWake = Math.min(nextWake, now + this.retryBackoffMs);
-          break;
-        }
-        let list = byNode.get(leader);
-        if (list === undefined) byNode.set(leader, (list = []));
-        list.push(b);
-        break; // one batch per partition per request; the next goes in a later request
+        if (now - b.createdAt <= this.deliveryTimeoutMs) break;
+        q.ready.shift();
+        this.fail(b, new StrandError('DELIVERY_TIMEOUT', `${b.count} records for ${b.topic}-${b.partition} not acknowledged within ${this.deliveryTimeoutMs} ms${b.lastError ? `; last error: ${b.lastError.message}` : ''}`, { cause: b.lastError ?? undefined, retriable: true }));
       }
+      if (q.ready.length === 0) continue;
+      const head = q.ready[0]!;
+      if (head.retryAt > now) {
+        nextWake = Math.min(nextWake, head.retryAt);
+        continue;
+      }
+      if (q.inFlight >= this.maxInFlightPerPartition) continue; // its responses drain again
+      const leader = this.cluster.leaderOf(q.topic, q.partition);
+      if (leader < 0) {
+        needMetadata = true;
+        nextWake = Math.min(nextWake, now + this.retryBackoffMs);
+        continue;
+      }
+      let list = byNode.get(leader);
+      if (list === undefined) byNode.set(leader, (list = []));
+      list.push(q);
     }
     if (needMetadata) this.cluster.refreshMetadata().then(() => this.scheduleDrain(0), () => {});
-    let more = false;
-    for (const [node, batches] of byNode) {
-      let budget = this.maxInFlight - (this.inFlightByNode.get(node) ?? 0);
-      if (this.acks === 0) budget = Infinity;
-      let i = 0;
-      while (i < batches.length && budget > 0) {
+    for (const [node, qs] of byNode) {
+      let budget = this.acks === 0 ? Infinity : this.maxInFlight - (this.inFlightByNode.get(node) ?? 0);
+      while (budget > 0) {
         const request: Batch[] = [];
         let size = 0;
-        while (i < batches.length) {
-          const b = batches[i]!;
+        for (const q of qs) {
+          if (q.ready.length === 0 || q.inFlight >= this.maxInFlightPerPartition) continue;
+          const b = q.ready[0]!;
+          if (b.retryAt > now) continue;
           b.encoded ??= this.encode(b);
-          if (request.length > 0 && size + b.encoded.length > this.maxRequestBytes) break;
+          if (request.length > 0 && size + b.encoded.length > this.maxRequestBytes) continue; // the next request takes it
           size += b.encoded.length;
           request.push(b);
-          i++;
+          q.ready.shift();
+          q.inFlight++;
         }
-        for (const b of request) this.queueOf(b).ready.shift();
+        if (request.length === 0) break;
         budget--;
         void this.sendRequest(node, request);
       }
-      if (i < batches.length) more = true;
-    }
-    // Partitions with more ready batches are drained again after the requests above are sent.
-    for (const q of this.queues.values()) if (q.ready.length > 0 && q.ready[0]!.retryAt <= now) more = true;
-    if (more && byNode.size > 0) {
-      // Wait for an in-flight slot (a response reschedules the drain) unless slots are free now.
-      let anyFree = false;
-      for (const [node] of byNode) if ((this.inFlightByNode.get(node) ?? 0) < this.maxInFlight) anyFree = true;
-      if (anyFree) this.scheduleDrain(0);
     }
     if (nextWake !== Infinity) this.scheduleDrain(Math.max(1, nextWake - Date.now()));
-  }
-
-  private queueOf(b: Batch): PartitionQueue {
-    return this.queues.get(`${b.topic}\u0000${b.partition}`)!;
   }
 
   private encode(b: Batch): Buffer {
@@ -509,15 +730,20 @@ export class Producer<K = Buffer | string | null, V = Buffer | string | null> {
     if (this.idempotent_) {
       const k = `${b.topic}\u0000${b.partition}`;
       baseSequence = this.sequences.get(k) ?? 0;
-      this.sequences.set(k, (baseSequence + b.records.length) % 2147483648);
+      this.sequences.set(k, (baseSequence + b.count) % 2147483648);
     }
-    return encodeRecordBatch({
-      records: b.records,
-      compression: this.codec,
-      producerId: this.producerId,
-      producerEpoch: this.producerEpoch,
-      baseSequence,
-    });
+    const builder = b.builder!;
+    const encoded = builder.build({ compression: this.codec, producerId: this.producerId, producerEpoch: this.producerEpoch, baseSequence });
+    if (this.codec !== 0) {
+      // The compressed batch is a new buffer: the records' buffer can serve the next batch now.
+      this.recycle(builder.buffer);
+      b.builder = null;
+    }
+    return encoded;
+  }
+
+  private recycle(buf: Buffer): void {
+    if (buf.length === this.batchBytes && this.pool.length < this.poolMax) this.pool.push(buf);
   }
 
   private async sendRequest(node: number, batches: Batch[]): Promise<void> {
@@ -533,7 +759,8 @@ export class Producer<K = Buffer | string | null, V = Buffer | string | null> {
       const conn = await this.cluster.connection(node, 'produce');
       if (this.acks === 0) {
         conn.send(ProduceApi, body);
-        for (const b of batches) this.complete(b, -1, -1);
+        // The socket may still hold the batch bytes: they are not recycled.
+        for (const b of batches) this.complete(b, -1, -1, false);
         return;
       }
       const resp = await conn.request(ProduceApi, body, { extraTimeoutMs: this.ackTimeoutMs });
@@ -541,23 +768,26 @@ export class Producer<K = Buffer | string | null, V = Buffer | string | null> {
     } catch (e) {
       for (const b of batches) this.retryOrFail(b, e as Error);
     } finally {
+      for (const b of batches) b.queue.inFlight--;
       this.inFlightByNode.set(node, (this.inFlightByNode.get(node) ?? 1) - 1);
       this.scheduleDrain(0);
     }
   }
 
   private handleResponse(batches: Batch[], resp: ProduceResponse): void {
-    const results = new Map<string, { errorCode: number; baseOffset: number; logAppendTimeMs: number; errorMessage: string | null }>();
-    for (const t of resp.responses) for (const p of t.partitionResponses) results.set(`${t.name}\u0000${p.index}`, p);
     let refresh = false;
     for (const b of batches) {
-      const r = results.get(`${b.topic}\u0000${b.partition}`);
+      let r: ProduceResponse['responses'][number]['partitionResponses'][number] | undefined;
+      for (const t of resp.responses) {
+        if (t.name !== b.topic) continue;
+        for (const p of t.partitionResponses) if (p.index === b.partition) r = p;
+      }
       if (r === undefined) {
         this.retryOrFail(b, new StrandError('CORRUPT_RESPONSE', `no result for ${b.topic}-${b.partition} in the Produce response`, { retriable: true }));
         continue;
       }
       if (r.errorCode === 0 || r.errorCode === ErrorCode.DUPLICATE_SEQUENCE_NUMBER) {
-        this.complete(b, r.baseOffset, r.logAppendTimeMs);
+        this.complete(b, r.baseOffset, r.logAppendTimeMs, true);
         continue;
       }
       const e = new KafkaError(r.errorCode, `Produce to ${b.topic}-${b.partition}`, r.errorMessage);
@@ -579,29 +809,47 @@ export class Producer<K = Buffer | string | null, V = Buffer | string | null> {
     b.retryAt = Date.now() + backoffMs(b.attempts, this.retryBackoffMs, this.retryBackoffMaxMs);
     if (channels.retry.hasSubscribers) channels.retry.publish({ what: 'produce', topic: b.topic, partition: b.partition, attempt: b.attempts, error: e });
     // Back at the head of its partition's queue, ahead of later batches.
-    this.queueOf(b).ready.unshift(b);
+    b.queue.ready.unshift(b);
     this.scheduleDrain(b.retryAt - Date.now());
   }
 
-  private complete(b: Batch, baseOffset: number, logAppendTimeMs: number): void {
-    for (let i = 0; i < b.resolves.length; i++) {
-      b.resolves[i]!({
-        topic: b.topic,
-        partition: b.partition,
-        offset: baseOffset < 0 ? -1 : baseOffset + i,
-        timestamp: logAppendTimeMs >= 0 ? logAppendTimeMs : b.timestamps[i]!,
-      });
+  private complete(b: Batch, baseOffset: number, logAppendTimeMs: number, recycle: boolean): void {
+    const topic = b.topic;
+    const partition = b.partition;
+    for (const s of b.sinks) {
+      const g = s.group;
+      if (g === null) {
+        s.resolve!({ topic, partition, offset: baseOffset < 0 ? -1 : baseOffset + s.at, timestamp: logAppendTimeMs >= 0 ? logAppendTimeMs : s.timestamp });
+        continue;
+      }
+      const ts = g.timestamps;
+      for (let j = 0; j < s.count; j++) {
+        const i = s.from + j;
+        let timestamp = logAppendTimeMs;
+        if (timestamp < 0) timestamp = ts !== null && !Number.isNaN(ts[i]) ? ts[i]! : g.now;
+        g.results[i] = { topic, partition, offset: baseOffset < 0 ? -1 : baseOffset + s.at + j, timestamp };
+      }
+      g.remaining -= s.count;
+      if (g.remaining === 0) {
+        if (g.error) g.reject(g.error);
+        else g.resolve(g.results);
+      }
     }
+    if (recycle && b.builder !== null) this.recycle(b.builder.buffer);
     this.finish(b);
   }
 
   private fail(b: Batch, e: Error): void {
-    for (const reject of b.rejects) reject(e);
+    for (const s of b.sinks) {
+      if (s.group === null) s.reject!(e);
+      else this.failRecords(s.group, s.count, e);
+    }
     this.finish(b);
   }
 
   private finish(b: Batch): void {
-    b.records = [];
+    b.sinks = [];
+    b.builder = null;
     b.encoded = null;
     this.outstandingBatches--;
     this.release(b.bytes);
@@ -631,6 +879,8 @@ export class Producer<K = Buffer | string | null, V = Buffer | string | null> {
       w.reject(new StrandError('CLIENT_CLOSED', 'the producer closed'));
     }
     if (this.drainTimer) clearTimeout(this.drainTimer);
+    if (this.drainImmediate) clearImmediate(this.drainImmediate);
+    this.pool.length = 0;
     if (this.ownsCluster) await this.cluster.close();
   }
 }

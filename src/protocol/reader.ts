@@ -105,14 +105,22 @@ export class Reader {
   }
 
   unsignedVarint(): number {
+    // Most varints (record lengths, deltas, counts) are one byte.
+    if (this.error === null && this.offset < this.end) {
+      const first = this.buf[this.offset]!;
+      if (first < 0x80) {
+        this.offset++;
+        return first;
+      }
+    }
     let value = 0;
-    let shift = 0;
+    let mult = 1;
     for (let i = 0; i < 5; i++) {
       if (!this.need(1)) return 0;
       const b = this.buf[this.offset++]!;
-      value += (b & 0x7f) * 2 ** shift;
+      value += (b & 0x7f) * mult;
       if ((b & 0x80) === 0) return value;
-      shift += 7;
+      mult *= 128;
     }
     this.fail('unsigned varint longer than 5 bytes');
     return 0;

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { Kafka } from '../../src/client/kafka.js';
 import type { Consumer, ConsumerMessage } from '../../src/client/consumer.js';
 import { DLT_HEADERS } from '../../src/client/consumer.js';
-import { rangeAssignor, roundRobinAssignor } from '../../src/client/assignors.js';
+import { cooperativeStickyAssignor, rangeAssignor, roundRobinAssignor } from '../../src/client/assignors.js';
 import { stringSerde } from '../../src/client/serializers.js';
 import { startStrand, type StrandTestBroker } from '../../src/testing/index.js';
 import { eventually, uniqueName } from './helpers.js';
@@ -270,4 +270,107 @@ test('assign() without a group reads given partitions from given offsets', { tim
   await eventually('5 records', () => (got.length === 5 ? true : undefined));
   await c.close();
   assert.deepEqual(got, ['1@5=11', '1@6=13', '1@7=15', '1@8=17', '1@9=19']);
+});
+
+test('cooperative-sticky assignor: balanced, keeps what members own, holds back partitions that change owner', () => {
+  const counts = new Map([['t', 6]]);
+  const owned = (ps: number[]) => [{ topic: 't', partitions: ps }];
+  // A owned everything; B joins: A keeps 3, the 3 that move are held back for the second phase.
+  const phase1 = cooperativeStickyAssignor.assign(
+    [
+      { memberId: 'a', topics: ['t'], userData: null, ownedPartitions: owned([0, 1, 2, 3, 4, 5]), generation: 1 },
+      { memberId: 'b', topics: ['t'], userData: null, ownedPartitions: [], generation: -1 },
+    ],
+    counts,
+  );
+  const a1 = phase1.get('a')!.get('t')!;
+  assert.equal(a1.length, 3);
+  assert.equal(phase1.get('b')!.get('t'), undefined, 'nothing for b while a still owns them');
+  // Second phase: a owns 3, nobody owns the rest: b gets them.
+  const phase2 = cooperativeStickyAssignor.assign(
+    [
+      { memberId: 'a', topics: ['t'], userData: null, ownedPartitions: owned(a1), generation: 2 },
+      { memberId: 'b', topics: ['t'], userData: null, ownedPartitions: [], generation: -1 },
+    ],
+    counts,
+  );
+  assert.deepEqual(phase2.get('a')!.get('t'), a1);
+  assert.deepEqual(phase2.get('b')!.get('t'), [0, 1, 2, 3, 4, 5].filter((p) => !a1.includes(p)));
+  // A stale claim (lower generation) loses to the current owner; userData carries Java's generation.
+  const stale = cooperativeStickyAssignor.assign(
+    [
+      { memberId: 'a', topics: ['t'], userData: cooperativeStickyAssignor.subscriptionUserData!(5), ownedPartitions: owned([0, 1, 2]) },
+      { memberId: 'b', topics: ['t'], userData: cooperativeStickyAssignor.subscriptionUserData!(3), ownedPartitions: owned([2, 3, 4, 5]) },
+    ],
+    counts,
+  );
+  assert.deepEqual(stale.get('a')!.get('t'), [0, 1, 2]);
+  assert.deepEqual(stale.get('b')!.get('t'), [3, 4, 5]);
+});
+
+test('cooperative-sticky: members that join do not make existing members revoke the partitions they keep', { timeout: 90000 }, async (t) => {
+  const topic = uniqueName('coop');
+  const groupId = uniqueName('coop');
+  const total = 6000;
+  await broker.createTopics([{ name: topic, partitions: 6 }]);
+  await produce(topic, total, 6);
+  const owned = new Map<string, Set<number>>();
+  const events: string[] = [];
+  const problems: string[] = [];
+  const seen = new Uint8Array(total);
+  let processed = 0;
+  let duplicates = 0;
+  const checkExclusive = (): void => {
+    const all = [...owned.values()].flatMap((s) => [...s]);
+    if (new Set(all).size !== all.length) problems.push(`a partition owned twice: ${JSON.stringify([...owned].map(([m, s]) => [m, [...s]]))}`);
+  };
+  const start = (name: string): Consumer<Buffer | null, string | null> => {
+    const c = kafka.consumer<Buffer | null, string | null>({ groupId, assignors: ['cooperative-sticky'], fromBeginning: true, commit: 'batch', heartbeatIntervalMs: 100, sessionTimeoutMs: 10000, rebalanceTimeoutMs: 20000, valueDeserializer: stringSerde, maxPartitionBytes: 4096 });
+    owned.set(name, new Set());
+    c.on('assigned', (tps: Array<{ topic: string; partition: number }>) => {
+      events.push(`${name}+${tps.map((t) => t.partition).join(',')}`);
+      for (const t of tps) {
+        if (owned.get(name)!.has(t.partition)) problems.push(`${name} assigned ${t.partition} it already owns`);
+        owned.get(name)!.add(t.partition);
+      }
+      checkExclusive();
+    });
+    c.on('revoked', (tps: Array<{ topic: string; partition: number }>) => {
+      events.push(`${name}-${tps.map((t) => t.partition).join(',')}`);
+      for (const t of tps) if (!owned.get(name)!.delete(t.partition)) problems.push(`${name} revoked ${t.partition} it did not own`);
+      // Whatever is revoked must end up elsewhere: check below against the final assignment.
+    });
+    c.subscribe(topic);
+    void c.run({
+      eachMessage: async ({ message }) => {
+        const i = Number(message.value);
+        if (seen[i]) duplicates++;
+        seen[i] = 1;
+        processed++;
+        if (processed % 50 === 0) await new Promise((r) => setTimeout(r, 1));
+      },
+    });
+    return c;
+  };
+  const sizes = (): number[] => [...owned.values()].map((s) => s.size).sort();
+  const a = start('a');
+  await eventually('a owns all 6', () => (owned.get('a')!.size === 6 ? true : undefined), 20000);
+  const b = start('b');
+  await eventually('a and b own 3 each', () => (JSON.stringify(sizes()) === '[3,3]' ? true : undefined), 20000);
+  const aAfterB = new Set(owned.get('a'));
+  const c = start('c');
+  await eventually('2 each', () => (JSON.stringify(sizes()) === '[2,2,2]' ? true : undefined), 20000);
+  await eventually('all records', () => (processed >= total ? true : undefined), 30000);
+  await Promise.all([a.close(), b.close(), c.close()]);
+  t.diagnostic(`events: ${events.join(' ')}`);
+  assert.deepEqual(problems, [], events.join(' '));
+  // a gave up exactly 3 partitions when b joined and 1 when c joined; b gave up 1; nobody else.
+  const revokedOf = (m: string): number[] => events.filter((e) => e.startsWith(`${m}-`)).flatMap((e) => e.slice(2).split(',').map(Number));
+  assert.equal(revokedOf('a').length, 4, events.join(' '));
+  assert.equal(revokedOf('b').length, 1, events.join(' '));
+  assert.equal(revokedOf('c').length, 0, events.join(' '));
+  // The partitions a kept after b joined: at most one of them moved to c, the others were never revoked.
+  assert.ok([...aAfterB].filter((p) => revokedOf('a').includes(p)).length <= 1, events.join(' '));
+  assert.equal(duplicates, 0);
+  assert.equal(processed, total);
 });

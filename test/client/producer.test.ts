@@ -172,3 +172,44 @@ test('a record larger than maxRequestBytes is refused with MESSAGE_TOO_LARGE', T
   await assert.rejects(producer.send({ topic: 'whatever', value: Buffer.alloc(2000) }), (e: StrandError) => e.code === 'MESSAGE_TOO_LARGE');
   await producer.close();
 });
+
+test('sendBatch: one promise for many records across partitions, metadata in order, explicit timestamps, one bad record fails the call but not the others', T, async () => {
+  const topic = uniqueName('bulk');
+  await broker.createTopics([{ name: topic, partitions: 3 }]);
+  const producer = kafka.producer({ lingerMs: 2, batchBytes: 4096 });
+  const n = 3000;
+  const records = Array.from({ length: n }, (_, i) => ({ topic, key: `k${i}`, value: `v${i}`, ...(i % 7 === 0 ? { timestamp: 1_600_000_000_000 + i } : {}) }));
+  const meta = await producer.sendBatch(records);
+  assert.equal(meta.length, n);
+  const next = [0, 0, 0];
+  meta.forEach((m, i) => {
+    assert.equal(m.partition, partitionForKey(Buffer.from(`k${i}`), 3));
+    assert.equal(m.offset, next[m.partition]!++, `record ${i} offset`);
+    if (i % 7 === 0) assert.equal(m.timestamp, 1_600_000_000_000 + i);
+  });
+  for (let p = 0; p < 3; p++) {
+    const { records: got } = await fetchAll(broker.port, topic, p);
+    assert.deepEqual(got.map((r) => r.key), records.filter((_, i) => meta[i]!.partition === p).map((r) => r.key));
+  }
+  const bad = producer.sendBatch([{ topic, value: 'ok-1' }, { topic, value: 'nope', partition: 99 }, { topic, value: 'ok-2', partition: 0 }]);
+  await assert.rejects(bad, (e: StrandError) => e.code === 'UNKNOWN_TOPIC_OR_PARTITION');
+  await producer.close();
+  const { records: p0 } = await fetchAll(broker.port, topic, 0);
+  assert.equal(p0.at(-1)!.value, 'ok-2', 'the valid records of a failed call are still delivered');
+});
+
+test('sendBatch under back-pressure: a call larger than the buffer waits for space and completes', T, async () => {
+  const topic = uniqueName('bulk-pressure');
+  await broker.createTopics([{ name: topic }]);
+  const producer = kafka.producer({ bufferBytes: 64 * 1024, batchBytes: 16 * 1024, lingerMs: 1 });
+  const value = Buffer.alloc(1000, 7);
+  const meta = await producer.sendBatch(Array.from({ length: 500 }, () => ({ topic, value })));
+  assert.deepEqual(meta.map((m) => m.offset), Array.from({ length: 500 }, (_, i) => i));
+  assert.equal(producer.bufferedBytes, 0);
+  const strict = kafka.producer({ bufferBytes: 32 * 1024, batchBytes: 16 * 1024, lingerMs: 50, maxBlockMs: 0 });
+  await strict.connect();
+  await strict.send({ topic, value });
+  await assert.rejects(strict.sendBatch(Array.from({ length: 100 }, () => ({ topic, value }))), (e: StrandError) => e.code === 'BUFFER_FULL');
+  await strict.close();
+  await producer.close();
+});
