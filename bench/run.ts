@@ -12,7 +12,7 @@
  * Options (env): BENCH_SECONDS (per case, default 5), BENCH_QUICK=1 (1 s per case),
  * BENCH_ONLY=produce|fetch|latency (one section; the baselines always run).
  */
-import { fork } from 'node:child_process';
+import { execSync, fork } from 'node:child_process';
 import { closeSync, fsyncSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
@@ -41,7 +41,16 @@ const rows: Row[] = [];
 // ---------------------------------------------------------------------------------------------
 // Baselines
 
+/**
+ * Starts a case with no dirty pages from the previous one: without this, a case that follows a
+ * few gigabytes of writes is measured against the kernel's write-back throttling, not the code.
+ */
+function settleDisk(): void {
+  execSync('sync');
+}
+
 function rawAppendMBps(): number {
+  settleDisk();
   const dir = mkdtempSync(join(tmpdir(), 'strand-bench-raw-'));
   const fd = openSync(join(dir, 'raw.log'), 'w');
   const buf = Buffer.alloc(MiB, 7);
@@ -124,6 +133,7 @@ async function createTopic(bootstrapPort: number, name: string, partitions: numb
 async function produceThroughput(broker: BrokerProcess, opts: { recordBytes: number; batchBytes: number; acks: number; connections: number; depth: number }): Promise<{ recordsPerSec: number; mbps: number }> {
   const topic = `bench-${opts.recordBytes}-${opts.batchBytes}-${opts.acks}-${Date.now()}`;
   await createTopic(broker.port, topic, opts.connections);
+  settleDisk();
   const value = Buffer.alloc(opts.recordBytes, 'x');
   const perBatch = Math.max(1, Math.floor(opts.batchBytes / (opts.recordBytes + 8)));
   const batch = encodeRecordBatch({ records: Array.from({ length: perBatch }, () => ({ key: null, value, timestamp: Date.now() })) });
