@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { crc32c } from '@node-rs/crc32';
-import { PartitionLog } from '../src/storage/log.js';
+import { DEFAULT_LOG_CONFIG, PartitionLog } from '../src/storage/log.js';
 
 const seconds = Number(process.argv[2] ?? 3);
 const TOTAL_BYTES_CAP = 2 * 1024 * 1024 * 1024;
@@ -68,17 +68,7 @@ async function logAppend(dir: string, template: Buffer, inFlight: number): Promi
     logDir,
     't',
     0,
-    {
-      segmentBytes: 1073741824,
-      segmentMs: 604800000,
-      segmentIndexBytes: 10485760,
-      indexIntervalBytes: 4096,
-      retentionMs: -1,
-      retentionBytes: -1,
-      flushMessages: Number.MAX_SAFE_INTEGER,
-      flushMs: Number.MAX_SAFE_INTEGER,
-      fileDeleteDelayMs: 0,
-    },
+    { ...DEFAULT_LOG_CONFIG, retentionMs: -1, fileDeleteDelayMs: 0 },
     { cleanShutdown: true },
   );
   // Distinct buffers: append rewrites baseOffset in place, so one buffer cannot be in flight twice.

@@ -14,7 +14,7 @@ const ROOT = join(fileURLToPath(new URL('.', import.meta.url)), '..', '..');
 
 /** What Strand deliberately does not do yet, and why: the ledger of gaps. */
 const NOT_YET: string[] = [
-  'Consumer groups: the classic protocol works with KafkaJS, librdkafka and kafka-python group consumers, with offsets in `__consumer_offsets` (Kafka\'s record format, 50 partitions). Not yet: the consumer-group CLI, a proof with librdkafka\'s cooperative-sticky assignor, and compaction of `__consumer_offsets` (it is kept with `retention.ms=-1` until the cleaner exists, so it grows with every commit). OffsetFetch v7 `require_stable` never answers UNSTABLE_OFFSET_COMMIT (no transactions yet).',
+  'Consumer groups: the classic protocol works with KafkaJS, librdkafka and kafka-python group consumers, with offsets in `__consumer_offsets` (Kafka\'s record format, 50 partitions). Not yet: the consumer-group CLI, a proof with librdkafka\'s cooperative-sticky assignor. OffsetFetch v7 `require_stable` never answers UNSTABLE_OFFSET_COMMIT (no transactions yet).',
   'FindCoordinator answers this broker for transactional ids too, but the transaction apis are not implemented yet.',
   'Several record batches for one partition in one Produce are accepted and appended in order (Kafka v3+ requires exactly one).',
   'Idempotent and transactional producers (InitProducerId, AddPartitionsToTxn, AddOffsetsToTxn, EndTxn, TxnOffsetCommit): the exactly-once issue. librdkafka producers work with `enable.idempotence=false` (its default).',
@@ -25,7 +25,7 @@ const NOT_YET: string[] = [
   'Fetch v4–9 may return zstd batches (Kafka refuses them with UNSUPPORTED_COMPRESSION_TYPE below v10); Produce below v7 with zstd is refused with UNSUPPORTED_COMPRESSION_TYPE.',
   'Produce v10–11 and Fetch v14+ (leader hints in tags, replica state) are not advertised yet.',
   'Dynamic broker configs (AlterConfigs on a BROKER resource) are refused; broker configs come from server.properties and --override.',
-  'Log compaction (`cleanup.policy=compact` is accepted and records need keys, but the cleaner that compacts is the compaction issue).',
+  'Log compaction: the cleaner compacts `cleanup.policy=compact` topics and the internal topics (tombstones and empty transactions\' markers kept for `delete.retention.ms` via KIP-534 delete horizons, aborted records removed, crash-safe swap). Not yet: keeping the last batch of each producer for its state (Strand relies on its producer-state snapshots), the client table view, and dirty ratio / last run in the CLI and console.',
   'Quotas and throttling: `throttle_time_ms` is always 0.',
 ];
 

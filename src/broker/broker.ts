@@ -23,6 +23,7 @@ import { Controller } from './metadata/controller.js';
 import { MetadataImage } from './metadata/image.js';
 import { MetadataLog } from './metadata/metadata-log.js';
 import { ReplicaManager } from './replica-manager.js';
+import { BrokerMetrics, metricsSourceOf, startMetricsServer, type MetricsServer } from './metrics.js';
 import type { GroupCoordinator } from '../coordinator/group-coordinator.js';
 import { loadGroupCoordinator, newGroupCoordinator } from './group-coordinator-setup.js';
 import { loadExactlyOnceIfPresent, setUpExactlyOnce, type ExactlyOnce } from './transaction-coordinator-setup.js';
@@ -62,6 +63,9 @@ export class Broker {
   private nextConnectionId = 0;
   private stopping: Promise<void> | null = null;
   private addresses_: BrokerAddress[] = [];
+  /** Request, traffic and log metrics (metrics.ts); served over HTTP with `metricsPort`. */
+  readonly metrics = new BrokerMetrics();
+  private metricsServer: MetricsServer | null = null;
 
   private constructor(
     readonly config: BrokerConfig,
@@ -89,7 +93,16 @@ export class Broker {
     return this.addresses_;
   }
 
-  static async start(config: BrokerConfig, logger: Logger): Promise<Broker> {
+  get connectionCount(): number {
+    return this.connections.size;
+  }
+
+  /** The port of the metrics HTTP server, or null when it is off. */
+  get metricsPort(): number | null {
+    return this.metricsServer?.port ?? null;
+  }
+
+  static async start(config: BrokerConfig, logger: Logger, opts: { metricsPort?: number; metricsHost?: string } = {}): Promise<Broker> {
     const dataDir = config.dataDir;
     await mkdir(dataDir, { recursive: true });
     const { clusterId, formatted } = await loadOrCreateMetaProperties(dataDir, config.nodeId, config.raw('cluster.id'), logger);
@@ -97,6 +110,12 @@ export class Broker {
     const logManager = new LogManager(dataDir, {
       logger: logger.child('storage'),
       retentionCheckIntervalMs: config.number('log.retention.check.interval.ms'),
+      cleaner: {
+        enabled: config.bool('log.cleaner.enable'),
+        backoffMs: config.number('log.cleaner.backoff.ms'),
+        dedupeBufferSize: config.number('log.cleaner.dedupe.buffer.size'),
+        ioMaxBytesPerSecond: config.number('log.cleaner.io.max.bytes.per.second'),
+      },
     });
     const { cleanShutdown } = await logManager.startup();
     if (!cleanShutdown && !formatted) logger.warn('the last shutdown was not clean: recovering log tails', { dataDir });
@@ -110,6 +129,7 @@ export class Broker {
     const groupCoordinator = newGroupCoordinator(config, controller, logger.child('group-coordinator'));
     const exactlyOnce = setUpExactlyOnce(config, controller, replicaManager, groupCoordinator, logger.child('transaction-coordinator'));
     const broker = new Broker(config, logger, clusterId, logManager, metadataLog, controller, replicaManager, groupCoordinator, exactlyOnce);
+    replicaManager.metrics = broker.metrics;
     await broker.listen();
     const adv = config.advertisedListeners[0]!;
     const bound = broker.addresses[0]!;
@@ -118,6 +138,10 @@ export class Broker {
     await loadGroupCoordinator(groupCoordinator, config, controller, replicaManager, logger.child('group-coordinator'));
     // After the group coordinator: resumed commits write markers to __consumer_offsets too.
     await loadExactlyOnceIfPresent(exactlyOnce, controller);
+    if (opts.metricsPort !== undefined) {
+      broker.metricsServer = await startMetricsServer(broker.metrics, metricsSourceOf(broker, () => broker.stopping === null), opts.metricsPort, opts.metricsHost ?? '127.0.0.1');
+      logger.info('metrics endpoint listening', { url: `http://${opts.metricsHost ?? '127.0.0.1'}:${broker.metricsServer.port}/metrics` });
+    }
     logger.info('broker started', {
       nodeId: config.nodeId,
       clusterId,
@@ -174,6 +198,7 @@ export class Broker {
     for (const c of this.connections) c.destroy('broker shut down', {}, 'debug');
     await this.metadataLog.close();
     await this.logManager.shutdown();
+    await this.metricsServer?.close();
     this.logger.info('shutdown complete: logs flushed and closed, marked clean');
   }
 }

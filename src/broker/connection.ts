@@ -256,7 +256,9 @@ export class Connection {
     };
     const work = (async () => {
       try {
+        const started = performance.now();
         const response = await handler.handle(body, ctx);
+        this.broker.metrics.observeRequest(handler.api.name, (performance.now() - started) / 1000);
         this.complete(slot, response === null ? null : this.encode(handler.api.encodeResponse, response, apiKey, version, header.correlationId));
       } catch (e) {
         this.logger.error('request failed', { api: handler.api.name, version, correlationId: header.correlationId, error: e, stack: e instanceof Error ? e.stack : undefined });

@@ -5,9 +5,10 @@
  *
  * The topic gets `offsets.topic.num.partitions` partitions (Kafka's default 50; fixed once
  * created — a later change of the setting is logged and ignored, as in Kafka), replication
- * factor 1 (a single broker), `cleanup.policy=compact` and `retention.ms=-1`: its records must
- * never be deleted by time. (Strand's log cleaner does not compact yet, so the topic grows with
- * every commit until it does; see docs/COMPATIBILITY.md.)
+ * factor 1 (a single broker) and `cleanup.policy=compact`, Kafka's settings: no time or size
+ * retention (compact alone turns them off), and the log cleaner (storage/log-cleaner.ts) keeps
+ * the last record of every key, so the topic stays bounded by its live groups and offsets.
+ * (Topics created before the cleaner carry `retention.ms=-1` as well, which changes nothing.)
  */
 import { ErrorCode } from '../protocol/errors.js';
 import { GroupCoordinator, type GroupCoordinatorConfig } from '../coordinator/group-coordinator.js';
@@ -58,7 +59,6 @@ export async function loadGroupCoordinator(coordinator: GroupCoordinator, config
           assignments: [],
           configs: [
             ['cleanup.policy', 'compact'],
-            ['retention.ms', '-1'],
             ['segment.bytes', config.string('offsets.topic.segment.bytes')],
           ],
         },

@@ -31,6 +31,7 @@ import { writeFileAtomic } from '../storage/file-io.js';
 import { METADATA_TOPIC } from './metadata/metadata-log.js';
 import { BrokerConfig, effectiveTopicConfigs, longValue } from './config.js';
 import type { Logger } from './logger.js';
+import type { BrokerMetrics } from './metrics.js';
 import type { MetadataImage, TopicImage } from './metadata/image.js';
 
 export class Partition {
@@ -71,6 +72,21 @@ export function logConfigOf(configs: ReadonlyMap<string, string | null>): LogCon
     flushMessages: n('flush.messages'),
     flushMs: n('flush.ms'),
     fileDeleteDelayMs: n('file.delete.delay.ms'),
+    ...cleanupOf(configs),
+  };
+}
+
+/** The log cleaner's part of a topic's config (cleanup.policy, the compaction settings). */
+function cleanupOf(configs: ReadonlyMap<string, string | null>): Pick<LogConfig, 'cleanupDelete' | 'cleanupCompact' | 'minCleanableDirtyRatio' | 'minCompactionLagMs' | 'maxCompactionLagMs' | 'deleteRetentionMs'> {
+  const n = (k: string): number => longValue(configs.get(k) ?? null);
+  const policy = (configs.get('cleanup.policy') ?? 'delete').split(',').map((p) => p.trim());
+  return {
+    cleanupDelete: policy.includes('delete'),
+    cleanupCompact: policy.includes('compact'),
+    minCleanableDirtyRatio: Number(configs.get('min.cleanable.dirty.ratio') ?? '0.5'),
+    minCompactionLagMs: n('min.compaction.lag.ms'),
+    maxCompactionLagMs: n('max.compaction.lag.ms'),
+    deleteRetentionMs: n('delete.retention.ms'),
   };
 }
 
@@ -150,6 +166,8 @@ export class ReplicaManager {
   private readonly fsyncOnAcksAll: boolean;
   /** Set by the broker once the transaction coordinator exists; until then transactional writes are refused. */
   verifyTransaction: TransactionVerifier | null = null;
+  /** Set by the broker: bytes and records in (produce) and out (fetch) per topic. */
+  metrics: BrokerMetrics | null = null;
 
   constructor(
     readonly logManager: LogManager,
@@ -300,6 +318,7 @@ export class ReplicaManager {
     }
     result.baseOffset = appended.firstOffset;
     result.logStartOffset = partition.log.logStartOffset;
+    this.metrics?.produced(partition.topic, records.length, v.recordCount);
     this.wakeFetchers(partition);
     if (acks === -1 && this.fsyncOnAcksAll) await partition.log.flush();
     return result;
@@ -343,7 +362,10 @@ export class ReplicaManager {
       const bytes = results.reduce((n, r) => n + (r.records?.length ?? 0), 0);
       const anyError = results.some((r) => r.errorCode !== ErrorCode.NONE);
       const remaining = deadline - Date.now();
-      if (bytes >= minBytes || anyError || remaining <= 0 || signal?.aborted) return results;
+      if (bytes >= minBytes || anyError || remaining <= 0 || signal?.aborted) {
+        if (this.metrics !== null) results.forEach((r, i) => reqs[i]!.partition && this.metrics!.fetched(reqs[i]!.partition!.topic, r.records));
+        return results;
+      }
       for (const r of results) if (r.records !== null && isLazyRecords(r.records)) r.records.release();
       const keys = new Set(reqs.filter((r) => r.partition !== undefined).map((r) => key(r.partition!.topic, r.partition!.index)));
       await new Promise<void>((resolve) => {

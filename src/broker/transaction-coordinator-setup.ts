@@ -7,8 +7,8 @@
  *   log first (Kafka's ProducerIdsRecord), so an id is never reused, across restarts and kill -9.
  * - `__transaction_state` is created like Kafka does: on first need (the first FindCoordinator
  *   for a transactional id or InitProducerId with one), with
- *   `transaction.state.log.num.partitions` partitions (50), `cleanup.policy=compact`,
- *   `retention.ms=-1`; until it is loaded the transaction apis answer
+ *   `transaction.state.log.num.partitions` partitions (50), `cleanup.policy=compact` (no time
+ *   retention; compacted by the log cleaner); until it is loaded the transaction apis answer
  *   COORDINATOR_LOAD_IN_PROGRESS / COORDINATOR_NOT_AVAILABLE, which clients retry. A broker whose
  *   metadata already has the topic loads it at start (replay, then resumes unfinished commits
  *   and aborts).
@@ -112,7 +112,6 @@ export function setUpExactlyOnce(config: BrokerConfig, controller: Controller, r
             assignments: [],
             configs: [
               ['cleanup.policy', 'compact'],
-              ['retention.ms', '-1'],
               ['segment.bytes', config.string('transaction.state.log.segment.bytes')],
             ],
           },

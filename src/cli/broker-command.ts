@@ -17,6 +17,8 @@ Options:
   --data-dir DIR          data directory, Kafka's log.dirs (default ./data)
   --config FILE           a Kafka-style server.properties file
   --override KEY=VALUE    set a broker config (repeatable); applied after --config
+  --metrics-port PORT     serve Prometheus metrics at http://HOST:PORT/metrics, plus /health and /ready
+  --metrics-host HOST     address of the metrics endpoint (default 127.0.0.1)
   -h, --help              show this help
 
 --host/--port set listeners=PLAINTEXT://HOST:PORT and win over --config and --override.
@@ -33,6 +35,8 @@ export async function brokerCommand(argv: string[]): Promise<number> {
       'data-dir': { type: 'string' },
       config: { type: 'string' },
       override: { type: 'string', multiple: true },
+      'metrics-port': { type: 'string' },
+      'metrics-host': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -58,6 +62,8 @@ export async function brokerCommand(argv: string[]): Promise<number> {
   }
   if (values['data-dir'] !== undefined) props.set('log.dirs', values['data-dir']);
   const config = new BrokerConfig(props);
+  const metricsPort = values['metrics-port'];
+  if (metricsPort !== undefined && (!/^\d+$/.test(metricsPort) || Number(metricsPort) > 65535)) throw new ConfigError(`--metrics-port must be a port number, got '${metricsPort}'`);
   // A bug in one request's handling must not take the broker down: log it and keep serving.
   process.on('uncaughtException', (e) => logger.error('uncaught exception', { error: e, stack: e.stack }));
   process.on('unhandledRejection', (e) => logger.error('unhandled rejection', { error: e, stack: e instanceof Error ? e.stack : undefined }));
@@ -77,7 +83,7 @@ export async function brokerCommand(argv: string[]): Promise<number> {
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
-  const broker = await Broker.start(config, logger);
+  const broker = await Broker.start(config, logger, { metricsPort: metricsPort === undefined ? undefined : Number(metricsPort), metricsHost: values['metrics-host'] });
   await stopRequested;
   try {
     await broker.shutdown();

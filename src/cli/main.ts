@@ -1,29 +1,60 @@
 /**
- * The `strand` command: `strand <command> [options]`.
+ * The `strand` command: `strand <command> [options]`. `broker` runs a broker; every other command
+ * talks to a cluster through Strand's client (src/cli/commands/, one file per command).
  */
 import { BROKER_HELP, brokerCommand } from './broker-command.js';
 import { ConfigError } from '../broker/config.js';
+import { describeError } from './common.js';
+import { TOPICS_HELP, topicsCommand } from './commands/topics.js';
+import { PRODUCE_HELP, produceCommand } from './commands/produce.js';
+import { CONSUME_HELP, consumeCommand } from './commands/consume.js';
+import { GROUPS_HELP, groupsCommand } from './commands/groups.js';
+import { RECORDS_HELP, recordsCommand } from './commands/records.js';
+import { CLUSTER_HELP, clusterCommand } from './commands/cluster.js';
+import { PERF_HELP, perfCommand } from './commands/perf.js';
+import { COMPLETION_HELP, completionCommand } from './commands/completion.js';
 
 const HELP = `Usage: strand <command> [options]
 
 Strand: a Kafka-compatible streaming platform for Node.js.
 
 Commands:
-  broker      run a broker (strand broker --help)
-  help        show this help
+  broker        run a broker (with --metrics-port: a Prometheus endpoint)
+  topics        create, list, describe, alter-config, add-partitions, delete topics
+  produce       write records from stdin or a file, one per line
+  consume       read records, printed as text, a format template or JSON
+  groups        list, describe (lag), reset-offsets, delete-offsets, delete consumer groups
+  records       delete records before an offset
+  cluster       cluster status: brokers, controller, topics, groups
+  perf          load generator: perf produce | perf consume (records/s, MB/s, latency)
+  completion    shell completion script (strand completion bash)
+  help          show this help
 
-Run 'strand <command> --help' for a command's options.`;
+Every client command takes --bootstrap-server HOST:PORT (default 127.0.0.1:9092) and --json.
+Run 'strand <command> --help' for a command's options. Docs: docs/CLI.md.`;
+
+const COMMANDS: Record<string, { help: string; run: (argv: string[]) => Promise<number> }> = {
+  broker: { help: BROKER_HELP, run: brokerCommand },
+  topics: { help: TOPICS_HELP, run: topicsCommand },
+  produce: { help: PRODUCE_HELP, run: produceCommand },
+  consume: { help: CONSUME_HELP, run: consumeCommand },
+  groups: { help: GROUPS_HELP, run: groupsCommand },
+  records: { help: RECORDS_HELP, run: recordsCommand },
+  cluster: { help: CLUSTER_HELP, run: clusterCommand },
+  perf: { help: PERF_HELP, run: perfCommand },
+  completion: { help: COMPLETION_HELP, run: completionCommand },
+};
+
+export const COMMAND_NAMES = Object.keys(COMMANDS);
 
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   switch (command) {
-    case 'broker':
-      return brokerCommand(rest);
     case undefined:
     case 'help':
     case '--help':
     case '-h':
-      console.log(rest[0] === 'broker' ? BROKER_HELP : HELP);
+      console.log((rest[0] !== undefined ? COMMANDS[rest[0]]?.help : undefined) ?? HELP);
       return 0;
     case '--version':
     case '-v': {
@@ -32,24 +63,36 @@ export async function main(argv: string[]): Promise<number> {
       console.log(pkg.version);
       return 0;
     }
-    default:
-      console.error(`strand: unknown command '${command}'\n\n${HELP}`);
-      return 2;
+    default: {
+      const c = COMMANDS[command];
+      if (c === undefined) {
+        console.error(`strand: unknown command '${command}'\n\n${HELP}`);
+        return 2;
+      }
+      return c.run(rest);
+    }
   }
 }
 
 main(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code;
+    // A client command is done: do not wait for sockets or timers still winding down.
+    if (process.argv[2] !== 'broker') process.stdout.write('', () => process.exit(code));
   },
   (e: unknown) => {
-    if (e instanceof ConfigError || (e instanceof Error && (e as NodeJS.ErrnoException).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION')) {
-      console.error(`strand: ${e.message}`);
+    const code = (e as NodeJS.ErrnoException).code;
+    if (e instanceof ConfigError || (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS_'))) {
+      console.error(`strand: ${(e as Error).message}`);
       process.exit(2);
     }
-    const errno = (e as NodeJS.ErrnoException).code;
-    if (typeof errno === 'string' && /^E[A-Z]+$/.test(errno)) console.error(`strand: ${(e as Error).message}`);
-    else console.error('strand: fatal:', e instanceof Error ? (e.stack ?? e.message) : e);
+    const d = describeError(e);
+    if (d !== null) {
+      console.error(`strand: ${d.message}`);
+      if (d.hint !== null) console.error(`  hint: ${d.hint}`);
+      process.exit(d.exitCode);
+    }
+    console.error('strand: fatal:', e instanceof Error ? (e.stack ?? e.message) : e);
     // A broker that failed half-way through starting may hold listeners open: exit regardless.
     process.exit(1);
   },

@@ -2,6 +2,9 @@
  * LogLoader: turn a partition directory into a list of open segments, recovering after a crash.
  *
  * Steps:
+ *  0. Finish or discard an interrupted log cleaner swap (log-cleaner.ts, recoverCleanerSwap): with
+ *     its manifest on disk the new segment set is completed, without it the `.cleaned` / `.swap`
+ *     files are deleted, so the old segment set stays.
  *  1. Delete leftovers: `*.tmp` (a checkpoint write cut short), `*.deleted`, and `.index` /
  *     `.timeindex` files whose `.log` is gone.
  *  2. Open each `.log` in base-offset order. Indexes are loaded and sanity-checked (see
@@ -19,6 +22,7 @@
 import fs from 'node:fs';
 import { join } from 'node:path';
 import { readLogStartOffset } from './checkpoint.js';
+import { recoverCleanerSwap } from './log-cleaner.js';
 import type { Logger } from './logger.js';
 import { INDEX_SUFFIX, LOG_SUFFIX, LogSegment, TIME_INDEX_SUFFIX, type SegmentIndexConfig } from './log-segment.js';
 
@@ -35,6 +39,7 @@ export async function loadLog(
   config: SegmentIndexConfig,
   opts: { cleanShutdown: boolean; nowMs: number; logger: Logger },
 ): Promise<LoadedLog> {
+  await recoverCleanerSwap(dir, opts.logger);
   const names = await fs.promises.readdir(dir);
   const logBases = new Set<number>();
   const others: { name: string; base: number }[] = [];

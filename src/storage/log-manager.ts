@@ -7,12 +7,15 @@
  *
  * Background tasks (timers unref'd, one run at a time):
  *  - retention every retentionCheckIntervalMs (log.retention.check.interval.ms);
- *  - flush.ms every flushSchedulerIntervalMs (log.flush.scheduler.interval.ms), if given.
+ *  - flush.ms every flushSchedulerIntervalMs (log.flush.scheduler.interval.ms), if given;
+ *  - the log cleaner (log-cleaner.ts) over the logs with cleanup.policy containing `compact`,
+ *    when `cleaner.enabled` (log.cleaner.enable); stopped before the logs close.
  */
 import fs from 'node:fs';
 import { join } from 'node:path';
 import { consumeCleanShutdownMarker, writeCleanShutdownMarker } from './checkpoint.js';
 import { StorageError } from './errors.js';
+import { DEFAULT_CLEANER_CONFIG, LogCleaner, type CleanerConfig, type CleanerFaultHook } from './log-cleaner.js';
 import { PartitionLog, type LogConfig } from './log.js';
 import { noopLogger, type Logger } from './logger.js';
 
@@ -23,6 +26,10 @@ export interface LogManagerOptions {
   clock?: () => number;
   retentionCheckIntervalMs: number;
   flushSchedulerIntervalMs?: number;
+  /** log.cleaner.* (default: Kafka's defaults, enabled) */
+  cleaner?: Partial<CleanerConfig>;
+  /** Test seam of the cleaner: called at named points of a pass. */
+  cleanerFault?: CleanerFaultHook;
 }
 
 export class LogManager {
@@ -37,6 +44,8 @@ export class LogManager {
   private flushTimer: NodeJS.Timeout | null = null;
   private retentionRun: Promise<void> | null = null;
   private flushRun: Promise<void> | null = null;
+  /** Compaction of the `cleanup.policy=compact` logs; its dirtyRatio() and lastRun() are for the CLI and console. */
+  readonly cleaner: LogCleaner;
 
   constructor(
     readonly dataDir: string,
@@ -44,6 +53,13 @@ export class LogManager {
   ) {
     this.logger = opts.logger ?? noopLogger;
     this.clock = opts.clock ?? Date.now;
+    this.cleaner = new LogCleaner({
+      config: { ...DEFAULT_CLEANER_CONFIG, ...opts.cleaner },
+      logs: () => this.logs.values(),
+      clock: this.clock,
+      logger: this.logger,
+      ...(opts.cleanerFault ? { fault: opts.cleanerFault } : {}),
+    });
   }
 
   /** Create the data dir, read and remove the clean-shutdown marker, start background tasks. */
@@ -57,6 +73,7 @@ export class LogManager {
       this.flushTimer = setInterval(() => void this.runFlush(), this.opts.flushSchedulerIntervalMs);
       this.flushTimer.unref();
     }
+    this.cleaner.start();
     this.logger.info('log manager started', { dataDir: this.dataDir, cleanShutdown: this.cleanShutdown });
     return { cleanShutdown: this.cleanShutdown };
   }
@@ -169,6 +186,7 @@ export class LogManager {
     this.stopped = true;
     if (this.retentionTimer) clearInterval(this.retentionTimer);
     if (this.flushTimer) clearInterval(this.flushTimer);
+    await this.cleaner.stop();
     await Promise.allSettled([...this.opening.values()]);
     await this.retentionRun?.catch(() => {});
     await this.flushRun?.catch(() => {});

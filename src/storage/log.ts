@@ -71,6 +71,18 @@ export interface LogConfig {
   flushMs: number;
   /** file.delete.delay.ms — accepted but unused: files are unlinked at once, fds closed when idle */
   fileDeleteDelayMs: number;
+  /** cleanup.policy contains `delete`: retention.ms / retention.bytes apply (Kafka skips them otherwise) */
+  cleanupDelete: boolean;
+  /** cleanup.policy contains `compact`: the log cleaner (log-cleaner.ts) compacts the closed segments */
+  cleanupCompact: boolean;
+  /** min.cleanable.dirty.ratio */
+  minCleanableDirtyRatio: number;
+  /** min.compaction.lag.ms */
+  minCompactionLagMs: number;
+  /** max.compaction.lag.ms */
+  maxCompactionLagMs: number;
+  /** delete.retention.ms: how long a tombstone (or an empty transaction's marker) outlives its first cleaning */
+  deleteRetentionMs: number;
 }
 
 export const DEFAULT_LOG_CONFIG: Readonly<LogConfig> = Object.freeze({
@@ -83,6 +95,12 @@ export const DEFAULT_LOG_CONFIG: Readonly<LogConfig> = Object.freeze({
   flushMessages: Number.MAX_SAFE_INTEGER,
   flushMs: Number.MAX_SAFE_INTEGER,
   fileDeleteDelayMs: 60000,
+  cleanupDelete: true,
+  cleanupCompact: false,
+  minCleanableDirtyRatio: 0.5,
+  minCompactionLagMs: 0,
+  maxCompactionLagMs: Number.MAX_SAFE_INTEGER,
+  deleteRetentionMs: 86400000,
 });
 
 export interface AppendResult {
@@ -691,6 +709,8 @@ export class PartitionLog {
       let deleted = 0;
       // Segments wholly below the log start offset (left by DeleteRecords).
       deleted += await this.deleteSegmentsWhile((_s, next) => next !== undefined && next.baseOffset <= this._logStartOffset, 'log-start-offset');
+      // Time and size retention belong to cleanup.policy=delete; a compact-only log keeps every key.
+      if (!this.config.cleanupDelete) return deleted;
       const retentionMs = this.config.retentionMs;
       if (retentionMs >= 0) {
         deleted += await this.deleteSegmentsWhile((s, next) => next !== undefined && nowMs - s.largestTimestamp > retentionMs, 'retention.ms');
@@ -727,6 +747,53 @@ export class PartitionLog {
       await seg.deleteFiles();
     }
     return doomed.length;
+  }
+
+  // ---------------------------------------------------------------- log cleaner (log-cleaner.ts)
+
+  /** The segment list as it is now (the last one is the active segment); for the cleaner. */
+  segmentsForCleaner(): readonly LogSegment[] {
+    return this.segments.slice();
+  }
+
+  /**
+   * Swaps cleaned segments in for `replaced` (a contiguous run of closed segments), as an exclusive
+   * task in the writer queue. `swap` does the crash-safe file work (log-cleaner.ts) and returns the
+   * base offsets of the new segment files, which are then opened and spliced in. Returns false,
+   * without calling `swap`, when the segment list changed meanwhile (retention, truncation,
+   * close): the caller discards its cleaned files.
+   */
+  async replaceSegments(replaced: readonly LogSegment[], swap: () => Promise<number[]>): Promise<boolean> {
+    return this.runTask(async () => {
+      if (this.closed || this.failure || replaced.length === 0) return false;
+      const at = this.segments.indexOf(replaced[0]!);
+      if (at < 0 || at + replaced.length >= this.segments.length) return false;
+      for (let i = 0; i < replaced.length; i++) if (this.segments[at + i] !== replaced[i]) return false;
+      const lastModifiedMs = Math.max(...replaced.map((s) => s.lastModifiedMs));
+      let newBases: number[];
+      try {
+        newBases = await swap();
+      } catch (err) {
+        // The files may be half swapped: stop taking writes; reopening the log completes the swap.
+        this.fail(err);
+        throw err;
+      }
+      const fresh: LogSegment[] = [];
+      for (const base of newBases) {
+        const { segment } = await LogSegment.open(this.dir, base, this.config, { recover: false, nowMs: this.clock() });
+        // Retention by time (compact,delete) must not restart because the files were rewritten.
+        segment.lastModifiedMs = lastModifiedMs;
+        fresh.push(segment);
+      }
+      this.segments.splice(at, replaced.length, ...fresh);
+      // The old files are gone (the swap unlinked them); close the fds once in-flight reads end.
+      for (const s of replaced) void s.close().catch(() => {});
+      const gone = new Set(replaced.map((s) => s.baseOffset));
+      // Their aborted transactions' data was removed with them; their .txnindex files are gone.
+      this.producerState.dropSegments((base) => !gone.has(base));
+      this.recomputeMaxTimestamp();
+      return true;
+    });
   }
 
   async truncateTo(offset: number): Promise<void> {

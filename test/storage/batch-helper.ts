@@ -107,6 +107,12 @@ export function testConfig(over: Partial<LogConfig> = {}): LogConfig {
     flushMessages: Number.MAX_SAFE_INTEGER,
     flushMs: Number.MAX_SAFE_INTEGER,
     fileDeleteDelayMs: 0,
+    cleanupDelete: true,
+    cleanupCompact: false,
+    minCleanableDirtyRatio: 0.5,
+    minCompactionLagMs: 0,
+    maxCompactionLagMs: Number.MAX_SAFE_INTEGER,
+    deleteRetentionMs: 86400000,
     ...over,
   };
 }

@@ -1,0 +1,183 @@
+/**
+ * `strand topics create|list|describe|alter-config|add-partitions|delete` (kafka-topics.sh and
+ * kafka-configs.sh for topics), through Strand's admin client.
+ */
+import type { Admin } from '../../client/admin.js';
+import { COMMON_HELP, CliError, int, keyValues, parse, printJson, table, usage, withAdmin } from '../common.js';
+
+export const TOPICS_HELP = `Usage: strand topics <create|list|describe|alter-config|add-partitions|delete> [options]
+
+Manage topics.
+
+  strand topics create NAME [--partitions N] [--replication-factor N] [--config KEY=VALUE ...] [--if-not-exists]
+  strand topics list [--internal]
+  strand topics describe [NAME ...] [--all-configs]
+  strand topics alter-config NAME [--set KEY=VALUE ...] [--delete KEY ...]
+  strand topics add-partitions NAME --count TOTAL
+  strand topics delete NAME [NAME ...] [--if-exists]
+
+Options:
+      --partitions N            partitions of a new topic (default: the broker's num.partitions)
+      --replication-factor N    replicas per partition (default: the broker's default.replication.factor)
+      --config KEY=VALUE        a topic config of a new topic (repeatable), e.g. retention.ms=86400000
+      --if-not-exists           create: succeed if the topic exists already
+      --internal                list: include internal topics (__consumer_offsets, ...)
+      --all-configs             describe: show every config, not only those set on the topic
+      --set KEY=VALUE           alter-config: set a config (repeatable)
+      --delete KEY              alter-config: remove a topic override, back to the default (repeatable)
+      --count TOTAL             add-partitions: the new total number of partitions
+      --if-exists               delete: succeed if a topic does not exist
+${COMMON_HELP}
+
+Examples:
+  strand topics create orders --partitions 6 --config retention.ms=86400000
+  strand topics describe orders
+  strand topics alter-config orders --set retention.ms=3600000 --delete cleanup.policy
+  strand topics add-partitions orders --count 12
+  strand topics list --json`;
+
+const OPTIONS = {
+  topic: { type: 'string', short: 't' },
+  partitions: { type: 'string', short: 'p' },
+  'replication-factor': { type: 'string', short: 'r' },
+  config: { type: 'string', multiple: true },
+  'if-not-exists': { type: 'boolean' },
+  'if-exists': { type: 'boolean' },
+  internal: { type: 'boolean' },
+  'all-configs': { type: 'boolean' },
+  set: { type: 'string', multiple: true },
+  delete: { type: 'string', multiple: true },
+  count: { type: 'string' },
+} as const;
+
+/** Config sources Kafka reports (DescribeConfigs configSource). */
+const SOURCES: Record<number, string> = { 1: 'topic', 2: 'broker (dynamic)', 3: 'broker default (dynamic)', 4: 'broker', 5: 'default', 6: 'broker logger' };
+
+export async function topicsCommand(argv: string[]): Promise<number> {
+  const [sub, ...rest] = argv;
+  if (sub === undefined || sub === '--help' || sub === '-h' || sub === 'help') {
+    console.log(TOPICS_HELP);
+    return sub === undefined ? 2 : 0;
+  }
+  const p = parse(rest, OPTIONS, TOPICS_HELP);
+  if (p === null) return 0;
+  const { values: v } = p;
+  const names = [...(v.topic !== undefined ? [v.topic] : []), ...p.positionals];
+  const one = (): string => {
+    if (names.length !== 1) throw usage(`topics ${sub} needs one topic name`, 'topics');
+    return names[0]!;
+  };
+  switch (sub) {
+    case 'create': {
+      const name = one();
+      const partitions = int(v.partitions, '--partitions', { min: 1 });
+      const replicationFactor = int(v['replication-factor'], '--replication-factor', { min: 1 });
+      const configs = keyValues(v.config, '--config');
+      await withAdmin(v, async (admin) => {
+        const existed = v['if-not-exists'] ? (await admin.listTopics({ includeInternal: true })).includes(name) : false;
+        await admin.createTopics([{ name, partitions, replicationFactor, configs }], { ignoreExisting: v['if-not-exists'] ?? false });
+        const [d] = await admin.describeTopics([name]);
+        if (v.json) printJson({ name, created: !existed, topicId: d!.topicId, partitions: d!.partitions.length });
+        else console.log(existed ? `Topic ${name} already exists (${d!.partitions.length} partitions).` : `Created topic ${name} with ${d!.partitions.length} partition${d!.partitions.length === 1 ? '' : 's'}.`);
+      });
+      return 0;
+    }
+    case 'list': {
+      await withAdmin(v, async (admin) => {
+        const list = await admin.listTopics({ includeInternal: v.internal ?? false });
+        const described = list.length > 0 ? await admin.describeTopics(list) : [];
+        if (v.json) printJson(described.map((d) => ({ name: d.name, topicId: d.topicId, internal: d.isInternal, partitions: d.partitions.length })));
+        else if (described.length === 0) console.log('No topics.');
+        else console.log(table(['TOPIC', 'PARTITIONS', 'INTERNAL'], described.map((d) => [d.name, d.partitions.length, d.isInternal ? 'yes' : 'no'])));
+      });
+      return 0;
+    }
+    case 'describe': {
+      await withAdmin(v, async (admin) => {
+        const list = names.length > 0 ? names : await admin.listTopics({ includeInternal: v.internal ?? false });
+        const out = [];
+        for (const d of list.length > 0 ? await admin.describeTopics(list) : []) out.push(await describeOne(admin, d.name, d, v['all-configs'] ?? false));
+        if (v.json) {
+          printJson(out);
+          return;
+        }
+        const blocks = out.map((t) => {
+          const head = `Topic: ${t.name}  TopicId: ${t.topicId}  Partitions: ${t.partitions.length}  Internal: ${t.internal ? 'yes' : 'no'}`;
+          const configs = t.configs.length === 0 ? 'Configs: (none set on the topic)' : `Configs:\n${table(['NAME', 'VALUE', 'SOURCE'], t.configs.map((c) => [c.name, c.value, c.source]))
+            .split('\n')
+            .map((l) => '  ' + l)
+            .join('\n')}`;
+          const parts = table(
+            ['PARTITION', 'LEADER', 'REPLICAS', 'ISR', 'EARLIEST', 'LATEST', 'RECORDS'],
+            t.partitions.map((x) => [x.partition, x.leader, x.replicas.join(','), x.isr.join(','), x.earliest, x.latest, x.latest - x.earliest]),
+          );
+          return `${head}\n${configs}\n${parts}`;
+        });
+        console.log(blocks.length === 0 ? 'No topics.' : blocks.join('\n\n'));
+      });
+      return 0;
+    }
+    case 'alter-config': {
+      const name = one();
+      const set = keyValues(v.set, '--set');
+      const del = v.delete ?? [];
+      if (Object.keys(set).length === 0 && del.length === 0) throw usage('topics alter-config needs --set KEY=VALUE or --delete KEY', 'topics');
+      await withAdmin(v, async (admin) => {
+        await admin.alterConfigs([{ type: 'topic', name, set, delete: del }]);
+        if (v.json) printJson({ name, set, deleted: del });
+        else console.log(`Updated configs of ${name}: ${[...Object.entries(set).map(([k, x]) => `${k}=${x}`), ...del.map((k) => `${k} (reset to default)`)].join(', ')}.`);
+      });
+      return 0;
+    }
+    case 'add-partitions': {
+      const name = one();
+      const count = int(v.count ?? v.partitions, '--count', { min: 1 });
+      if (count === undefined) throw usage('topics add-partitions needs --count TOTAL (the new total number of partitions)', 'topics');
+      await withAdmin(v, async (admin) => {
+        const [before] = await admin.describeTopics([name]);
+        if (count <= before!.partitions.length) throw new CliError(`${name} already has ${before!.partitions.length} partitions`, `--count is the new total and must be more than ${before!.partitions.length}; partitions cannot be removed`);
+        await admin.createPartitions([{ topic: name, count }]);
+        if (v.json) printJson({ name, previous: before!.partitions.length, partitions: count });
+        else console.log(`Topic ${name} now has ${count} partitions (was ${before!.partitions.length}).`);
+      });
+      return 0;
+    }
+    case 'delete': {
+      if (names.length === 0) throw usage('topics delete needs at least one topic name', 'topics');
+      await withAdmin(v, async (admin) => {
+        let targets = names;
+        if (v['if-exists']) {
+          const existing = new Set(await admin.listTopics({ includeInternal: true }));
+          targets = names.filter((n) => existing.has(n));
+        }
+        if (targets.length > 0) await admin.deleteTopics(targets);
+        if (v.json) printJson({ deleted: targets });
+        else console.log(targets.length === 0 ? 'Nothing to delete.' : `Deleted topic${targets.length === 1 ? '' : 's'} ${targets.join(', ')}.`);
+      });
+      return 0;
+    }
+    default:
+      throw usage(`unknown topics command '${sub}'`, 'topics');
+  }
+}
+
+async function describeOne(admin: Admin, name: string, d: Awaited<ReturnType<Admin['describeTopics']>>[number], allConfigs: boolean) {
+  const [earliest, latest, configs] = await Promise.all([admin.listOffsets(name, 'earliest'), admin.listOffsets(name, 'latest'), admin.describeConfigs([{ type: 'topic', name }])]);
+  return {
+    name,
+    topicId: d.topicId,
+    internal: d.isInternal,
+    partitions: d.partitions.map((x) => ({
+      partition: x.partition,
+      leader: x.leader,
+      replicas: x.replicas,
+      isr: x.isr,
+      earliest: earliest.find((o) => o.partition === x.partition)?.offset ?? -1,
+      latest: latest.find((o) => o.partition === x.partition)?.offset ?? -1,
+    })),
+    configs: configs[0]!.configs
+      .filter((c) => allConfigs || c.source === 1)
+      .map((c) => ({ name: c.name, value: c.isSensitive ? '(sensitive)' : c.value, source: SOURCES[c.source] ?? String(c.source) }))
+      .sort((a, b) => a.name.localeCompare(b.name)),
+  };
+}
