@@ -14,10 +14,9 @@ const ROOT = join(fileURLToPath(new URL('.', import.meta.url)), '..', '..');
 
 /** What Strand deliberately does not do yet, and why: the ledger of gaps. */
 const NOT_YET: string[] = [
-  'Consumer groups: the classic protocol works with KafkaJS, librdkafka and kafka-python group consumers, with offsets in `__consumer_offsets` (Kafka\'s record format, 50 partitions). Not yet: the consumer-group CLI, a proof with librdkafka\'s cooperative-sticky assignor. OffsetFetch v7 `require_stable` never answers UNSTABLE_OFFSET_COMMIT (no transactions yet).',
-  'FindCoordinator answers this broker for transactional ids too, but the transaction apis are not implemented yet.',
+  'Consumer groups (classic protocol) work with KafkaJS, librdkafka (including cooperative-sticky and static membership) and kafka-python; offsets live in the compacted `__consumer_offsets` (Kafka\'s record format, 50 partitions). The KIP-848 consumer protocol (ConsumerGroupHeartbeat) is not offered.',
+  'Transactions: InitProducerId, AddPartitionsToTxn and EndTxn up to v3 (transactions v2, KIP-890 part 2, is not implemented), AddOffsetsToTxn and TxnOffsetCommit up to v3. Not yet: DescribeTransactions, ListTransactions, DescribeProducers (KIP-664) and the transaction CLI; the transactional API in Strand\'s client.',
   'Several record batches for one partition in one Produce are accepted and appended in order (Kafka v3+ requires exactly one).',
-  'Idempotent and transactional producers (InitProducerId, AddPartitionsToTxn, AddOffsetsToTxn, EndTxn, TxnOffsetCommit): the exactly-once issue. librdkafka producers work with `enable.idempotence=false` (its default).',
   'SASL, TLS and ACLs (SaslHandshake, SaslAuthenticate, CreateAcls, DescribeAcls, DeleteAcls): the security issue.',
   'Replication and the Raft quorum (OffsetForLeaderEpoch, ElectLeaders, AlterPartitionReassignments, ListPartitionReassignments, KRaft apis): the cluster issue. A single broker is its own controller; `replication.factor` above 1 is refused with INVALID_REPLICATION_FACTOR.',
   'Incremental fetch sessions (KIP-227) are declined: every Fetch answer carries session id 0 and is a full response, which every client handles.',
