@@ -18,19 +18,9 @@ import { ErrorCode } from '../../src/protocol/errors.js';
 import { GroupCoordinator, DEFAULT_GROUP_CONFIG } from '../../src/coordinator/group-coordinator.js';
 import { MemoryCoordinatorLog } from '../../src/coordinator/coordinator-log.js';
 import { ManualScheduler } from '../../src/coordinator/time.js';
+import { prng as mulberry32 } from '../protocol/prng.js';
 import { noopLogger } from '../../src/storage/logger.js';
 import type { JoinResult, SyncResult } from '../../src/coordinator/group.js';
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const settle = async (): Promise<void> => {
   for (let i = 0; i < 4; i++) await new Promise((r) => setImmediate(r));

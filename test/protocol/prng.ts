@@ -55,3 +55,9 @@ export class Prng {
     return s;
   }
 }
+
+/** The same generator as a bare function returning numbers in [0, 1). */
+export function prng(seed: number): () => number {
+  const p = new Prng(seed);
+  return () => p.next();
+}

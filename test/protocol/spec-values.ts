@@ -51,17 +51,7 @@ export function versionRange(s: string): [number, number] {
   return [Number(m[1]), Number(m[2] ?? m[1])];
 }
 
-/** mulberry32: a small seeded PRNG, so a failure prints a seed that reproduces it. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { prng } from './prng.js';
 
 const camel = (n: string): string => n.charAt(0).toLowerCase() + n.slice(1);
 

@@ -3,17 +3,7 @@ import { decodeRecordBatches, encodeRecordBatch, type RecordInput } from '../../
 import type { CompressionCodec } from '../../src/protocol/compression.js';
 import type { PartitionLog } from '../../src/storage/log.js';
 
-/** mulberry32: small, seedable, good enough for test data. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { prng } from '../protocol/prng.js';
 
 export interface KV {
   key: string | null;
