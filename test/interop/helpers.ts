@@ -12,6 +12,8 @@ import * as m from '../../src/protocol/messages/index.js';
 import { compressionOf, decodeRecordBatches, type RecordBatch } from '../../src/protocol/records.js';
 import { ProtocolConnection } from '../../src/testing/protocol-client.js';
 import { recordsInMemory } from '../../src/protocol/writer.js';
+import assert from 'node:assert/strict';
+import type { BrokerProcess } from '../../src/testing/broker-process.js';
 
 export type Tool = 'kcat' | 'confluent-kafka' | 'kafka-python' | 'kafkajs';
 
@@ -324,4 +326,17 @@ export function spawnPython(tool: 'confluent-kafka' | 'kafka-python', script: st
 /** The broker's ERROR lines (a client doing ordinary things must never cause one). */
 export function brokerErrors(output: string): string[] {
   return output.split('\n').filter((l) => / ERROR /.test(l));
+}
+
+/**
+ * Stops a test's broker and checks it went cleanly: exit code 0 and no ERROR line in its log
+ * (WARN lines are printed, since bad input from a test is expected to produce some).
+ */
+export async function stopCleanly(broker: BrokerProcess): Promise<void> {
+  const code = await broker.stop();
+  broker.cleanup();
+  assert.equal(code, 0, `broker did not shut down cleanly:\n${broker.output().slice(-3000)}`);
+  const warnings = broker.output().split('\n').filter((l) => / WARN /.test(l));
+  if (warnings.length > 0) console.log(`broker warnings:\n${warnings.slice(0, 20).join('\n')}`);
+  assert.deepEqual(brokerErrors(broker.output()), []);
 }

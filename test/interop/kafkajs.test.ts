@@ -13,7 +13,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Kafka, CompressionTypes, Partitioners, logLevel, type logCreator } from 'kafkajs';
 import { startBroker, type BrokerProcess } from '../../src/testing/broker-process.js';
-import { brokerErrors, fetchAll, hasTool, kcatOk, skipUnless, uniqueTopic } from './helpers.js';
+import { stopCleanly, fetchAll, hasTool, kcatOk, skipUnless, uniqueTopic } from './helpers.js';
 
 let broker: BrokerProcess;
 let kafka: Kafka;
@@ -37,14 +37,7 @@ before(async () => {
   });
 });
 
-after(async () => {
-  const code = await broker.stop();
-  broker.cleanup();
-  assert.equal(code, 0, `broker did not shut down cleanly:\n${broker.output().slice(-3000)}`);
-  const warnings = broker.output().split('\n').filter((l) => / WARN /.test(l));
-  if (warnings.length > 0) console.log(`broker warnings:\n${warnings.slice(0, 20).join('\n')}`);
-  assert.deepEqual(brokerErrors(broker.output()), []);
-});
+after(() => stopCleanly(broker));
 
 const opts = { ...skipUnless('kafkajs'), timeout: 60000 };
 

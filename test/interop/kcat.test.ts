@@ -6,7 +6,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startBroker, type BrokerProcess } from '../../src/testing/broker-process.js';
-import { brokerErrors, fetchAll, kcat, kcatOk, skipUnless, uniqueTopic } from './helpers.js';
+import { stopCleanly, fetchAll, kcat, kcatOk, skipUnless, uniqueTopic } from './helpers.js';
 
 let broker: BrokerProcess;
 const B = (): string => broker.bootstrap;
@@ -16,14 +16,7 @@ before(async () => {
   broker = await startBroker({ overrides: { 'num.partitions': PARTITIONS } });
 });
 
-after(async () => {
-  const code = await broker.stop();
-  broker.cleanup();
-  assert.equal(code, 0, `broker did not shut down cleanly:\n${broker.output().slice(-3000)}`);
-  const warnings = broker.output().split('\n').filter((l) => / WARN /.test(l));
-  if (warnings.length > 0) console.log(`broker warnings:\n${warnings.slice(0, 20).join('\n')}`);
-  assert.deepEqual(brokerErrors(broker.output()), []);
-});
+after(() => stopCleanly(broker));
 
 const opts = { ...skipUnless('kcat'), timeout: 60000 };
 
