@@ -288,6 +288,7 @@ async function fetchThroughput(broker: BrokerProcess, topic: string, partitions:
 async function latency(broker: BrokerProcess, ratePerSec: number, acks: number): Promise<{ p50: number; p99: number; p999: number; count: number }> {
   const topic = `bench-latency-${acks}-${Date.now()}`;
   await createTopic(broker.port, topic, 1);
+  settleDisk();
   const producer = await ProtocolConnection.connect('127.0.0.1', broker.port, 'bench-lat-p');
   const consumer = await ProtocolConnection.connect('127.0.0.1', broker.port, 'bench-lat-c');
   const epoch = process.hrtime.bigint();
