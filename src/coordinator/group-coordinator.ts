@@ -883,11 +883,7 @@ export class GroupCoordinator {
       this.scheduleHeartbeat(group, m);
     }
     const now = this.scheduler.now();
-    const errors: number[] = req.offsets.map((o): number => {
-      if (!this.opts.partitionExists(o.topic, o.partition)) return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION;
-      if (o.metadata !== null && Buffer.byteLength(o.metadata) > this.config.offsetMetadataMaxBytes) return ErrorCode.OFFSET_METADATA_TOO_LARGE;
-      return ErrorCode.NONE;
-    });
+    const errors = this.offsetErrors(req.offsets);
     const toStore = req.offsets
       .map((o, i) => ({ o, i }))
       .filter(({ i }) => errors[i] === ErrorCode.NONE)
@@ -919,6 +915,15 @@ export class GroupCoordinator {
   // ------------------------------------------------------------- transactional offsets (issue 5)
 
   /** Transactional offsets written but not yet committed or aborted (transaction-offsets.ts). */
+  /** Per offset: UNKNOWN_TOPIC_OR_PARTITION, OFFSET_METADATA_TOO_LARGE, or NONE (plain and transactional commits alike). */
+  private offsetErrors(offsets: ReadonlyArray<{ topic: string; partition: number; metadata: string | null }>): number[] {
+    return offsets.map((o): number => {
+      if (!this.opts.partitionExists(o.topic, o.partition)) return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION;
+      if (o.metadata !== null && Buffer.byteLength(o.metadata) > this.config.offsetMetadataMaxBytes) return ErrorCode.OFFSET_METADATA_TOO_LARGE;
+      return ErrorCode.NONE;
+    });
+  }
+
   readonly pendingTxnOffsets = new PendingTxnOffsets();
 
   /**
@@ -938,11 +943,7 @@ export class GroupCoordinator {
       if (req.generationId !== g.generationId) return all(ErrorCode.ILLEGAL_GENERATION);
     }
     const now = this.scheduler.now();
-    const errors: number[] = req.offsets.map((o): number => {
-      if (!this.opts.partitionExists(o.topic, o.partition)) return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION;
-      if (o.metadata !== null && Buffer.byteLength(o.metadata) > this.config.offsetMetadataMaxBytes) return ErrorCode.OFFSET_METADATA_TOO_LARGE;
-      return ErrorCode.NONE;
-    });
+    const errors = this.offsetErrors(req.offsets);
     const toStore = req.offsets
       .map((o, i) => ({ o, i }))
       .filter(({ i }) => errors[i] === ErrorCode.NONE)
