@@ -1,10 +1,13 @@
 /**
- * Admin: topics, partitions, configs, records, offsets, consumer groups and the cluster.
+ * Admin: topics, partitions, configs, records, offsets, consumer groups, transactions and the
+ * cluster.
  *
  * Every call returns plain data or throws a typed error: a `KafkaError` for a broker error code
  * (per topic, group or partition, the first one wins; the message names the resource), with
  * retriable errors retried by the cluster's retry policy. Topic admin goes to the controller,
- * offsets and record deletion to each partition's leader, group calls to the group's coordinator.
+ * offsets, record deletion and producer states to each partition's leader, group calls to the
+ * group's coordinator, transaction descriptions to the transactional id's coordinator, and
+ * transaction listings to every broker.
  */
 import { ErrorCode } from '../protocol/errors.js';
 import { Reader } from '../protocol/reader.js';
@@ -17,9 +20,12 @@ import {
   DescribeClusterApi,
   DescribeConfigsApi,
   DescribeGroupsApi,
+  DescribeProducersApi,
+  DescribeTransactionsApi,
   IncrementalAlterConfigsApi,
   ListGroupsApi,
   ListOffsetsApi,
+  ListTransactionsApi,
   OffsetCommitApi,
   OffsetDeleteApi,
   OffsetFetchApi,
@@ -119,6 +125,61 @@ export interface PartitionLag extends GroupOffset {
   end: number;
   /** end − committed (end − earliest when nothing is committed). */
   lag: number;
+}
+
+/** A transactional id as its coordinator lists it (ListTransactions). */
+export interface TransactionListing {
+  transactionalId: string;
+  producerId: number;
+  /** Kafka's state name: Empty, Ongoing, PrepareCommit, PrepareAbort, CompleteCommit, CompleteAbort, PrepareEpochFence. */
+  state: string;
+  /** The broker that coordinates it. */
+  coordinatorId: number;
+}
+
+export interface ListTransactionsOptions {
+  /** Only ids in one of these states (Kafka's names, exact). */
+  states?: string[];
+  /** Only ids whose current producer id is one of these. */
+  producerIds?: number[];
+  /** Only transactions running longer than this (ListTransactions v1, KIP-994). */
+  durationMs?: number;
+}
+
+/** One transactional id's state at its coordinator (DescribeTransactions). */
+export interface TransactionDescription {
+  transactionalId: string;
+  coordinatorId: number;
+  state: string;
+  producerId: number;
+  producerEpoch: number;
+  transactionTimeoutMs: number;
+  /** Start of the current (or last) transaction; null when none has started since the producer was initialised. */
+  transactionStartTimeMs: number | null;
+  /** Partitions of the open (or ending) transaction; empty once it is complete. */
+  partitions: Array<{ topic: string; partition: number }>;
+}
+
+/** A producer as a partition knows it (DescribeProducers). */
+export interface ProducerStateDescription {
+  producerId: number;
+  producerEpoch: number;
+  /** Sequence of the last record written (-1 when unknown). */
+  lastSequence: number;
+  /** Timestamp of its last batch (-1 when unknown). */
+  lastTimestamp: number;
+  /** Coordinator epoch of the last transaction marker; null when none was written. */
+  coordinatorEpoch: number | null;
+  /** First offset of the producer's open transaction in this partition; null when none is open. */
+  currentTransactionStartOffset: number | null;
+}
+
+export interface PartitionProducers {
+  topic: string;
+  partition: number;
+  /** The broker that answered (the partition's leader). */
+  leader: number;
+  activeProducers: ProducerStateDescription[];
 }
 
 function timestampOf(spec: OffsetSpec): number {
@@ -460,6 +521,105 @@ export class Admin {
     const r = await this.groupCall('OffsetDelete', groupId, (c) => c.request(OffsetDeleteApi, { groupId, topics: [{ name: topic, partitions: ps.map((partitionIndex) => ({ partitionIndex })) }] }));
     if (r.errorCode !== 0) throw new KafkaError(r.errorCode, `delete offsets of ${groupId}`);
     for (const t of r.topics) for (const p of t.partitions) if (p.errorCode !== 0) throw new KafkaError(p.errorCode, `delete offset of ${groupId} ${t.name}-${p.partitionIndex}`);
+  }
+
+  // ------------------------------------------------------------------------------ transactions
+
+  private txnCall<T>(what: string, transactionalId: string, fn: (c: Connection, coordinatorId: number) => Promise<T>): Promise<T> {
+    return this.cluster.withRetry(what, async () => {
+      const id = await this.cluster.coordinator(transactionalId, 1);
+      try {
+        return await fn(await this.cluster.connection(id), id);
+      } catch (e) {
+        if (e instanceof StrandError && e.needsMetadataRefresh) this.cluster.forgetCoordinator(transactionalId, 1);
+        throw e;
+      }
+    });
+  }
+
+  /** Transactional ids known to the coordinators, optionally filtered (ListTransactions to every broker). */
+  async listTransactions(opts: ListTransactionsOptions = {}): Promise<TransactionListing[]> {
+    await this.cluster.refreshMetadata();
+    const durationFilter = opts.durationMs ?? -1;
+    const out = new Map<string, TransactionListing>();
+    for (const nodeId of this.cluster.brokers.keys()) {
+      const r = await this.cluster.withRetry('ListTransactions', async () => {
+        const conn = await this.cluster.connection(nodeId);
+        if (durationFilter >= 0 && !conn.supports(ListTransactionsApi.key, 1)) throw new StrandError('UNSUPPORTED_VERSION', `broker ${nodeId} cannot filter transactions by duration (ListTransactions v1)`);
+        const resp = await conn.request(ListTransactionsApi, { stateFilters: opts.states ?? [], producerIdFilters: opts.producerIds ?? [], durationFilter });
+        if (resp.errorCode !== 0) throw new KafkaError(resp.errorCode, `ListTransactions on broker ${nodeId}`);
+        return resp;
+      });
+      for (const t of r.transactionStates) out.set(t.transactionalId, { transactionalId: t.transactionalId, producerId: t.producerId, state: t.transactionState, coordinatorId: nodeId });
+    }
+    return [...out.values()].sort((a, b) => (a.transactionalId < b.transactionalId ? -1 : a.transactionalId > b.transactionalId ? 1 : 0));
+  }
+
+  /** Each transactional id's state at its coordinator; an unknown id throws TRANSACTIONAL_ID_NOT_FOUND. */
+  async describeTransactions(transactionalIds: string[]): Promise<TransactionDescription[]> {
+    const out: TransactionDescription[] = [];
+    for (const tid of transactionalIds) {
+      out.push(
+        await this.txnCall(`DescribeTransactions ${tid}`, tid, async (c, coordinatorId) => {
+          const r = await c.request(DescribeTransactionsApi, { transactionalIds: [tid] });
+          const t = r.transactionStates.find((x) => x.transactionalId === tid);
+          if (t === undefined) throw new StrandError('CORRUPT_RESPONSE', `no transactional id ${tid} in DescribeTransactions response`);
+          if (t.errorCode !== 0) throw new KafkaError(t.errorCode, `describe transaction ${tid}`);
+          return {
+            transactionalId: tid,
+            coordinatorId,
+            state: t.transactionState,
+            producerId: t.producerId,
+            producerEpoch: t.producerEpoch,
+            transactionTimeoutMs: t.transactionTimeoutMs,
+            transactionStartTimeMs: t.transactionStartTimeMs >= 0 ? t.transactionStartTimeMs : null,
+            partitions: t.topics.flatMap((x) => x.partitions.map((partition) => ({ topic: x.topic, partition }))).sort((a, b) => a.topic.localeCompare(b.topic) || a.partition - b.partition),
+          };
+        }),
+      );
+    }
+    return out;
+  }
+
+  /** The active producers of each partition, from its leader (DescribeProducers). */
+  async describeProducers(partitions: Array<{ topic: string; partition: number }>): Promise<PartitionProducers[]> {
+    return this.cluster.withRetry('DescribeProducers', async () => {
+      const byLeader = new Map<number, Array<{ topic: string; partition: number }>>();
+      for (const tp of partitions) {
+        const info = await this.cluster.topic(tp.topic);
+        const leader = info.partitions.find((p) => p.partition === tp.partition)?.leader;
+        if (leader === undefined || leader < 0) throw new KafkaError(leader === undefined ? ErrorCode.UNKNOWN_TOPIC_OR_PARTITION : ErrorCode.LEADER_NOT_AVAILABLE, `${tp.topic}-${tp.partition}`);
+        let l = byLeader.get(leader);
+        if (l === undefined) byLeader.set(leader, (l = []));
+        l.push(tp);
+      }
+      const out: PartitionProducers[] = [];
+      for (const [leader, tps] of byLeader) {
+        const topics = new Map<string, number[]>();
+        for (const tp of tps) topics.set(tp.topic, [...(topics.get(tp.topic) ?? []), tp.partition]);
+        const conn = await this.cluster.connection(leader);
+        const r = await conn.request(DescribeProducersApi, { topics: [...topics].map(([name, partitionIndexes]) => ({ name, partitionIndexes })) });
+        for (const t of r.topics) {
+          for (const p of t.partitions) {
+            if (p.errorCode !== 0) throw new KafkaError(p.errorCode, `DescribeProducers ${t.name}-${p.partitionIndex}`, p.errorMessage);
+            out.push({
+              topic: t.name,
+              partition: p.partitionIndex,
+              leader,
+              activeProducers: p.activeProducers.map((a) => ({
+                producerId: a.producerId,
+                producerEpoch: a.producerEpoch,
+                lastSequence: a.lastSequence,
+                lastTimestamp: a.lastTimestamp,
+                coordinatorEpoch: a.coordinatorEpoch >= 0 ? a.coordinatorEpoch : null,
+                currentTransactionStartOffset: a.currentTxnStartOffset >= 0 ? a.currentTxnStartOffset : null,
+              })),
+            });
+          }
+        }
+      }
+      return out.sort((a, b) => a.topic.localeCompare(b.topic) || a.partition - b.partition);
+    });
   }
 }
 

@@ -66,6 +66,9 @@ export const CLIENT_VERSIONS: ReadonlyMap<number, readonly [number, number]> = n
   [44, [0, 1]], // IncrementalAlterConfigs
   [47, [0, 0]], // OffsetDelete
   [60, [0, 1]], // DescribeCluster
+  [61, [0, 0]], // DescribeProducers
+  [65, [0, 0]], // DescribeTransactions
+  [66, [0, 1]], // ListTransactions
 ]);
 
 /** node:diagnostics_channel channels the client publishes on (observability hooks). */

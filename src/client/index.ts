@@ -31,6 +31,11 @@ export {
   type GroupMemberDescription,
   type GroupOffset,
   type PartitionLag,
+  type TransactionListing,
+  type ListTransactionsOptions,
+  type TransactionDescription,
+  type ProducerStateDescription,
+  type PartitionProducers,
 } from './admin.js';
 export { StrandError, KafkaError, ConnectionError, type StrandErrorOptions } from './errors.js';
 export { murmur2, toPositive, partitionForKey, type Partitioner } from './partitioner.js';

@@ -32,6 +32,9 @@ import { addPartitionsToTxnHandler } from './add-partitions-to-txn.js';
 import { addOffsetsToTxnHandler } from './add-offsets-to-txn.js';
 import { endTxnHandler } from './end-txn.js';
 import { txnOffsetCommitHandler } from './txn-offset-commit.js';
+import { describeProducersHandler } from './describe-producers.js';
+import { describeTransactionsHandler } from './describe-transactions.js';
+import { listTransactionsHandler } from './list-transactions.js';
 
 export const HANDLERS: readonly ApiHandler<any, any>[] = [
   produceHandler,
@@ -63,6 +66,9 @@ export const HANDLERS: readonly ApiHandler<any, any>[] = [
   addOffsetsToTxnHandler,
   endTxnHandler,
   txnOffsetCommitHandler,
+  describeProducersHandler,
+  describeTransactionsHandler,
+  listTransactionsHandler,
 ].sort((a, b) => a.api.key - b.api.key);
 
 export const HANDLER_BY_KEY: ReadonlyMap<number, ApiHandler<any, any>> = new Map(HANDLERS.map((h) => [h.api.key, h]));
