@@ -583,12 +583,18 @@ export class Admin {
 
   /** The active producers of each partition, from its leader (DescribeProducers). */
   async describeProducers(partitions: Array<{ topic: string; partition: number }>): Promise<PartitionProducers[]> {
+    // Topics are looked up first (with their own retries); only the requests are retried here.
+    for (const topic of new Set(partitions.map((tp) => tp.topic))) {
+      const info = await this.cluster.topic(topic);
+      for (const tp of partitions) {
+        if (tp.topic === topic && !info.partitions.some((p) => p.partition === tp.partition)) throw new KafkaError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, `${topic}-${tp.partition}`);
+      }
+    }
     return this.cluster.withRetry('DescribeProducers', async () => {
       const byLeader = new Map<number, Array<{ topic: string; partition: number }>>();
       for (const tp of partitions) {
-        const info = await this.cluster.topic(tp.topic);
-        const leader = info.partitions.find((p) => p.partition === tp.partition)?.leader;
-        if (leader === undefined || leader < 0) throw new KafkaError(leader === undefined ? ErrorCode.UNKNOWN_TOPIC_OR_PARTITION : ErrorCode.LEADER_NOT_AVAILABLE, `${tp.topic}-${tp.partition}`);
+        const leader = this.cluster.leaderOf(tp.topic, tp.partition);
+        if (leader < 0) throw new KafkaError(ErrorCode.LEADER_NOT_AVAILABLE, `${tp.topic}-${tp.partition}`);
         let l = byLeader.get(leader);
         if (l === undefined) byLeader.set(leader, (l = []));
         l.push(tp);
