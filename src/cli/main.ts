@@ -13,6 +13,7 @@ import { RECORDS_HELP, recordsCommand } from './commands/records.js';
 import { CLUSTER_HELP, clusterCommand } from './commands/cluster.js';
 import { PERF_HELP, perfCommand } from './commands/perf.js';
 import { COMPLETION_HELP, completionCommand } from './commands/completion.js';
+import { TRANSACTIONS_HELP, transactionsCommand } from './commands/transactions.js';
 
 const HELP = `Usage: strand <command> [options]
 
@@ -25,6 +26,7 @@ Commands:
   consume       read records, printed as text, a format template or JSON
   groups        list, describe (lag), reset-offsets, delete-offsets, delete consumer groups
   records       delete records before an offset
+  transactions  list, describe, describe-producers, find-hanging transactions
   cluster       cluster status: brokers, controller, topics, groups
   perf          load generator: perf produce | perf consume (records/s, MB/s, latency)
   completion    shell completion script (strand completion bash)
@@ -40,6 +42,7 @@ const COMMANDS: Record<string, { help: string; run: (argv: string[]) => Promise<
   consume: { help: CONSUME_HELP, run: consumeCommand },
   groups: { help: GROUPS_HELP, run: groupsCommand },
   records: { help: RECORDS_HELP, run: recordsCommand },
+  transactions: { help: TRANSACTIONS_HELP, run: transactionsCommand },
   cluster: { help: CLUSTER_HELP, run: clusterCommand },
   perf: { help: PERF_HELP, run: perfCommand },
   completion: { help: COMPLETION_HELP, run: completionCommand },
