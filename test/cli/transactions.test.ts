@@ -15,6 +15,8 @@ import * as m from '../../src/protocol/messages/index.js';
 import { ErrorCode } from '../../src/protocol/errors.js';
 import { encodeRecordBatch } from '../../src/protocol/records.js';
 import { STRAND_BIN, startBroker, type BrokerProcess } from '../../src/testing/broker-process.js';
+import { COMPLETIONS } from '../../src/cli/commands/completion.js';
+import { TRANSACTIONS_HELP } from '../../src/cli/commands/transactions.js';
 import { ProtocolConnection } from '../../src/testing/protocol-client.js';
 
 let broker: BrokerProcess;
@@ -107,6 +109,9 @@ test('transactions --help, listed in strand --help and in the completion script'
   const bash = await strand(['completion', 'bash'], { bootstrap: false });
   assert.match(bash.stdout, /transactions\) subs="list describe describe-producers find-hanging"/);
   assert.equal((await strand(['transactions'], { bootstrap: false })).status, 2);
+  // Every flag the completion offers is one the command documents (and so parses).
+  for (const flag of COMPLETIONS['transactions']!.flags.split(' ')) assert.ok(TRANSACTIONS_HELP.includes(flag), `${flag} is in transactions --help`);
+  for (const flag of TRANSACTIONS_HELP.match(/--[a-z-]+/g)!) assert.ok(COMPLETIONS['transactions']!.flags.split(' ').includes(flag), `${flag} is completed`);
 });
 
 test('usage errors exit 2 with a hint', T, async () => {
