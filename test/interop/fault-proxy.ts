@@ -56,13 +56,15 @@ export interface FaultProxyStats {
   produceResponses: number;
   dropped: number;
   delayed: number;
+  /** Responses never delivered because the client closed the connection while they were held (it timed out). */
+  abandoned: number;
 }
 
 export class FaultProxy {
   private target: { host: string; port: number } | null = null;
   private readonly sockets = new Set<Socket>();
   private readonly timers = new Set<NodeJS.Timeout>();
-  readonly stats: FaultProxyStats = { connections: 0, produceResponses: 0, dropped: 0, delayed: 0 };
+  readonly stats: FaultProxyStats = { connections: 0, produceResponses: 0, dropped: 0, delayed: 0, abandoned: 0 };
 
   private constructor(
     private readonly server: Server,
@@ -76,7 +78,7 @@ export class FaultProxy {
   reset(plan: (n: number) => ProduceFault, delayMs = this.delayMs): void {
     this.plan = plan;
     this.delayMs = delayMs;
-    Object.assign(this.stats, { connections: 0, produceResponses: 0, dropped: 0, delayed: 0 });
+    Object.assign(this.stats, { connections: 0, produceResponses: 0, dropped: 0, delayed: 0, abandoned: 0 });
   }
 
   /** Listens on 127.0.0.1 (a free port). `plan` decides the fate of the n-th Produce response. */
@@ -145,6 +147,7 @@ export class FaultProxy {
         const wait = holdUntil - Date.now();
         if (wait > 0) await this.sleep(wait);
         if (!closed) client.write(frame);
+        else if (wait > 0) this.stats.abandoned++;
       });
     };
     broker.on('data', (d: Buffer) => {
