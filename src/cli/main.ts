@@ -26,7 +26,7 @@ Commands:
   consume       read records, printed as text, a format template or JSON
   groups        list, describe (lag), reset-offsets, delete-offsets, delete consumer groups
   records       delete records before an offset
-  transactions  list, describe, describe-producers, find-hanging transactions
+  transactions  list, describe, describe-producers, find-hanging, abort transactions
   cluster       cluster status: brokers, controller, topics, groups
   perf          load generator: perf produce | perf consume (records/s, MB/s, latency)
   completion    shell completion script (strand completion bash)

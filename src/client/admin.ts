@@ -26,6 +26,7 @@ import {
   ListGroupsApi,
   ListOffsetsApi,
   ListTransactionsApi,
+  WriteTxnMarkersApi,
   OffsetCommitApi,
   OffsetDeleteApi,
   OffsetFetchApi,
@@ -180,6 +181,16 @@ export interface PartitionProducers {
   /** The broker that answered (the partition's leader). */
   leader: number;
   activeProducers: ProducerStateDescription[];
+}
+
+/** A partition's open transaction to abort (Admin.abortTransaction): as DescribeProducers shows it. */
+export interface AbortTransactionSpec {
+  topic: string;
+  partition: number;
+  producerId: number;
+  producerEpoch: number;
+  /** The coordinator epoch of the producer's last marker in the partition (default 0). */
+  coordinatorEpoch?: number;
 }
 
 function timestampOf(spec: OffsetSpec): number {
@@ -579,6 +590,35 @@ export class Admin {
       );
     }
     return out;
+  }
+
+  /**
+   * Writes an ABORT marker for a partition's open transaction (WriteTxnMarkers to the partition's
+   * leader), as Kafka's Admin.abortTransaction: for a hanging transaction its coordinator will
+   * never end. Aborting one the coordinator still runs loses its records in this partition.
+   */
+  async abortTransaction(spec: AbortTransactionSpec): Promise<void> {
+    const what = `abort transaction of producer ${spec.producerId} in ${spec.topic}-${spec.partition}`;
+    await this.cluster.topic(spec.topic);
+    await this.cluster.withRetry(what, async () => {
+      const leader = this.cluster.leaderOf(spec.topic, spec.partition);
+      if (leader < 0) throw new KafkaError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, `${spec.topic}-${spec.partition}`);
+      const conn = await this.cluster.connection(leader);
+      const r = await conn.request(WriteTxnMarkersApi, {
+        markers: [
+          {
+            producerId: spec.producerId,
+            producerEpoch: spec.producerEpoch,
+            transactionResult: false,
+            coordinatorEpoch: spec.coordinatorEpoch ?? 0,
+            topics: [{ name: spec.topic, partitionIndexes: [spec.partition] }],
+          },
+        ],
+      });
+      const p = r.markers[0]?.topics[0]?.partitions[0];
+      if (p === undefined) throw new StrandError('CORRUPT_RESPONSE', `no result for ${spec.topic}-${spec.partition} in the WriteTxnMarkers response`);
+      if (p.errorCode !== 0) throw new KafkaError(p.errorCode, what);
+    });
   }
 
   /** The active producers of each partition, from its leader (DescribeProducers). */

@@ -69,6 +69,7 @@ export const CLIENT_VERSIONS: ReadonlyMap<number, readonly [number, number]> = n
   [61, [0, 0]], // DescribeProducers
   [65, [0, 0]], // DescribeTransactions
   [66, [0, 1]], // ListTransactions
+  [27, [0, 1]], // WriteTxnMarkers: Admin.abortTransaction only
 ]);
 
 /** node:diagnostics_channel channels the client publishes on (observability hooks). */

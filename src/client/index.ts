@@ -36,6 +36,7 @@ export {
   type TransactionDescription,
   type ProducerStateDescription,
   type PartitionProducers,
+  type AbortTransactionSpec,
 } from './admin.js';
 export { StrandError, KafkaError, ConnectionError, type StrandErrorOptions } from './errors.js';
 export { murmur2, toPositive, partitionForKey, type Partitioner } from './partitioner.js';

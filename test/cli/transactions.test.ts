@@ -1,10 +1,10 @@
 /**
- * `strand transactions list|describe|describe-producers|find-hanging` as a user runs them: the
- * real bin/strand against a broker process. The transaction is opened with the generated codecs
+ * `strand transactions list|describe|describe-producers|find-hanging|abort` as a user runs them:
+ * the real bin/strand against a broker process. The transaction is opened with the generated codecs
  * (InitProducerId, AddPartitionsToTxn, a transactional Produce) and its producer then stops, as a
  * crashed application would: find-hanging finds it by age, and — once the coordinator has lost
  * its state (`__transaction_state` removed while the broker was down, the way real hanging
- * transactions arise) — as unknown to the coordinator.
+ * transactions arise) — as unknown to the coordinator; `abort` then ends it.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -104,10 +104,10 @@ test('transactions --help, listed in strand --help and in the completion script'
   assert.match(top.stdout, /\n {2}transactions {2}/);
   const help = await strand(['transactions', '--help'], { bootstrap: false });
   assert.equal(help.status, 0);
-  assert.match(help.stdout, /Usage: strand transactions <list\|describe\|describe-producers\|find-hanging>/);
+  assert.match(help.stdout, /Usage: strand transactions <list\|describe\|describe-producers\|find-hanging\|abort>/);
   assert.match(help.stdout, /--max-transaction-timeout/);
   const bash = await strand(['completion', 'bash'], { bootstrap: false });
-  assert.match(bash.stdout, /transactions\) subs="list describe describe-producers find-hanging"/);
+  assert.match(bash.stdout, /transactions\) subs="list describe describe-producers find-hanging abort"/);
   assert.equal((await strand(['transactions'], { bootstrap: false })).status, 2);
   // Every flag the completion offers is one the command documents (and so parses).
   for (const flag of COMPLETIONS['transactions']!.flags.split(' ')) assert.ok(TRANSACTIONS_HELP.includes(flag), `${flag} is in transactions --help`);
@@ -122,6 +122,10 @@ test('usage errors exit 2 with a hint', T, async () => {
     ['transactions', 'list', '--producer-id', 'x'],
     ['transactions', 'list', '--max-transaction-timeout', '3'],
     ['transactions', 'frobnicate'],
+    ['transactions', 'abort', '--topic', 'x'],
+    ['transactions', 'abort', '--topic', 'x:0', '--start-offset', '3', '--producer-id', '1', '--producer-epoch', '0'],
+    ['transactions', 'abort', '--topic', 'x:0', '--producer-id', '1'],
+    ['transactions', 'describe', 'id', '--start-offset', '3'],
   ]) {
     const r = await strand(args);
     assert.equal(r.status, 2, `${args.join(' ')}: ${r.stderr}`);
@@ -197,4 +201,34 @@ test('find-hanging: a transaction the coordinator no longer knows (its __transac
   } finally {
     c.close();
   }
+});
+
+test('abort: the hanging transaction gets an ABORT marker; the last stable offset moves on and nothing is hanging any more', T, async () => {
+  const lastStable = async (): Promise<number> => {
+    const c = await ProtocolConnection.connect('127.0.0.1', broker.port);
+    try {
+      const r = await c.send<m.ListOffsetsResponse>(m.ApiKey.ListOffsets, 2, { replicaId: -1, isolationLevel: 1, topics: [{ name: TOPIC, partitions: [{ partitionIndex: 0, currentLeaderEpoch: -1, timestamp: -1, maxNumOffsets: 1 }] }], timeoutMs: 0 });
+      return r.topics[0]!.partitions[0]!.offset;
+    } finally {
+      c.close();
+    }
+  };
+  assert.equal(await lastStable(), 0, 'the previous test left the transaction hanging');
+  const wrong = await strand(['transactions', 'abort', '--topic', TOPIC, '--partition', '0', '--start-offset', '1']);
+  assert.equal(wrong.status, 1);
+  assert.match(wrong.stderr, /no open transaction starts at offset 1 in cli-txn-0/);
+  assert.match(wrong.stderr, /hint: .*describe-producers/);
+
+  assert.match(await ok(['transactions', 'abort', '--topic', TOPIC, '--partition', '0', '--start-offset', '0']), new RegExp(`Aborted the transaction of producer ${producerId} \\(epoch 0\\) in ${TOPIC}-0 that started at offset 0\\.`));
+  assert.equal(await lastStable(), 4, 'three records and the ABORT marker are now stable');
+  assert.match(await ok(['transactions', 'find-hanging', '--max-transaction-timeout', '0']), /No hanging transactions/);
+  const [pp] = JSON.parse(await ok(['transactions', 'describe-producers', '--topic', `${TOPIC}:0`, '--json'])) as Array<{ activeProducers: Array<{ currentTransactionStartOffset: number | null; coordinatorEpoch: number | null }> }>;
+  assert.deepEqual(pp!.activeProducers.map((a) => [a.currentTransactionStartOffset, a.coordinatorEpoch]), [[null, 0]]);
+  const again = await strand(['transactions', 'abort', '--topic', `${TOPIC}:0`, '--start-offset', '0']);
+  assert.equal(again.status, 1, 'nothing left to abort');
+  // The explicit form names the producer and epoch itself; a marker with no open transaction behind it changes nothing.
+  const explicit = await strand(['transactions', 'abort', '--topic', `${TOPIC}:0`, '--producer-id', String(producerId), '--producer-epoch', '0', '--json']);
+  assert.equal(explicit.status, 0, explicit.stderr);
+  assert.deepEqual(JSON.parse(explicit.stdout), { topic: TOPIC, partition: 0, producerId, producerEpoch: 0, coordinatorEpoch: 0, startOffset: null, aborted: true });
+  assert.equal(await lastStable(), 5);
 });

@@ -130,7 +130,7 @@ async function metadataHas(topic: string): Promise<boolean> {
   return r.topics.some((t) => t.name === topic);
 }
 
-test('ApiVersions advertises DescribeProducers v0, DescribeTransactions v0 and ListTransactions v0-1', T, async () => {
+test('ApiVersions advertises DescribeProducers v0, DescribeTransactions v0, ListTransactions v0-1 and WriteTxnMarkers v0-1', T, async () => {
   const r = await c.send<m.ApiVersionsResponse>(m.ApiKey.ApiVersions, 3, { clientSoftwareName: 'test', clientSoftwareVersion: '1' });
   const range = (key: number): [number, number] | undefined => {
     const k = r.apiKeys.find((x) => x.apiKey === key);
@@ -139,6 +139,7 @@ test('ApiVersions advertises DescribeProducers v0, DescribeTransactions v0 and L
   assert.deepEqual(range(61), [0, 0]);
   assert.deepEqual(range(65), [0, 0]);
   assert.deepEqual(range(66), [0, 1]);
+  assert.deepEqual(range(27), [0, 1]);
 });
 
 test('before any transactional producer: nothing listed, ids not found, and __transaction_state is not created by asking', T, async () => {
@@ -286,4 +287,50 @@ test('admin client: listTransactions, describeTransactions and describeProducers
 
   await assert.rejects(admin.describeTransactions(['ops-admin-unknown']), (e: unknown) => e instanceof KafkaError && e.code === 'TRANSACTIONAL_ID_NOT_FOUND' && !e.retriable);
   await assert.rejects(admin.describeProducers([{ topic: 'ops-admin-missing', partition: 0 }]), (e: unknown) => e instanceof KafkaError && e.code === 'UNKNOWN_TOPIC_OR_PARTITION');
+});
+
+async function lastStable(topic: string, partition: number): Promise<number> {
+  const r = await c.send<m.ListOffsetsResponse>(m.ApiKey.ListOffsets, 2, { replicaId: -1, isolationLevel: 1, topics: [{ name: topic, partitions: [{ partitionIndex: partition, currentLeaderEpoch: -1, timestamp: -1, maxNumOffsets: 1 }] }], timeoutMs: 0 });
+  return r.topics[0]!.partitions[0]!.offset;
+}
+
+test('WriteTxnMarkers (v0 and v1): an ABORT closes the open transaction in the partition; unknown partitions and stale epochs are refused', T, async () => {
+  const topic = 'ops-markers';
+  await createTopic(topic, 2);
+  const tid = 'ops-markers-id';
+  const pid = await initPid(tid, 60000);
+  await addPartitions(tid, pid, topic, [0, 1]);
+  await produce(topic, 0, pid, 0, 2, tid);
+  await produce(topic, 1, pid, 0, 3, tid);
+  assert.equal(await lastStable(topic, 0), 0);
+  const write = (version: number, epoch: number, partitions: number[], name = topic): Promise<m.WriteTxnMarkersResponse> =>
+    c.send<m.WriteTxnMarkersResponse>(m.ApiKey.WriteTxnMarkers, version, {
+      markers: [{ producerId: pid.producerId, producerEpoch: epoch, transactionResult: false, coordinatorEpoch: 0, topics: [{ name, partitionIndexes: partitions }] }],
+    });
+  const r0 = await write(0, pid.producerEpoch, [0, 5]);
+  assert.deepEqual(r0.markers.map((x) => [x.producerId, x.topics.map((t) => [t.name, t.partitions.map((p) => [p.partitionIndex, p.errorCode])])]), [[pid.producerId, [[topic, [[0, 0], [5, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION]]]]]]);
+  assert.equal(await lastStable(topic, 0), 3, 'two records and the marker are stable');
+  assert.equal((await describeProducers(topic, [0]))[0]!.activeProducers[0]!.currentTxnStartOffset, -1);
+  const missing = await write(1, pid.producerEpoch, [0], 'ops-markers-missing');
+  assert.equal(missing.markers[0]!.topics[0]!.partitions[0]!.errorCode, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION);
+
+  // The coordinator fences the producer (a new InitProducerId aborts with epoch + 1): a marker with the old epoch is refused.
+  const fresh = await initPid(tid, 60000);
+  assert.ok(fresh.producerEpoch > pid.producerEpoch);
+  await until('the fencing abort', async () => ((await describeTxn(tid))[0]!.transactionState === 'Empty' ? true : undefined));
+  assert.equal(await lastStable(topic, 1), 4);
+  const stale = await write(1, pid.producerEpoch, [1]);
+  assert.equal(stale.markers[0]!.topics[0]!.partitions[0]!.errorCode, ErrorCode.INVALID_PRODUCER_EPOCH);
+  assert.equal(await lastStable(topic, 1), 4, 'nothing written');
+
+  // The admin client's abortTransaction is the same request.
+  await addPartitions(tid, fresh, topic, [1]);
+  const base = await produce(topic, 1, fresh, 0, 1, tid);
+  assert.equal(await lastStable(topic, 1), base);
+  await admin.abortTransaction({ topic, partition: 1, producerId: fresh.producerId, producerEpoch: fresh.producerEpoch });
+  assert.equal(await lastStable(topic, 1), base + 2);
+  await assert.rejects(admin.abortTransaction({ topic, partition: 1, producerId: pid.producerId, producerEpoch: pid.producerEpoch }), (e: unknown) => e instanceof KafkaError && e.code === 'INVALID_PRODUCER_EPOCH');
+  // The coordinator still has the transaction Ongoing (an operator's abort is not known to it); ending it completes.
+  await endTxn(tid, fresh, false);
+  await until('CompleteAbort', async () => ((await describeTxn(tid))[0]!.transactionState === 'CompleteAbort' ? true : undefined));
 });

@@ -23,7 +23,7 @@ export const COMPLETIONS: Record<string, { subs?: string[]; flags: string; names
   consume: { flags: `--from-beginning --from-end --offset --timestamp --group --partition --max-messages --follow --timeout-ms --format --encoding --print-key ${COMMON}`, names: 'topics' },
   groups: { subs: ['list', 'describe', 'reset-offsets', 'delete-offsets', 'delete'], flags: `--topic --all-topics --to-earliest --to-latest --to-offset --to-datetime --shift-by --execute --dry-run --members --state ${COMMON}`, names: 'groups' },
   records: { subs: ['delete'], flags: `--before --partition ${COMMON}`, names: 'topics' },
-  transactions: { subs: ['list', 'describe', 'describe-producers', 'find-hanging'], flags: `--state --producer-id --duration-filter --transactional-id --topic --max-transaction-timeout ${COMMON}` },
+  transactions: { subs: ['list', 'describe', 'describe-producers', 'find-hanging', 'abort'], flags: `--state --producer-id --duration-filter --transactional-id --topic --max-transaction-timeout --partition --start-offset --producer-epoch --coordinator-epoch ${COMMON}` },
   cluster: { subs: ['status'], flags: COMMON },
   perf: { subs: ['produce', 'consume'], flags: `--num-records --record-size --throughput --acks --compression --linger-ms --batch-bytes --group --timeout-ms --reporting-interval ${COMMON}`, names: 'topics' },
   completion: { subs: ['bash', 'zsh'], flags: '--help' },
@@ -62,7 +62,7 @@ ${cases}
     --encoding|-e) COMPREPLY=($(compgen -W "utf8 base64 hex" -- "$cur")); return ;;
     --topic|-t) COMPREPLY=($(compgen -W "$(_strand_names topics)" -- "$cur")); return ;;
     --group|-g) COMPREPLY=($(compgen -W "$(_strand_names groups)" -- "$cur")); return ;;
-    --bootstrap-server|-b|--producer-id|--duration-filter|--transactional-id|--max-transaction-timeout|--partitions|--count|--offset|--partition|--max-messages|--num-records|--record-size|--to-offset|--shift-by|--to-datetime|--timestamp|--set|--delete|--header|--format|--key-separator|--before|--port|--host|--metrics-port) return ;;
+    --bootstrap-server|-b|--producer-id|--duration-filter|--transactional-id|--max-transaction-timeout|--start-offset|--producer-epoch|--coordinator-epoch|--partitions|--count|--offset|--partition|--max-messages|--num-records|--record-size|--to-offset|--shift-by|--to-datetime|--timestamp|--set|--delete|--header|--format|--key-separator|--before|--port|--host|--metrics-port) return ;;
   esac
   if [[ "$cur" == -* ]]; then
     COMPREPLY=($(compgen -W "$flags" -- "$cur"))

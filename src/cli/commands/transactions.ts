@@ -1,7 +1,7 @@
 /**
- * `strand transactions list|describe|describe-producers|find-hanging`, in the spirit of
+ * `strand transactions list|describe|describe-producers|find-hanging|abort`, in the spirit of
  * kafka-transactions.sh, through Strand's admin client (ListTransactions, DescribeTransactions,
- * DescribeProducers — KIP-664).
+ * DescribeProducers — KIP-664 — and WriteTxnMarkers for abort).
  *
  * find-hanging: a transaction is open in a partition while the partition's producer state has a
  * current transaction start offset. It is reported as hanging when
@@ -19,7 +19,7 @@ import type { Admin, PartitionProducers, ProducerStateDescription, TransactionDe
 import { KafkaError } from '../../client/errors.js';
 import { COMMON_HELP, CliError, int, parse, printJson, table, topicPartitions, usage, withAdmin } from '../common.js';
 
-export const TRANSACTIONS_HELP = `Usage: strand transactions <list|describe|describe-producers|find-hanging> [options]
+export const TRANSACTIONS_HELP = `Usage: strand transactions <list|describe|describe-producers|find-hanging|abort> [options]
 
 Transactions and the producers writing to partitions (like kafka-transactions.sh).
 
@@ -27,6 +27,8 @@ Transactions and the producers writing to partitions (like kafka-transactions.sh
   strand transactions describe TRANSACTIONAL-ID [TRANSACTIONAL-ID ...]
   strand transactions describe-producers --topic TOPIC[:P,P...] [--topic ...]
   strand transactions find-hanging [--topic TOPIC[:P,P...] ...] [--max-transaction-timeout MINUTES]
+  strand transactions abort --topic TOPIC --partition N (--start-offset OFFSET |
+                            --producer-id ID --producer-epoch E [--coordinator-epoch C])
 
 list shows every transactional id the coordinators know, with its producer id and state (Empty,
 Ongoing, PrepareCommit, PrepareAbort, CompleteCommit, CompleteAbort, PrepareEpochFence).
@@ -41,9 +43,15 @@ transactional id has that producer, or its transaction does not include the part
 hanging transaction holds back the partition's last stable offset, so read_committed consumers
 stop there.
 
+abort writes an ABORT marker for one partition's open transaction (WriteTxnMarkers, as Kafka's
+abort): the transaction that starts at --start-offset (see find-hanging), or the one of the given
+producer. Abort only hanging transactions: aborting one its coordinator still runs loses that
+transaction's records in the partition.
+
 Options:
       --state STATE             list: only ids in this state (repeatable)
-      --producer-id ID          list: only ids with this producer id (repeatable)
+      --producer-id ID          list: only ids with this producer id (repeatable);
+                                abort: the producer whose transaction to abort
       --duration-filter MS      list: only transactions running longer than MS milliseconds
       --transactional-id ID     describe: the id (repeatable; or give ids as arguments)
   -t, --topic TOPIC[:P,P]       describe-producers, find-hanging: a topic, optionally only some
@@ -51,13 +59,18 @@ Options:
       --max-transaction-timeout MINUTES
                                 find-hanging: report transactions open longer than this
                                 (default 15, Kafka's transaction.max.timeout.ms; decimals allowed)
+  -p, --partition N             abort: the partition (or give --topic TOPIC:N)
+      --start-offset OFFSET     abort: the transaction starting at this offset
+      --producer-epoch E        abort: the producer's epoch (with --producer-id)
+      --coordinator-epoch C     abort: the coordinator epoch of its last marker (default 0)
 ${COMMON_HELP}
 
 Examples:
   strand transactions list --state Ongoing
   strand transactions describe payments-tx-1
   strand transactions describe-producers --topic orders:0
-  strand transactions find-hanging --max-transaction-timeout 5`;
+  strand transactions find-hanging --max-transaction-timeout 5
+  strand transactions abort --topic orders --partition 0 --start-offset 1200`;
 
 const OPTIONS = {
   state: { type: 'string', multiple: true },
@@ -66,8 +79,27 @@ const OPTIONS = {
   'transactional-id': { type: 'string', multiple: true },
   topic: { type: 'string', short: 't', multiple: true },
   'max-transaction-timeout': { type: 'string' },
+  partition: { type: 'string', short: 'p' },
+  'start-offset': { type: 'string' },
+  'producer-epoch': { type: 'string' },
+  'coordinator-epoch': { type: 'string' },
 } as const;
 
+/** Which subcommands take each flag (the others refuse it, so a misplaced flag is not silently ignored). */
+const FLAG_SCOPE: Record<string, string[]> = {
+  state: ['list'],
+  'producer-id': ['list', 'abort'],
+  'duration-filter': ['list'],
+  'transactional-id': ['describe'],
+  topic: ['describe-producers', 'find-hanging', 'abort'],
+  'max-transaction-timeout': ['find-hanging'],
+  partition: ['abort'],
+  'start-offset': ['abort'],
+  'producer-epoch': ['abort'],
+  'coordinator-epoch': ['abort'],
+};
+
+const SUBCOMMANDS = ['list', 'describe', 'describe-producers', 'find-hanging', 'abort'];
 const DEFAULT_MAX_TIMEOUT_MINUTES = 15;
 
 export async function transactionsCommand(argv: string[]): Promise<number> {
@@ -79,13 +111,10 @@ export async function transactionsCommand(argv: string[]): Promise<number> {
   const p = parse(rest, OPTIONS, TRANSACTIONS_HELP);
   if (p === null) return 0;
   const v = p.values;
-  const onlyFor = (flag: string, allowed: string): void => {
-    if (sub !== allowed) throw usage(`${flag} is an option of 'transactions ${allowed}', not '${sub}'`, 'transactions');
-  };
-  if (v.state !== undefined || v['producer-id'] !== undefined || v['duration-filter'] !== undefined) onlyFor('--state/--producer-id/--duration-filter', 'list');
-  if (v['transactional-id'] !== undefined) onlyFor('--transactional-id', 'describe');
-  if (v['max-transaction-timeout'] !== undefined) onlyFor('--max-transaction-timeout', 'find-hanging');
-  if (v.topic !== undefined && sub !== 'describe-producers' && sub !== 'find-hanging') throw usage(`--topic is not an option of 'transactions ${sub}'`, 'transactions');
+  if (!SUBCOMMANDS.includes(sub)) throw usage(`unknown transactions command '${sub}'`, 'transactions');
+  for (const [flag, subs] of Object.entries(FLAG_SCOPE)) {
+    if ((v as Record<string, unknown>)[flag] !== undefined && !subs.includes(sub)) throw usage(`--${flag} is not an option of 'transactions ${sub}' (only of ${subs.join(', ')})`, 'transactions');
+  }
   if (p.positionals.length > 0 && sub !== 'describe') throw usage(`unexpected argument '${p.positionals[0]}'`, 'transactions');
   switch (sub) {
     case 'list': {
@@ -174,9 +203,58 @@ export async function transactionsCommand(argv: string[]): Promise<number> {
       });
       return 0;
     }
+    case 'abort':
+      return abort(v);
     default:
       throw usage(`unknown transactions command '${sub}'`, 'transactions');
   }
+}
+
+interface AbortValues {
+  'bootstrap-server'?: string;
+  json?: boolean;
+  topic?: string[];
+  partition?: string;
+  'start-offset'?: string;
+  'producer-id'?: string[];
+  'producer-epoch'?: string;
+  'coordinator-epoch'?: string;
+}
+
+async function abort(v: AbortValues): Promise<number> {
+  if (v.topic === undefined || v.topic.length !== 1) throw usage('transactions abort needs one --topic TOPIC', 'transactions');
+  const spec = topicPartitions(v.topic[0]!);
+  if (spec.partitions !== undefined && spec.partitions.length !== 1) throw usage('transactions abort takes one partition', 'transactions');
+  if (spec.partitions !== undefined && v.partition !== undefined) throw usage('give the partition either as --topic TOPIC:N or as --partition N', 'transactions');
+  const partition = spec.partitions?.[0] ?? int(v.partition, '--partition', { min: 0 });
+  if (partition === undefined) throw usage('transactions abort needs --partition N (or --topic TOPIC:N)', 'transactions');
+  const startOffset = int(v['start-offset'], '--start-offset', { min: 0 });
+  const ids = (v['producer-id'] ?? []).map((x) => int(x, '--producer-id', { min: 0 })!);
+  const epoch = int(v['producer-epoch'], '--producer-epoch', { min: 0 });
+  const coordinatorEpoch = int(v['coordinator-epoch'], '--coordinator-epoch', { min: 0 });
+  const byProducer = ids.length > 0 || epoch !== undefined || coordinatorEpoch !== undefined;
+  if ((startOffset !== undefined) === byProducer) throw usage('transactions abort needs either --start-offset OFFSET or --producer-id ID --producer-epoch E', 'transactions');
+  if (byProducer && (ids.length !== 1 || epoch === undefined)) throw usage('transactions abort needs one --producer-id ID and --producer-epoch E', 'transactions');
+  const topic = spec.topic;
+  return withAdmin(v, async (admin) => {
+    const [t] = await admin.describeTopics([topic]);
+    if (!t!.partitions.some((x) => x.partition === partition)) throw new CliError(`topic ${topic} has no partition ${partition}`, `it has ${t!.partitions.length} partitions`);
+    let target: { producerId: number; producerEpoch: number; coordinatorEpoch: number; startOffset: number | null };
+    if (startOffset !== undefined) {
+      const [pp] = await admin.describeProducers([{ topic, partition }]);
+      const open = pp!.activeProducers.find((a) => a.currentTransactionStartOffset === startOffset);
+      if (open === undefined) {
+        throw new CliError(`no open transaction starts at offset ${startOffset} in ${topic}-${partition}`, `'strand transactions describe-producers --topic ${topic}:${partition}' shows the open transactions (TXN-START-OFFSET)`);
+      }
+      target = { producerId: open.producerId, producerEpoch: open.producerEpoch, coordinatorEpoch: open.coordinatorEpoch ?? 0, startOffset };
+    } else {
+      target = { producerId: ids[0]!, producerEpoch: epoch!, coordinatorEpoch: coordinatorEpoch ?? 0, startOffset: null };
+    }
+    await admin.abortTransaction({ topic, partition, ...target });
+    if (v.json) printJson({ topic, partition, ...target, aborted: true });
+    else console.log(`Aborted the transaction of producer ${target.producerId} (epoch ${target.producerEpoch}) in ${topic}-${partition}${target.startOffset === null ? '' : ` that started at offset ${target.startOffset}`}.`);
+    return 0;
+  });
 }
 
 function minutesArg(value: string | undefined): number {
