@@ -311,6 +311,8 @@ test('WriteTxnMarkers (v0 and v1): an ABORT closes the open transaction in the p
   assert.deepEqual(r0.markers.map((x) => [x.producerId, x.topics.map((t) => [t.name, t.partitions.map((p) => [p.partitionIndex, p.errorCode])])]), [[pid.producerId, [[topic, [[0, 0], [5, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION]]]]]]);
   assert.equal(await lastStable(topic, 0), 3, 'two records and the marker are stable');
   assert.equal((await describeProducers(topic, [0]))[0]!.activeProducers[0]!.currentTxnStartOffset, -1);
+  const noEpoch = await write(1, -1, [1]);
+  assert.equal(noEpoch.markers[0]!.topics[0]!.partitions[0]!.errorCode, ErrorCode.INVALID_REQUEST);
   const missing = await write(1, pid.producerEpoch, [0], 'ops-markers-missing');
   assert.equal(missing.markers[0]!.topics[0]!.partitions[0]!.errorCode, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION);
 

@@ -13,9 +13,11 @@
  *   partition (an ABORT is recorded in the transaction index), so the last stable offset moves
  *   on. A marker for a `__consumer_offsets` partition also completes (or drops) the producer's
  *   pending transactional offset commits there.
- * - Errors per partition, as Kafka: unknown topic or partition, UNKNOWN_TOPIC_OR_PARTITION; not
- *   led here, NOT_LEADER_OR_FOLLOWER; an epoch older than the partition has seen for the
- *   producer, INVALID_PRODUCER_EPOCH (nothing written); a failed write, KAFKA_STORAGE_ERROR.
+ * - Errors per partition: a negative producer id, producer epoch or coordinator epoch (no
+ *   producer whose transaction could end), INVALID_REQUEST; as Kafka: unknown topic or
+ *   partition, UNKNOWN_TOPIC_OR_PARTITION; not led here, NOT_LEADER_OR_FOLLOWER; an epoch older
+ *   than the partition has seen for the producer, INVALID_PRODUCER_EPOCH (nothing written); a
+ *   failed write, KAFKA_STORAGE_ERROR.
  * - Like Kafka without an authorizer, anyone may send it: aborting a transaction its coordinator
  *   still considers open loses that transaction's records in the partition, so operators abort
  *   only what `find-hanging` reports.
@@ -29,6 +31,7 @@ import { defineHandler, type RequestContext } from './handler.js';
 
 async function writeOne(ctx: RequestContext, topic: string, index: number, producerId: number, producerEpoch: number, commit: boolean, coordinatorEpoch: number): Promise<WriteTxnMarkersResponseWritableTxnMarkerPartitionResult> {
   const answer = (errorCode: number): WriteTxnMarkersResponseWritableTxnMarkerPartitionResult => ({ partitionIndex: index, errorCode });
+  if (producerId < 0 || producerEpoch < 0 || coordinatorEpoch < 0) return answer(ErrorCode.INVALID_REQUEST);
   const image = ctx.broker.image.topic(topic)?.partitions[index];
   if (image === undefined) return answer(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION);
   const partition = ctx.broker.replicaManager.getPartition(topic, index);
