@@ -809,14 +809,15 @@ export class Consumer<K = Buffer | null, V = Buffer | null> extends EventEmitter
   }
 
   private async fetchOnce(): Promise<FetchedPartition[]> {
+    const fetchable = [...this.partitions.values()].filter((s) => !s.paused && s.fetchOffset >= 0 && s.pendingTimestamp === null);
+    // Partitions whose leader is not known yet (first fetch, or after a leader change): one
+    // metadata refresh for all of them, then fetch from the leaders it names.
+    const leaderless = new Set(fetchable.filter((s) => this.cluster.leaderOf(s.topic, s.partition) < 0).map((s) => s.topic));
+    if (leaderless.size > 0) await this.cluster.refreshMetadata([...leaderless]).catch(() => {});
     const byLeader = new Map<number, PartitionState[]>();
-    for (const s of this.partitions.values()) {
-      if (s.paused || s.fetchOffset < 0 || s.pendingTimestamp !== null) continue;
+    for (const s of fetchable) {
       const leader = this.cluster.leaderOf(s.topic, s.partition);
-      if (leader < 0) {
-        await this.cluster.refreshMetadata([s.topic]).catch(() => {});
-        continue;
-      }
+      if (leader < 0) continue;
       let l = byLeader.get(leader);
       if (l === undefined) byLeader.set(leader, (l = []));
       l.push(s);
