@@ -26,6 +26,7 @@ import { readRequestHeader, writeResponseHeader } from '../protocol/apis.js';
 import { ErrorCode } from '../protocol/errors.js';
 import { Reader } from '../protocol/reader.js';
 import { isLazyRecords, Writer, type Chunk, type LazyRecords } from '../protocol/writer.js';
+import { peerGone, socketFd, type Sendfile } from './sendfile.js';
 import type { Broker } from './broker.js';
 import { apiVersionsResponse } from './handlers/api-versions.js';
 import { HANDLER_BY_KEY } from './handlers/index.js';
@@ -60,7 +61,19 @@ export const MAX_PENDING_RESPONSE_BYTES = 4 * 1024 * 1024;
 export interface ConnectionLimits {
   maxRequestBytes: number;
   maxPendingResponseBytes: number;
+  /** Zero-copy sending of segment slices, when the native addon is available and enabled. */
+  sendfile: Sendfile | null;
 }
+
+/**
+ * sendfile calls in flight across the process: each holds a libuv pool thread (shared with file
+ * I/O) while it runs; a connection that finds them all busy copies its next piece instead.
+ */
+const MAX_ACTIVE_SENDFILES = 2;
+let activeSendfiles = 0;
+/** How long a sendfile waits for a full socket to drain before handing back a short count. */
+const SENDFILE_POLL_MS = 20;
+const EMPTY = Buffer.alloc(0);
 
 export class Connection {
   private pending: Buffer[] = [];
@@ -345,29 +358,76 @@ export class Connection {
     this.endIfIdle();
   }
 
-  /** Streams lazy records in pieces, reading the next piece while the current one is sent. */
+  /** Sends lazy records (a segment slice): with sendfile when it can, else copied in pieces. */
   private async stream(records: LazyRecords): Promise<void> {
     try {
-      const read = async (from: number): Promise<Buffer> => {
-        const len = Math.min(STREAM_PIECE_BYTES, records.length - from);
-        const buf = takePiece(len);
-        const n = await records.readInto(buf, from, len);
-        // The length is already on the wire: a short read cannot be papered over.
-        if (n !== len) throw new Error(`short read of records: ${n} of ${len} bytes`);
-        return buf;
-      };
-      let from = 0;
-      let next = read(0);
-      while (from < records.length && !this.closed) {
-        const piece = await next;
-        from += piece.length;
-        if (from < records.length) next = read(from);
-        if (!this.socket.write(piece, () => returnPiece(piece)) && !this.closed) await this.drained();
-      }
-      if (from < records.length) await next.then(returnPiece, () => undefined);
+      const fd = this.limits.sendfile !== null && records.fileRegion !== undefined ? socketFd(this.socket) : -1;
+      if (fd >= 0) await this.streamZeroCopy(records, this.limits.sendfile!, fd);
+      else await this.streamCopied(records);
     } finally {
       records.release();
     }
+  }
+
+  /**
+   * sendfile from the segment to the socket once everything written before it has reached the
+   * kernel. When the socket stays full (a slow reader) or the pool's sendfile slots are taken,
+   * one piece goes through the socket's own write queue, which waits for the reader in libuv
+   * rather than in a pool thread; then sendfile resumes.
+   */
+  private async streamZeroCopy(records: LazyRecords, sendfile: Sendfile, socketFd: number): Promise<void> {
+    const region = records.fileRegion!();
+    let from = 0;
+    while (from < records.length && !this.closed) {
+      await this.flushed();
+      if (this.closed) return;
+      if (activeSendfiles < MAX_ACTIVE_SENDFILES) {
+        activeSendfiles++;
+        try {
+          from += await sendfile(socketFd, region.fd, region.position + from, records.length - from, SENDFILE_POLL_MS);
+        } catch (e) {
+          if (!peerGone(e)) throw e;
+          this.destroy('client went away during a fetch response', { error: (e as Error).message }, 'debug');
+          return;
+        } finally {
+          activeSendfiles--;
+        }
+        if (from >= records.length) return;
+      }
+      const len = Math.min(STREAM_PIECE_BYTES, records.length - from);
+      const piece = takePiece(len);
+      const n = await records.readInto(piece, from, len);
+      if (n !== len) throw new Error(`short read of records: ${n} of ${len} bytes`);
+      from += len;
+      if (!this.socket.write(piece, () => returnPiece(piece)) && !this.closed) await this.drained();
+    }
+  }
+
+  /** Resolves once every byte written so far has been handed to the kernel (or the socket closed). */
+  private flushed(): Promise<void> {
+    if (this.socket.writableLength === 0 || this.closed) return Promise.resolve();
+    return new Promise((resolve) => this.socket.write(EMPTY, () => resolve()));
+  }
+
+  /** Streams lazy records in pieces, reading the next piece while the current one is sent. */
+  private async streamCopied(records: LazyRecords): Promise<void> {
+    const read = async (from: number): Promise<Buffer> => {
+      const len = Math.min(STREAM_PIECE_BYTES, records.length - from);
+      const buf = takePiece(len);
+      const n = await records.readInto(buf, from, len);
+      // The length is already on the wire: a short read cannot be papered over.
+      if (n !== len) throw new Error(`short read of records: ${n} of ${len} bytes`);
+      return buf;
+    };
+    let from = 0;
+    let next = read(0);
+    while (from < records.length && !this.closed) {
+      const piece = await next;
+      from += piece.length;
+      if (from < records.length) next = read(from);
+      if (!this.socket.write(piece, () => returnPiece(piece)) && !this.closed) await this.drained();
+    }
+    if (from < records.length) await next.then(returnPiece, () => undefined);
   }
 
   private drained(): Promise<void> {
