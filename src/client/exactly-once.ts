@@ -14,6 +14,9 @@
  * with the transactions. One transaction at a time (batches of several partitions, with
  * `partitionsConsumedConcurrently` > 1, take turns).
  *
+ * After each commit the consumer emits 'commit' with the offsets the transaction committed, as
+ * for its own commits.
+ *
  * Failures: a batch whose transaction fails (the handler throws, a send fails, the commit fails)
  * is aborted and handled again from its first record — the input offset was not moved — up to
  * `retries` times with backoff; then the error goes to the consumer's own policy (`retry`,
@@ -78,6 +81,10 @@ export async function runExactlyOnce<K, V, PK, PV>(opts: ExactlyOnceOptions<K, V
       if (batch.messages.length === 0) return;
       const mine = turn.then(async () => {
         const last = batch.messages[batch.messages.length - 1]!.offset;
+        const committed = (offset: number): void => {
+          resolveOffset(offset);
+          consumer.emit('commit', [{ topic: batch.topic, partition: batch.partition, offset: offset + 1 }]);
+        };
         for (let attempt = 0; ; attempt++) {
           let txn: Transaction<PK, PV> | null = null;
           try {
@@ -85,13 +92,13 @@ export async function runExactlyOnce<K, V, PK, PV>(opts: ExactlyOnceOptions<K, V
             await handler({ batch, transaction: txn, heartbeat, isRunning, attempt });
             await txn.sendOffsets({ consumer, offsets: [{ topic: batch.topic, partition: batch.partition, offset: last + 1 }] });
             await txn.commit();
-            resolveOffset(last);
+            committed(last);
             return;
           } catch (e) {
             if (txn !== null && txn.state === 'committing') {
               // The commit was decided but not confirmed: only committing again can settle it.
               await txn.commit();
-              resolveOffset(last);
+              committed(last);
               return;
             }
             if (txn !== null && txn.isActive) await txn.abort().catch(() => {});
