@@ -12,14 +12,16 @@ import type { Consumer } from '../../src/client/consumer.js';
 import { StrandError } from '../../src/client/errors.js';
 import { runExactlyOnce } from '../../src/client/exactly-once.js';
 import { stringSerde } from '../../src/client/serializers.js';
+import * as m from '../../src/protocol/messages/index.js';
 import { startStrand, type StrandTestBroker } from '../../src/testing/index.js';
+import { ProtocolConnection } from '../../src/testing/protocol-client.js';
 import { eventually, uniqueName } from './helpers.js';
 
 let broker: StrandTestBroker;
 let kafka: Kafka;
 
 before(async () => {
-  broker = await startStrand({ config: { 'transaction.state.log.num.partitions': 3 } });
+  broker = await startStrand({ config: { 'transaction.state.log.num.partitions': 3, 'transaction.abort.timed.out.transaction.cleanup.interval.ms': 100 } });
   kafka = new Kafka({ brokers: [broker.bootstrap], clientId: 'txn-test' });
 });
 after(async () => {
@@ -46,6 +48,22 @@ async function readAll(topic: string, partitions: number, isolationLevel: 'read_
     await c.close();
   }
   return out;
+}
+
+/** ListOffsets latest of partition 0: the high watermark (isolation 0) or the last stable offset (1). */
+async function latest(topic: string, isolationLevel: 0 | 1): Promise<number> {
+  const c = await ProtocolConnection.connect('127.0.0.1', broker.port);
+  try {
+    const r = await c.send<m.ListOffsetsResponse>(m.ApiKey.ListOffsets, 2, {
+      replicaId: -1,
+      isolationLevel,
+      timeoutMs: 0,
+      topics: [{ name: topic, partitions: [{ partitionIndex: 0, currentLeaderEpoch: -1, timestamp: -1, maxNumOffsets: 1 }] }],
+    });
+    return r.topics[0]!.partitions[0]!.offset;
+  } finally {
+    c.close();
+  }
 }
 
 /** Values per partition in offset order. */
@@ -178,6 +196,73 @@ test('a batch the broker refuses makes the transaction abortable: sends and comm
   await next.commit();
   await producer.close();
   assert.deepEqual(await readAll(topic, 1, 'read_committed', 1), ['0:committed-1']);
+});
+
+test('sendOffsets with a consumer carries its generation and member id (KIP-447): a stale member cannot commit, its transaction becomes abortable', { timeout: 60000 }, async () => {
+  const topic = uniqueName('txn-447');
+  const groupId = uniqueName('g447');
+  await broker.createTopics([{ name: topic, partitions: 2 }]);
+  const opts = { groupId, commit: 'manual', commitOnRevoke: false, heartbeatIntervalMs: 100, fromBeginning: true } as const;
+  const a = kafka.consumer(opts);
+  a.subscribe(topic);
+  await a.run({ eachMessage: () => {} });
+  const stale = a.groupMetadata();
+  assert.ok(stale.generationId >= 0 && stale.memberId !== '', JSON.stringify(stale));
+  const b = kafka.consumer(opts);
+  b.subscribe(topic);
+  await b.run({ eachMessage: () => {} });
+  await eventually('a rebalance', () => (a.groupMetadata().generationId > stale.generationId && b.assignment().length === 1 && a.assignment().length === 1 ? true : undefined), 20000);
+
+  const producer = kafka.producer({ transactionalId: uniqueName('tid') });
+  const zombie = await producer.transaction();
+  await assert.rejects(zombie.sendOffsets({ consumer: { groupMetadata: () => stale }, offsets: [{ topic, partition: 0, offset: 1 }] }), (e: StrandError) => e.code === 'ILLEGAL_GENERATION');
+  assert.equal(zombie.state, 'abortable');
+  await zombie.abort();
+
+  const owned = a.assignment()[0]!;
+  const txn = await producer.transaction();
+  await txn.sendOffsets({ consumer: a, offsets: [{ ...owned, offset: 3 }] });
+  await txn.commit();
+  const admin = kafka.admin();
+  // EndTxn is answered once the decision is durable; the markers (which make the offsets visible) follow.
+  const committed = await eventually('the committed offsets', async () => {
+    const o = await admin.fetchOffsets(groupId);
+    return o.length > 0 ? o : undefined;
+  });
+  await admin.close();
+  assert.deepEqual(committed.map((o) => [o.topic, o.partition, o.offset]), [[topic, owned.partition, 3]]);
+  await producer.close();
+  await Promise.all([a.close(), b.close()]);
+});
+
+test('a transaction left open beyond transactionTimeoutMs is aborted by the coordinator, which fences the producer', { timeout: 30000 }, async () => {
+  const topic = uniqueName('txn-timeout');
+  await broker.createTopics([{ name: topic, partitions: 1 }]);
+  const producer = kafka.producer({ transactionalId: uniqueName('tid'), transactionTimeoutMs: 500 });
+  const txn = await producer.transaction();
+  await txn.send({ topic, value: 'too late' });
+  assert.ok((await latest(topic, 1)) < (await latest(topic, 0)), 'the open transaction holds the LSO back');
+  await eventually('the coordinator to abort the transaction', async () => ((await latest(topic, 1)) === (await latest(topic, 0)) ? true : undefined), 10000);
+  await assert.rejects(txn.commit(), (e: StrandError) => e.code === 'PRODUCER_FENCED' || e.code === 'INVALID_PRODUCER_EPOCH');
+  assert.ok(producer.fatalError !== null);
+  await producer.close();
+  assert.deepEqual(await readAll(topic, 1, 'read_uncommitted', 1), ['0:too late']);
+  assert.deepEqual(await readAll(topic, 1, 'read_committed', 0), []);
+});
+
+test('close() aborts an open transaction at once (read_committed readers do not wait for the transaction timeout)', { timeout: 30000 }, async () => {
+  const topic = uniqueName('txn-close');
+  await broker.createTopics([{ name: topic, partitions: 1 }]);
+  const producer = kafka.producer({ transactionalId: uniqueName('tid'), transactionTimeoutMs: 60000 });
+  const txn = await producer.transaction();
+  await txn.send({ topic, value: 'never committed' });
+  const pending = txn.send({ topic, value: 'still buffered' }).catch((e: StrandError) => e.code); // sent before the abort or dropped by it
+  await producer.close();
+  const outcome = await pending;
+  assert.ok(typeof outcome === 'object' || outcome === 'TRANSACTION_ABORTED', String(outcome));
+  assert.equal(txn.state, 'aborted');
+  await eventually('the abort markers', async () => ((await latest(topic, 1)) === (await latest(topic, 0)) ? true : undefined), 5000);
+  assert.deepEqual(await readAll(topic, 1, 'read_committed', 0), []);
 });
 
 test('runExactlyOnce: each batch is transformed and committed with its input offsets; a failing batch is aborted and handled again', { timeout: 60000 }, async () => {
