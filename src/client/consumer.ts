@@ -33,7 +33,10 @@
  *   'manual'       only `commit()` / `commitOffsets()` (and on rebalance and close unless
  *                  `commitOnRevoke: false`);
  *   'before'       synchronously before a fetched batch is handed to the handler — at-most-once.
- * Exactly-once (read-process-write in a transaction) needs the transactions issue.
+ * Exactly-once (read-process-write in a transaction, the offsets committed by a transactional
+ * producer): `runExactlyOnce` in exactly-once.ts, with 'manual' and `commitOnRevoke: false`.
+ * Under read_committed, OffsetFetch answering UNSTABLE_OFFSET_COMMIT (a transaction holds the
+ * group's offsets pending) is retried until that transaction ends.
  *
  * Failures. A handler that throws is retried per `retry` (attempts, exponential backoff with
  * jitter, `retryOn` to choose which errors retry); when the attempts run out, `onFailure`
