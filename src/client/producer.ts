@@ -1080,7 +1080,8 @@ export class Producer<K = Buffer | string | null, V = Buffer | string | null> {
       this.setFatal(e);
       return;
     }
-    // A failed batch may or may not be in the log: its partition's sequence is uncertain.
+    // A failed batch may or may not be in the log: its partition's sequence is uncertain. (The
+    // bump costs one InitProducerId; other failures get the same clean start.)
     this.bumpEpoch = true;
     const t = this.txn;
     if (t === null || t.error !== null || t.state === 'aborting') return;
@@ -1115,14 +1116,19 @@ export class Producer<K = Buffer | string | null, V = Buffer | string | null> {
     if (q.adding || t === null || t.error !== null || this.fatal !== null) return;
     q.adding = true;
     this.addQueue.push(q);
-    this.addLoop ??= this.addPartitions(t).finally(() => {
+    this.addLoop ??= this.addPartitions().finally(() => {
       this.addLoop = null;
     });
   }
 
-  private async addPartitions(t: TxnState): Promise<void> {
+  private async addPartitions(): Promise<void> {
     while (this.addQueue.length > 0) {
       const qs = this.addQueue.splice(0);
+      const t = this.txn;
+      if (t === null) {
+        for (const q of qs) q.adding = false;
+        continue;
+      }
       const byTopic = new Map<string, number[]>();
       for (const q of qs) {
         let l = byTopic.get(q.topic);
@@ -1329,7 +1335,12 @@ export class Producer<K = Buffer | string | null, V = Buffer | string | null> {
     await this.endTransaction(t, false);
     t.state = 'aborted';
     this.txn = null;
-    if (this.bumpEpoch) await this.initTransactionalId(true);
+    if (this.bumpEpoch) {
+      await this.initTransactionalId(true).catch((e: unknown) => {
+        if (this.fatal !== null) throw e;
+        // Not fatal (e.g. the coordinator is still unavailable): the next transaction() tries again.
+      });
+    }
   }
 
   /** Sends every buffered record now and resolves when all have been acknowledged or have failed. */
