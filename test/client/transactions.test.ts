@@ -311,3 +311,51 @@ test('runExactlyOnce: each batch is transformed and committed with its input off
     (e: StrandError) => e.code === 'INVALID_CONFIG',
   );
 });
+
+test('runExactlyOnce with two members and a rebalance in the middle: every input record\'s output exactly once', { timeout: 90000 }, async () => {
+  const input = uniqueName('eos2-in');
+  const output = uniqueName('eos2-out');
+  const groupId = uniqueName('eos2-g');
+  await broker.createTopics([{ name: input, partitions: 4 }, { name: output, partitions: 2 }]);
+  const n = 20000;
+  const p = kafka.producer({ batchBytes: 4096 });
+  await p.sendBatch(Array.from({ length: n }, (_, i) => ({ topic: input, key: String(i), value: String(i) })));
+  await p.close();
+
+  let handled = 0;
+  const start = async (name: string): Promise<{ consumer: Consumer<string | null, string | null>; close(): Promise<void> }> => {
+    const consumer: Consumer<string | null, string | null> = kafka.consumer({ groupId, fromBeginning: true, commit: 'manual', commitOnRevoke: false, heartbeatIntervalMs: 100, keyDeserializer: stringSerde, valueDeserializer: stringSerde });
+    const producer = kafka.producer<string | null, string | null>({ transactionalId: `${groupId}-${name}`, keySerializer: stringSerde, valueSerializer: stringSerde });
+    consumer.subscribe(input);
+    await runExactlyOnce({
+      consumer,
+      producer,
+      initialBackoffMs: 10,
+      handler: async ({ batch, transaction }) => {
+        await transaction.sendBatch(batch.messages.map((m) => ({ topic: output, key: m.key, value: m.value })));
+        handled += batch.messages.length;
+        await new Promise((r) => setTimeout(r, 2)); // leave room for the rebalance to land mid-stream
+      },
+    });
+    return { consumer, close: async () => { await consumer.close(); await producer.close(); } };
+  };
+  const a = await start('a');
+  await eventually('a to make progress', () => (handled > n / 5 ? true : undefined), 30000, 5);
+  const b = await start('b');
+  await eventually('b to get partitions', () => (b.consumer.assignment().length > 0 ? true : undefined), 30000, 10);
+  const handledAtRebalance = handled;
+  assert.ok(handledAtRebalance < n, 'the rebalance came before the end of the input');
+  const admin = kafka.admin();
+  await eventually('every input offset committed', async () => {
+    const o = await admin.fetchOffsets(groupId);
+    return o.reduce((sum, x) => sum + x.offset, 0) === n ? true : undefined;
+  }, 60000, 100);
+  await admin.close();
+  await Promise.all([a.close(), b.close()]);
+  const out = await readAll(output, 2, 'read_committed', n);
+  const values = out.map((r) => Number(r.slice(r.indexOf(':') + 1)));
+  const seen = new Uint8Array(n);
+  for (const v of values) seen[v]!++;
+  assert.equal(values.length, n, `${values.length} output records for ${n} inputs`);
+  assert.ok(seen.every((x) => x === 1), 'each input exactly once in the output');
+});
