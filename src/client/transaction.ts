@@ -29,7 +29,7 @@
  */
 import { ErrorCode } from '../protocol/errors.js';
 import { backoffMs, sleep, type Cluster } from './cluster.js';
-import type { Connection } from './connection.js';
+import { channels, type Connection } from './connection.js';
 import { KafkaError, StrandError } from './errors.js';
 import type { ProducerRecord, RecordMetadata } from './producer.js';
 
@@ -182,6 +182,7 @@ export async function coordinatorRequest<T>(o: CoordinatorRequestOptions<T>): Pr
       throw new StrandError(error.code, `${o.what}: still failing after ${o.timeoutMs} ms: ${error.message}`, { cause: error, retriable: true });
     }
     o.cluster.logger.debug('retrying', { what: o.what, attempt, error: error.code, waitMs });
+    if (channels.retry.hasSubscribers) channels.retry.publish({ what: o.what, attempt, error });
     await sleep(waitMs);
   }
 }

@@ -7,6 +7,7 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import diagnosticsChannel from 'node:diagnostics_channel';
 import { Kafka } from '../../src/client/kafka.js';
 import type { Consumer } from '../../src/client/consumer.js';
 import { StrandError } from '../../src/client/errors.js';
@@ -156,8 +157,13 @@ test('a second producer with the same transactional id fences the first: its ope
   const zombieTxn = await first.transaction();
   await zombieTxn.send({ topic, value: 'zombie-1' });
 
+  // The coordinator aborts the open transaction first, answering CONCURRENT_TRANSACTIONS meanwhile: retried.
+  const retries: string[] = [];
+  const onRetry = (m: unknown): void => void retries.push(`${(m as { what: string }).what} ${(m as { error: StrandError }).error.code}`);
+  diagnosticsChannel.subscribe('strand:client:retry', onRetry);
   const second = kafka.producer({ transactionalId: tid });
-  await second.initTransactions();
+  await second.initTransactions().finally(() => diagnosticsChannel.unsubscribe('strand:client:retry', onRetry));
+  assert.ok(retries.includes('InitProducerId CONCURRENT_TRANSACTIONS'), retries.join(', '));
 
   // The zombie's next request is refused with a fencing error and the producer is done for.
   const fenced = (e: StrandError): boolean => e.code === 'PRODUCER_FENCED' || e.code === 'INVALID_PRODUCER_EPOCH';
