@@ -1093,7 +1093,14 @@ export class Producer<K = Buffer | string | null, V = Buffer | string | null> {
 
   private setFatal(e: Error): void {
     if (this.fatal !== null) return;
-    this.fatal = e;
+    const fenced = e instanceof KafkaError && (e.errorCode === ErrorCode.PRODUCER_FENCED || e.errorCode === ErrorCode.INVALID_PRODUCER_EPOCH);
+    this.fatal = fenced
+      ? new KafkaError(
+          e.errorCode,
+          `transactional id ${this.transactionalId}; first seen: ${e.message}`,
+          'a newer producer with this transactional id took over, or the coordinator aborted a transaction left open longer than transactionTimeoutMs; close this producer',
+        )
+      : e;
     this.cluster.logger.error('the transactional producer failed for good; close it', { transactionalId: this.transactionalId, error: e.message });
     this.failUnsent(e);
   }
@@ -1204,7 +1211,7 @@ export class Producer<K = Buffer | string | null, V = Buffer | string | null> {
       );
     } catch (e) {
       if (bump && (isFatalTxnError(e) || (e instanceof StrandError && e.code === 'UNSUPPORTED_VERSION'))) this.setFatal(e as Error);
-      throw e;
+      throw this.fatal ?? e;
     }
     this.producerId = r.producerId;
     this.producerEpoch = r.producerEpoch;
@@ -1268,7 +1275,7 @@ export class Producer<K = Buffer | string | null, V = Buffer | string | null> {
       await op;
     } catch (e) {
       if (this.txn === t) this.txnFailed(e as Error);
-      throw e;
+      throw this.fatal ?? e;
     } finally {
       t.ops.delete(op);
     }
@@ -1285,7 +1292,7 @@ export class Producer<K = Buffer | string | null, V = Buffer | string | null> {
     } catch (e) {
       if (isFatalTxnError(e)) this.setFatal(e as Error);
       else t.endFailed = true;
-      throw e;
+      throw this.fatal ?? e;
     }
   }
 

@@ -170,6 +170,7 @@ test('a second producer with the same transactional id fences the first: its ope
   await assert.rejects(zombieTxn.send({ topic, value: 'zombie-2' }), fenced);
   await assert.rejects(zombieTxn.commit(), fenced);
   assert.ok(first.fatalError !== null && fenced(first.fatalError as StrandError));
+  assert.match(first.fatalError.message, new RegExp(`transactional id ${tid}.*took over.*close this producer`));
   await assert.rejects(zombieTxn.abort(), fenced);
   await assert.rejects(first.transaction(), fenced);
   await first.close();
