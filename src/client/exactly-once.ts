@@ -20,10 +20,11 @@
  * Failures: a batch whose transaction fails (the handler throws, a send fails, the commit fails)
  * is aborted and handled again from its first record — the input offset was not moved — up to
  * `retries` times with backoff; then the error goes to the consumer's own policy (`retry`,
- * `onFailure`: 'fail' stops the consumer, 'skip' moves past the batch's first record). A fenced
- * producer (another instance took over the transactional id) or a consumer that lost the
- * partition in a rebalance does not retry: the partition's new owner continues from the last
- * committed offsets.
+ * `onFailure`: 'fail' stops the consumer, 'skip' moves past the batch's first record). A consumer
+ * that lost the partition in a rebalance does not retry: the partition's new owner continues
+ * from the last committed offsets. A fenced producer (another instance took over the
+ * transactional id) stops the consumer, which leaves the group; `consumer.done()` rejects with
+ * the fencing error.
  */
 import { backoffMs, sleep } from './cluster.js';
 import type { Consumer, ConsumerMessage } from './consumer.js';
@@ -95,6 +96,12 @@ export async function runExactlyOnce<K, V, PK, PV>(opts: ExactlyOnceOptions<K, V
             committed(last);
             return;
           } catch (e) {
+            if (producer.fatalError !== null) {
+              // Fenced: a newer instance carries on. This one stops (leaving the group) instead of
+              // letting the consumer's retry or skip policy spin on a producer that cannot write.
+              void consumer.close().catch(() => {});
+              throw producer.fatalError;
+            }
             if (txn !== null && txn.state === 'committing') {
               // The commit was decided but not confirmed: only committing again can settle it.
               await txn.commit();
@@ -102,7 +109,7 @@ export async function runExactlyOnce<K, V, PK, PV>(opts: ExactlyOnceOptions<K, V
               return;
             }
             if (txn !== null && txn.isActive) await txn.abort().catch(() => {});
-            if (producer.fatalError !== null || attempt >= retries || !isRunning()) throw e;
+            if (attempt >= retries || !isRunning()) throw e;
             consumer.emit('transactionRetry', { topic: batch.topic, partition: batch.partition, offset: batch.messages[0]!.offset, attempt: attempt + 1, error: e });
             await sleep(backoffMs(attempt + 1, initialBackoffMs, maxBackoffMs));
           }

@@ -366,3 +366,40 @@ test('runExactlyOnce with two members and a rebalance in the middle: every input
   assert.equal(values.length, n, `${values.length} output records for ${n} inputs`);
   assert.ok(seen.every((x) => x === 1), 'each input exactly once in the output');
 });
+
+test('runExactlyOnce stops when its producer is fenced by a newer instance: done() rejects with the fencing error, nothing of the zombie is committed', { timeout: 60000 }, async () => {
+  const input = uniqueName('eos3-in');
+  const output = uniqueName('eos3-out');
+  const groupId = uniqueName('eos3-g');
+  const tid = uniqueName('eos3-tid');
+  await broker.createTopics([{ name: input, partitions: 1 }, { name: output, partitions: 1 }]);
+  const consumer: Consumer<string | null, string | null> = kafka.consumer({ groupId, fromBeginning: true, commit: 'manual', commitOnRevoke: false, onFailure: 'skip', keyDeserializer: stringSerde, valueDeserializer: stringSerde });
+  const producer = kafka.producer<string | null, string | null>({ transactionalId: tid, keySerializer: stringSerde, valueSerializer: stringSerde });
+  consumer.subscribe(input);
+  let handled = 0;
+  await runExactlyOnce({
+    consumer,
+    producer,
+    handler: async ({ batch, transaction }) => {
+      await transaction.sendBatch(batch.messages.map((m) => ({ topic: output, value: `out-${m.value}` })));
+      handled += batch.messages.length;
+    },
+  });
+  const input1 = kafka.producer();
+  await input1.send({ topic: input, value: 'first' });
+  await eventually('the first record handled', () => (handled === 1 ? true : undefined));
+  // A newer instance takes the transactional id over.
+  const newer = kafka.producer({ transactionalId: tid });
+  await newer.initTransactions();
+  await input1.send({ topic: input, value: 'second' });
+  await input1.close();
+  await assert.rejects(consumer.done(), (e: StrandError) => e.code === 'PRODUCER_FENCED' || e.code === 'INVALID_PRODUCER_EPOCH');
+  await consumer.close();
+  await producer.close();
+  await newer.close();
+  assert.deepEqual(await readAll(output, 1, 'read_committed', 1), ['0:out-first']);
+  const admin = kafka.admin();
+  const offsets = await admin.fetchOffsets(groupId);
+  await admin.close();
+  assert.deepEqual(offsets.map((o) => o.offset), [1], 'the zombie did not commit (or skip past) the second record');
+});
