@@ -38,6 +38,8 @@ export {
   type PartitionProducers,
   type AbortTransactionSpec,
 } from './admin.js';
+export { Transaction, type TransactionState, type SendOffsetsOptions, type ConsumerGroupMetadata, type HasGroupMetadata } from './transaction.js';
+export { runExactlyOnce, type ExactlyOnceOptions, type ExactlyOncePayload } from './exactly-once.js';
 export { StrandError, KafkaError, ConnectionError, type StrandErrorOptions } from './errors.js';
 export { murmur2, toPositive, partitionForKey, type Partitioner } from './partitioner.js';
 export { rangeAssignor, roundRobinAssignor, type Assignor, type AssignorName, type MemberSubscription, type Assignment } from './assignors.js';
