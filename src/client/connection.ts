@@ -62,6 +62,7 @@ export const CLIENT_VERSIONS: ReadonlyMap<number, readonly [number, number]> = n
   [24, [0, 3]], // AddPartitionsToTxn: v4+ is the broker-to-broker form (KIP-890)
   [25, [0, 3]], // AddOffsetsToTxn
   [26, [0, 3]], // EndTxn: v4+ TRANSACTION_ABORTABLE, v5 transactions v2 (KIP-890)
+  [27, [0, 1]], // WriteTxnMarkers: Admin.abortTransaction only
   [28, [0, 3]], // TxnOffsetCommit: v3 carries the group generation (KIP-447)
   [32, [1, 4]], // DescribeConfigs
   [33, [0, 2]], // AlterConfigs
@@ -73,7 +74,6 @@ export const CLIENT_VERSIONS: ReadonlyMap<number, readonly [number, number]> = n
   [61, [0, 0]], // DescribeProducers
   [65, [0, 0]], // DescribeTransactions
   [66, [0, 1]], // ListTransactions
-  [27, [0, 1]], // WriteTxnMarkers: Admin.abortTransaction only
 ]);
 
 /** node:diagnostics_channel channels the client publishes on (observability hooks). */
