@@ -61,6 +61,7 @@ export const CLIENT_VERSIONS: ReadonlyMap<number, readonly [number, number]> = n
   [22, [0, 4]], // InitProducerId
   [32, [1, 4]], // DescribeConfigs
   [33, [0, 2]], // AlterConfigs
+  [35, [1, 4]], // DescribeLogDirs
   [37, [0, 3]], // CreatePartitions
   [42, [0, 2]], // DeleteGroups
   [44, [0, 1]], // IncrementalAlterConfigs

@@ -31,6 +31,8 @@ export {
   type GroupMemberDescription,
   type GroupOffset,
   type PartitionLag,
+  type LogDirDescription,
+  type BrokerApiVersions,
 } from './admin.js';
 export { StrandError, KafkaError, ConnectionError, type StrandErrorOptions } from './errors.js';
 export { murmur2, toPositive, partitionForKey, type Partitioner } from './partitioner.js';
