@@ -13,13 +13,14 @@ import { RECORDS_HELP, recordsCommand } from './commands/records.js';
 import { CLUSTER_HELP, clusterCommand } from './commands/cluster.js';
 import { PERF_HELP, perfCommand } from './commands/perf.js';
 import { COMPLETION_HELP, completionCommand } from './commands/completion.js';
+import { CONSOLE_HELP, consoleCommand } from './commands/console.js';
 
 const HELP = `Usage: strand <command> [options]
 
 Strand: a Kafka-compatible streaming platform for Node.js.
 
 Commands:
-  broker        run a broker (with --metrics-port: a Prometheus endpoint)
+  broker        run a broker (with --metrics-port: a Prometheus endpoint; --console-port: the web console)
   topics        create, list, describe, alter-config, add-partitions, delete topics
   produce       write records from stdin or a file, one per line
   consume       read records, printed as text, a format template or JSON
@@ -27,6 +28,7 @@ Commands:
   records       delete records before an offset
   cluster       cluster status: brokers, controller, topics, groups
   perf          load generator: perf produce | perf consume (records/s, MB/s, latency)
+  console       serve the web console for a cluster (topics, messages, groups, live charts)
   completion    shell completion script (strand completion bash)
   help          show this help
 
@@ -43,6 +45,7 @@ const COMMANDS: Record<string, { help: string; run: (argv: string[]) => Promise<
   cluster: { help: CLUSTER_HELP, run: clusterCommand },
   perf: { help: PERF_HELP, run: perfCommand },
   completion: { help: COMPLETION_HELP, run: completionCommand },
+  console: { help: CONSOLE_HELP, run: consoleCommand },
 };
 
 export const COMMAND_NAMES = Object.keys(COMMANDS);
