@@ -1,0 +1,12 @@
+import { chromium } from 'playwright-core';
+const b = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: ['--no-sandbox','--disable-gpu'] });
+const p = await b.newPage({ viewport: { width: 1400, height: 900 } });
+p.on('console', (m) => console.log('console:', m.type(), m.text()));
+p.on('response', (r) => { if (r.status() >= 400) console.log('HTTP', r.status(), r.url()); });
+await p.goto('http://127.0.0.1:29472/#/topics/t2/messages');
+await p.waitForTimeout(1500);
+await p.getByTestId('browse-load').click();
+await p.waitForTimeout(2000);
+console.log(await p.locator('[data-testid=message-row]').count());
+console.log((await p.locator('main').textContent()).slice(0, 600));
+await b.close();
