@@ -198,6 +198,8 @@ export class ConsoleApi {
     if (names.length === 0) return { topics: [] };
     const described = await this.admin.describeTopics(names);
     const sizes = await this.sizes();
+    const configs = await this.admin.describeConfigs(names.map((name) => ({ type: 'topic' as const, name, keys: ['cleanup.policy', 'retention.ms'] })));
+    const configOf = (topic: string, key: string): string | null => configs.find((c) => c.name === topic)?.configs.find((c) => c.name === key)?.value ?? null;
     const topics = [];
     for (const t of described) {
       const [starts, ends] = await Promise.all([this.admin.listOffsets(t.name, 'earliest'), this.admin.listOffsets(t.name, 'latest')]);
@@ -210,6 +212,8 @@ export class ConsoleApi {
         underReplicated: t.partitions.filter((p) => p.isr.length < p.replicas.length).length,
         records,
         sizeBytes: sizes === null ? null : t.partitions.reduce((n, p) => n + (sizes.get(`${t.name}\u0000${p.partition}`) ?? 0), 0),
+        cleanupPolicy: configOf(t.name, 'cleanup.policy'),
+        retentionMs: configOf(t.name, 'retention.ms'),
       });
     }
     return { topics };

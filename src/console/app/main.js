@@ -88,7 +88,16 @@ function fmtBytes(n) {
   return `${i === 0 ? n : n.toFixed(n >= 100 ? 0 : 1)} ${units[i]}`;
 }
 function fmtRate(n) {
-  return n >= 100 ? n.toFixed(0) : n >= 10 ? n.toFixed(1) : n.toFixed(2);
+  return n >= 100 ? nf.format(Math.round(n)) : n >= 10 ? n.toFixed(1) : n.toFixed(2);
+}
+function fmtDuration(ms) {
+  if (ms === null || ms === undefined) return '–';
+  const n = Number(ms);
+  if (n < 0 || n >= 9e18) return 'forever';
+  const units = [['d', 86400000], ['h', 3600000], ['min', 60000], ['s', 1000]];
+  for (const [u, size] of units) if (n >= size && n % size === 0) return `${n / size} ${u}`;
+  for (const [u, size] of units) if (n >= size) return `${(n / size).toFixed(1)} ${u}`;
+  return `${n} ms`;
 }
 function fmtTime(ms) {
   if (ms === null || ms === undefined || ms < 0) return '–';
@@ -189,7 +198,7 @@ function ConfirmModal({ title, name, what, danger = true, onConfirm, onClose }) 
 
 // ---------------------------------------------------------------------------------------- charts
 
-function Chart({ title, series, points, format, note, testid }) {
+function Chart({ title, series, points, format, axisFormat = format, note, testid }) {
   const box = useRef(null);
   const plot = useRef(null);
   useEffect(() => {
@@ -197,8 +206,8 @@ function Chart({ title, series, points, format, note, testid }) {
     const opts = {
       width,
       height: 200,
-      series: [{}, ...series.map((s) => ({ label: s.label, stroke: s.color, width: 2, fill: s.color + '18', value: (u, v) => (v === null || v === undefined ? '–' : format(v)) }))],
-      axes: [{ stroke: '#667085', grid: { stroke: '#eef0f3' }, ticks: { stroke: '#e3e6eb' } }, { stroke: '#667085', grid: { stroke: '#eef0f3' }, ticks: { stroke: '#e3e6eb' }, size: 64, values: (u, vals) => vals.map((v) => format(v)) }],
+      series: [{ value: (u, v) => (v === null || v === undefined ? '–' : new Date(v * 1000).toLocaleTimeString()) }, ...series.map((s) => ({ label: s.label, stroke: s.color, width: 2, fill: s.color + '1a', points: { show: false }, value: (u, v) => (v === null || v === undefined ? '–' : format(v)) }))],
+      axes: [{ stroke: '#667085', grid: { stroke: '#eef0f3' }, ticks: { stroke: '#e3e6eb' } }, { stroke: '#667085', grid: { stroke: '#eef0f3' }, ticks: { stroke: '#e3e6eb' }, size: 78, values: (u, vals) => vals.map((v) => axisFormat(v)) }],
       scales: { x: { time: true }, y: { range: (u, min, max) => [0, Math.max(1, max * 1.15)] } },
       cursor: { drag: { x: false, y: false } },
       legend: { live: true },
@@ -233,7 +242,7 @@ function TrafficCharts() {
       <${Chart} testid="chart-records" title="Records per second" points=${points} format=${fmtRate}
         series=${[{ key: 'recordsIn', label: 'in', color: '#4f46e5' }, { key: 'recordsOut', label: 'out (group commits)', color: '#0f9d58' }]}
         note="In: growth of partition end offsets (transaction markers count too). Out: growth of consumer groups' committed offsets — consumers that never commit are not seen." />
-      <${Chart} testid="chart-bytes" title="Bytes per second" points=${points} format=${(v) => fmtBytes(v) + '/s'}
+      <${Chart} testid="chart-bytes" title="Bytes per second" points=${points} format=${(v) => fmtBytes(v) + '/s'} axisFormat=${fmtBytes}
         series=${[{ key: 'bytesIn', label: 'in (log growth)', color: '#4f46e5' }, { key: 'bytesOut', label: 'out (estimate)', color: '#0f9d58' }]}
         note="In: growth of the logs' size on disk (DescribeLogDirs; shrinking by retention counts 0). Out: an estimate, records committed × average record size on disk." />
     </div>
@@ -341,11 +350,13 @@ function TopicsPage() {
     <div class="card">
       ${!data ? html`<${Loading} />` : topics.length === 0 ? html`<div class="empty">No topics${filter ? ' match' : ' yet'}.</div>` : html`
       <div class="table-wrap"><table data-testid="topics-table">
-        <thead><tr><th>Name</th><th class="num">Partitions</th><th class="num">Replication</th><th class="num">Records</th><th class="num">Size on disk</th><th>Health</th></tr></thead>
+        <thead><tr><th>Name</th><th class="num">Partitions</th><th class="num">Replication</th><th class="num">Records</th><th class="num">Size on disk</th><th>Cleanup</th><th class="num">Retention</th><th>Health</th></tr></thead>
         <tbody>${topics.map((t) => html`<tr data-topic=${t.name}>
           <td><a href="#/topics/${enc(t.name)}">${t.name}</a> ${t.internal ? html`<span class="badge">internal</span>` : null}</td>
           <td class="num">${t.partitions}</td><td class="num">${t.replicationFactor}</td>
           <td class="num">${fmtNum(t.records)}</td><td class="num">${fmtBytes(t.sizeBytes)}</td>
+          <td>${t.cleanupPolicy ? t.cleanupPolicy.split(',').map((c) => html`<span class="badge ${c === 'compact' ? 'accent' : ''}">${c}</span> `) : '–'}</td>
+          <td class="num">${fmtDuration(t.retentionMs)}</td>
           <td>${t.underReplicated > 0 ? html`<span class="badge warn">${t.underReplicated} under-replicated</span>` : html`<span class="badge ok">in sync</span>`}</td>
         </tr>`)}</tbody>
       </table></div>`}
@@ -452,7 +463,7 @@ function MessageRow({ m }) {
   return html`<tr class="msg" onClick=${() => setOpen(!open)} data-testid="message-row" data-offset=${m.offset}>
     <td class="num mono">${m.offset}</td>
     <td class="mono" style="white-space:nowrap">${fmtTime(m.timestamp)}</td>
-    <td><${Bytes} b=${m.key} open=${open} /></td>
+    <td class="msg-key"><${Bytes} b=${m.key} open=${open} /></td>
     <td data-testid="message-value"><${Bytes} b=${m.value} open=${open} /> ${m.value.json ? html`<span class="badge accent">JSON</span>` : null}</td>
     <td>${m.headers.length === 0 ? html`<span class="msg-null">none</span>` : m.headers.map((hd) => html`<span class="hdr">${hd.key}=${hd.value.text ?? 'null'}</span>`)}</td>
   </tr>`;
