@@ -155,7 +155,7 @@ test("a slow consumer group's lag falls; once stopped, a reset from the browser 
   await consumer.run({
     eachMessage: async () => {
       consumed++;
-      await new Promise((r) => setTimeout(r, 150)); // slow on purpose: the lag has to be seen falling
+      await new Promise((r) => setTimeout(r, 250)); // slow on purpose: the lag has to be seen falling
     },
   });
   try {
