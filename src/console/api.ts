@@ -104,7 +104,6 @@ export function showBytes(b: Buffer | null): ShownBytes {
   try {
     text = utf8.decode(part);
     // Control characters other than whitespace mean binary data that happens to decode.
-    // eslint-disable-next-line no-control-regex
     if (/[\u0000-\u0008\u000e-\u001f]/.test(text)) throw new Error('binary');
   } catch {
     return { text: part.toString('base64'), encoding: 'base64', size: b.length, json: false, truncated: cut };
@@ -283,6 +282,8 @@ export class ConsoleApi {
     topicName(name);
     const partition = intOf(q.get('partition') ?? '0', 'partition', 0, 1000000);
     const limit = intOf(q.get('limit') ?? '50', 'limit', 1, MAX_BROWSE_RECORDS);
+    const [t] = await this.admin.describeTopics([name]);
+    if (partition >= t!.partitions.length) throw new ApiError('UNKNOWN_TOPIC_OR_PARTITION', `${name} has no partition ${partition} (it has ${t!.partitions.length})`, 404);
     const [[start], [end]] = await Promise.all([this.admin.listOffsets(name, 'earliest', [partition]), this.admin.listOffsets(name, 'latest', [partition])]);
     const startOffset = start!.offset;
     const endOffset = end!.offset;

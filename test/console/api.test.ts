@@ -133,6 +133,9 @@ test('the message browser: offsets, timestamps, the end, binary-safe bytes, JSON
   assert.deepEqual([past.from, past.records], [4, []], 'an offset past the end is clamped to the end');
   assert.equal((await call('GET', '/api/topics/api-msgs/messages?partition=0&limit=100000')).json.error.code, 'INVALID_REQUEST');
   assert.equal((await call('GET', '/api/topics/api-msgs/messages?partition=-1')).json.error.code, 'INVALID_REQUEST');
+  const noPartition = await call('GET', '/api/topics/api-msgs/messages?partition=7');
+  assert.deepEqual([noPartition.status, noPartition.json.error.code], [404, 'UNKNOWN_TOPIC_OR_PARTITION']);
+  assert.equal((await call('GET', '/api/topics/api-none/messages?partition=0')).json.error.code, 'UNKNOWN_TOPIC_OR_PARTITION');
   assert.equal((await call('GET', '/api/topics/api-msgs/messages?partition=0&timestamp=yesterday')).json.error.code, 'INVALID_REQUEST');
 
   const cut = showBytes(Buffer.alloc(MAX_SHOWN_VALUE_BYTES + 10, 0x61));
