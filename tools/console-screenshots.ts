@@ -91,6 +91,12 @@ async function main(): Promise<void> {
     });
     await shoot('groups', '#/groups', '[data-testid=groups-table]');
     await shoot('group', '#/groups/analytics', '[data-testid=group-offsets]');
+    // The dark palette follows the system setting.
+    await page.emulateMedia({ colorScheme: 'dark' });
+    await shoot('cluster-dark', '#/cluster', '[data-testid=brokers]');
+    await shoot('messages-dark', '#/topics/orders/messages', '[data-testid=message-row]', async () => {
+      await page.locator('[data-testid=message-row]').nth(1).click();
+    });
     await admin.close();
     await producer.close();
   } finally {

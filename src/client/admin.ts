@@ -423,7 +423,9 @@ export class Admin {
   async listGroups(): Promise<GroupListing[]> {
     await this.cluster.refreshMetadata();
     const out: GroupListing[] = [];
-    for (const nodeId of this.cluster.brokers.keys()) {
+    // A copy: a concurrent metadata refresh clears and refills the map while this loop awaits,
+    // and iterating the live map would then visit the same broker again.
+    for (const nodeId of [...this.cluster.brokers.keys()]) {
       const r = await this.cluster.withRetry('ListGroups', async () => (await this.cluster.connection(nodeId)).request(ListGroupsApi, { statesFilter: [], typesFilter: [] }));
       if (r.errorCode !== 0) throw new KafkaError(r.errorCode, 'ListGroups');
       for (const g of r.groups) out.push({ groupId: g.groupId, protocolType: g.protocolType, state: g.groupState });

@@ -71,6 +71,26 @@ test('DescribeLogDirs leaves out partitions the broker does not host, and answer
   }
 });
 
+test('listGroups lists each group once while metadata refreshes land (regression: the console showed every group three times)', T, async () => {
+  const t = uniqueName('lg');
+  await admin.createTopics([{ name: t }]);
+  for (const g of ['lg-a', 'lg-b']) await admin.resetOffsets(g, t, 'earliest');
+  // Metadata refreshes land while listGroups waits for its ListGroups answers.
+  let refreshing = true;
+  const refresher = (async () => {
+    while (refreshing) await admin.cluster.refreshMetadata();
+  })();
+  try {
+    for (let i = 0; i < 20; i++) {
+      const ids = (await admin.listGroups()).map((g) => g.groupId).filter((id) => id.startsWith('lg-'));
+      assert.deepEqual(ids, ['lg-a', 'lg-b']);
+    }
+  } finally {
+    refreshing = false;
+    await refresher;
+  }
+});
+
 test('apiVersions lists what the broker offers and the version the client uses', T, async () => {
   const [b] = await admin.apiVersions();
   assert.equal(b!.broker, broker.broker.nodeId);

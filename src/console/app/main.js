@@ -203,11 +203,14 @@ function Chart({ title, series, points, format, axisFormat = format, note, testi
   const plot = useRef(null);
   useEffect(() => {
     const width = Math.max(300, box.current.clientWidth);
+    const css = getComputedStyle(document.documentElement);
+    const grid = css.getPropertyValue('--grid').trim() || '#eef0f3';
+    const axis = css.getPropertyValue('--muted').trim() || '#667085';
     const opts = {
       width,
       height: 200,
       series: [{ value: (u, v) => (v === null || v === undefined ? '–' : new Date(v * 1000).toLocaleTimeString()) }, ...series.map((s) => ({ label: s.label, stroke: s.color, width: 2, fill: s.color + '1a', points: { show: false }, value: (u, v) => (v === null || v === undefined ? '–' : format(v)) }))],
-      axes: [{ stroke: '#667085', grid: { stroke: '#eef0f3' }, ticks: { stroke: '#e3e6eb' } }, { stroke: '#667085', grid: { stroke: '#eef0f3' }, ticks: { stroke: '#e3e6eb' }, size: 78, values: (u, vals) => vals.map((v) => axisFormat(v)) }],
+      axes: [{ stroke: axis, grid: { stroke: grid }, ticks: { stroke: grid } }, { stroke: axis, grid: { stroke: grid }, ticks: { stroke: grid }, size: 78, values: (u, vals) => vals.map((v) => axisFormat(v)) }],
       scales: { x: { time: true }, y: { range: (u, min, max) => [0, Math.max(1, max * 1.15)] } },
       cursor: { drag: { x: false, y: false } },
       legend: { live: true },
