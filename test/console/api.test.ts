@@ -6,6 +6,9 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Kafka } from '../../src/client/kafka.js';
 import type { Admin } from '../../src/client/admin.js';
 import { startConsole, type ConsoleServer } from '../../src/console/server.js';
@@ -235,4 +238,32 @@ test('strand console serves the console for a cluster, and --help documents it',
   assert.equal(await new Promise((r) => help.on('exit', r)), 0);
   assert.match(text, /Usage: strand console/);
   assert.match(text, /--port PORT/);
+});
+
+test('strand broker refuses a bad --console-port, and stops (exit 1) when the console cannot listen', T, async () => {
+  const run = (args: string[]): Promise<{ code: number | null; out: string }> =>
+    new Promise((resolve) => {
+      const child = spawn(process.execPath, [STRAND_BIN, 'broker', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+      const timer = setTimeout(() => child.kill('SIGKILL'), 30000);
+      child.on('exit', (code) => {
+        clearTimeout(timer);
+        resolve({ code, out });
+      });
+    });
+  const bad = await run(['--console-port', 'abc']);
+  assert.equal(bad.code, 2);
+  assert.match(bad.out, /--console-port must be a port number, got 'abc'/);
+  // The console's port is taken (by this test's console server): the broker says so and stops cleanly.
+  const dir = mkdtempSync(join(tmpdir(), 'strand-console-'));
+  try {
+    const taken = await run(['--port', String(await freePort()), '--data-dir', dir, '--console-port', String(server.port)]);
+    assert.equal(taken.code, 1, taken.out);
+    assert.match(taken.out, /web console failed to start.*EADDRINUSE/);
+    assert.match(taken.out, /shutdown complete/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
