@@ -483,6 +483,7 @@ function MessagesSection({ topic }) {
   const act = useAction();
   const records = useRef([]);
   const nextRef = useRef(0);
+  const loads = useRef(0);
 
   const query = (extra) => `/api/topics/${enc(topic.name)}/messages?partition=${partition}&limit=${enc(limit || '50')}${extra}`;
   const load = () => act.run(async () => {
@@ -494,7 +495,9 @@ function MessagesSection({ topic }) {
       if (Number.isNaN(t)) throw new ApiFailure('INVALID_REQUEST', 'pick a date and time');
       extra = `&timestamp=${t}`;
     }
+    const mine = ++loads.current;
     const r = await get(query(extra));
+    if (mine !== loads.current) return; // a later load superseded this one
     records.current = r.records;
     nextRef.current = r.next;
     setResult({ ...r, records: r.records });
