@@ -141,6 +141,8 @@ export const BROKER_CONFIGS: readonly ConfigDef[] = [
   { name: 'fetch.max.bytes', type: 'int', default: '57671680', min: 0, doc: 'upper bound of a Fetch response' },
   { name: 'strand.network.sendfile', type: 'boolean', default: 'true', doc: 'send fetched segment bytes with sendfile(2) (Strand\'s native addon, Linux, plaintext listeners) instead of copying them through user space; without the addon the broker copies either way' },
   { name: 'strand.acks.all.fsync', type: 'boolean', default: 'true', doc: 'answer an acks=-1 produce only after its batch is fsynced (group commit); false leaves durability to flush.messages / flush.ms, losing up to the OS write-back window on a power failure' },
+  { name: 'strand.console.port', type: 'int', default: '-1', min: -1, max: 65535, doc: "serve the web console on this port (`strand broker --console-port`); the console reaches the broker through Strand's client on the broker's own listener. -1 (the default) turns it off, 0 picks a free port" },
+  { name: 'strand.console.host', type: 'string', default: '127.0.0.1', doc: 'address the web console listens on (`--console-host`); it has no authentication, so keep it on loopback unless the network is trusted' },
   { name: 'group.initial.rebalance.delay.ms', type: 'int', default: '3000', min: 0, doc: 'how long the first rebalance of an empty group waits for more members (extended per new member, up to the rebalance timeout)' },
   { name: 'group.min.session.timeout.ms', type: 'int', default: '6000', min: 0, doc: 'smallest session timeout a group member may ask for' },
   { name: 'group.max.session.timeout.ms', type: 'int', default: '1800000', min: 0, doc: 'largest session timeout a group member may ask for' },

@@ -6,6 +6,7 @@ import { parseArgs } from 'node:util';
 import { Broker } from '../broker/broker.js';
 import { BrokerConfig, ConfigError, parseProperties } from '../broker/config.js';
 import { createLogger } from '../broker/logger.js';
+import { startConsole, type ConsoleServer } from '../console/server.js';
 
 export const BROKER_HELP = `Usage: strand broker [options]
 
@@ -19,6 +20,9 @@ Options:
   --override KEY=VALUE    set a broker config (repeatable); applied after --config
   --metrics-port PORT     serve Prometheus metrics at http://HOST:PORT/metrics, plus /health and /ready
   --metrics-host HOST     address of the metrics endpoint (default 127.0.0.1)
+  --console-port PORT     serve the web console at http://HOST:PORT/ (config strand.console.port;
+                          default off). It reaches this broker through Strand's client
+  --console-host HOST     address of the web console (config strand.console.host; default 127.0.0.1)
   -h, --help              show this help
 
 --host/--port set listeners=PLAINTEXT://HOST:PORT and win over --config and --override.
@@ -37,6 +41,8 @@ export async function brokerCommand(argv: string[]): Promise<number> {
       override: { type: 'string', multiple: true },
       'metrics-port': { type: 'string' },
       'metrics-host': { type: 'string' },
+      'console-port': { type: 'string' },
+      'console-host': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -61,6 +67,12 @@ export async function brokerCommand(argv: string[]): Promise<number> {
     props.set('listeners', `PLAINTEXT://${host.includes(':') && !host.startsWith('[') ? `[${host}]` : host}:${port}`);
   }
   if (values['data-dir'] !== undefined) props.set('log.dirs', values['data-dir']);
+  const consolePortFlag = values['console-port'];
+  if (consolePortFlag !== undefined) {
+    if (!/^\d+$/.test(consolePortFlag) || Number(consolePortFlag) > 65535) throw new ConfigError(`--console-port must be a port number, got '${consolePortFlag}'`);
+    props.set('strand.console.port', consolePortFlag);
+  }
+  if (values['console-host'] !== undefined) props.set('strand.console.host', values['console-host']);
   const config = new BrokerConfig(props);
   const metricsPort = values['metrics-port'];
   if (metricsPort !== undefined && (!/^\d+$/.test(metricsPort) || Number(metricsPort) > 65535)) throw new ConfigError(`--metrics-port must be a port number, got '${metricsPort}'`);
@@ -84,8 +96,25 @@ export async function brokerCommand(argv: string[]): Promise<number> {
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
   const broker = await Broker.start(config, logger, { metricsPort: metricsPort === undefined ? undefined : Number(metricsPort), metricsHost: values['metrics-host'] });
+  // The console is a client of this broker (the console layer sits on the client, not in the
+  // broker): it connects to the broker's own listener, as it would to any cluster.
+  let console_: ConsoleServer | null = null;
+  const consolePort = config.number('strand.console.port');
+  if (consolePort >= 0) {
+    const own = broker.addresses[0]!;
+    const target = own.host === '0.0.0.0' || own.host === '' ? '127.0.0.1' : own.host === '::' ? '::1' : own.host;
+    try {
+      console_ = await startConsole({ brokers: [`${target.includes(':') ? `[${target}]` : target}:${own.port}`], port: consolePort, host: config.string('strand.console.host'), logger: logger.child('console') });
+      logger.info('web console listening', { url: console_.url });
+    } catch (e) {
+      logger.error('web console failed to start', { error: e });
+      await broker.shutdown();
+      return 1;
+    }
+  }
   await stopRequested;
   try {
+    await console_?.close();
     await broker.shutdown();
   } catch (e) {
     logger.error('shutdown failed', { error: e });

@@ -14,13 +14,14 @@ import { CLUSTER_HELP, clusterCommand } from './commands/cluster.js';
 import { PERF_HELP, perfCommand } from './commands/perf.js';
 import { COMPLETION_HELP, completionCommand } from './commands/completion.js';
 import { TRANSACTIONS_HELP, transactionsCommand } from './commands/transactions.js';
+import { CONSOLE_HELP, consoleCommand } from './commands/console.js';
 
 const HELP = `Usage: strand <command> [options]
 
 Strand: a Kafka-compatible streaming platform for Node.js.
 
 Commands:
-  broker        run a broker (with --metrics-port: a Prometheus endpoint)
+  broker        run a broker (with --metrics-port: a Prometheus endpoint; --console-port: the web console)
   topics        create, list, describe, alter-config, add-partitions, delete topics
   produce       write records from stdin or a file, one per line
   consume       read records, printed as text, a format template or JSON
@@ -29,6 +30,7 @@ Commands:
   transactions  list, describe, describe-producers, find-hanging, abort transactions
   cluster       cluster status: brokers, controller, topics, groups
   perf          load generator: perf produce | perf consume (records/s, MB/s, latency)
+  console       serve the web console for a cluster (topics, messages, groups, live charts)
   completion    shell completion script (strand completion bash)
   help          show this help
 
@@ -46,6 +48,7 @@ const COMMANDS: Record<string, { help: string; run: (argv: string[]) => Promise<
   cluster: { help: CLUSTER_HELP, run: clusterCommand },
   perf: { help: PERF_HELP, run: perfCommand },
   completion: { help: COMPLETION_HELP, run: completionCommand },
+  console: { help: CONSOLE_HELP, run: consoleCommand },
 };
 
 export const COMMAND_NAMES = Object.keys(COMMANDS);

@@ -22,6 +22,8 @@ import {
   DescribeGroupsApi,
   DescribeProducersApi,
   DescribeTransactionsApi,
+  DescribeLogDirsApi,
+  API_BY_KEY,
   IncrementalAlterConfigsApi,
   ListGroupsApi,
   ListOffsetsApi,
@@ -89,6 +91,25 @@ export interface PartitionOffset {
   partition: number;
   offset: number;
   timestamp: number;
+}
+
+/** One log directory of one broker (DescribeLogDirs). */
+export interface LogDirDescription {
+  broker: number;
+  /** The directory's absolute path on the broker. */
+  logDir: string;
+  /** Bytes of the volume it is on, and bytes usable there (-1 when the broker does not say). */
+  totalBytes: number;
+  usableBytes: number;
+  partitions: Array<{ topic: string; partition: number; sizeBytes: number; offsetLag: number; isFuture: boolean }>;
+}
+
+/** What one broker answers for: its api key ranges (ApiVersions) and the version the client uses. */
+export interface BrokerApiVersions {
+  broker: number;
+  host: string;
+  port: number;
+  apis: Array<{ apiKey: number; name: string; minVersion: number; maxVersion: number; clientVersion: number | null }>;
 }
 
 export interface GroupListing {
@@ -349,6 +370,50 @@ export class Admin {
     return { clusterId: m.clusterId, controllerId: m.controllerId, brokers: m.brokers.map((b) => ({ nodeId: b.nodeId, host: b.host, port: b.port, rack: b.rack })) };
   }
 
+  /**
+   * Log directories of every broker (or of `brokers`), with the size on disk of the partitions
+   * each hosts (all of them, or those of `topics`). Throws UNSUPPORTED_VERSION when a broker does
+   * not answer DescribeLogDirs.
+   */
+  async describeLogDirs(opts: { topics?: string[]; brokers?: number[] } = {}): Promise<LogDirDescription[]> {
+    await this.cluster.refreshMetadata(opts.topics ?? []);
+    let request: Array<{ topic: string; partitions: number[] }> | null = null;
+    if (opts.topics !== undefined) {
+      request = [];
+      for (const t of opts.topics) request.push({ topic: t, partitions: (await this.cluster.topic(t)).partitions.map((p) => p.partition) });
+    }
+    const out: LogDirDescription[] = [];
+    for (const nodeId of opts.brokers ?? [...this.cluster.brokers.keys()].sort((a, b) => a - b)) {
+      const r = await this.cluster.withRetry('DescribeLogDirs', async () => (await this.cluster.connection(nodeId)).request(DescribeLogDirsApi, { topics: request }));
+      if (r.errorCode !== 0) throw new KafkaError(r.errorCode, `DescribeLogDirs of broker ${nodeId}`);
+      for (const d of r.results) {
+        if (d.errorCode !== 0) throw new KafkaError(d.errorCode, `log dir ${d.logDir} of broker ${nodeId}`);
+        out.push({
+          broker: nodeId,
+          logDir: d.logDir,
+          totalBytes: d.totalBytes,
+          usableBytes: d.usableBytes,
+          partitions: d.topics.flatMap((t) => t.partitions.map((p) => ({ topic: t.name, partition: p.partitionIndex, sizeBytes: p.partitionSize, offsetLag: p.offsetLag, isFuture: p.isFutureKey }))),
+        });
+      }
+    }
+    return out;
+  }
+
+  /** The api versions every broker offers (from the ApiVersions exchange of the client's connection to it). */
+  async apiVersions(): Promise<BrokerApiVersions[]> {
+    await this.cluster.refreshMetadata();
+    const out: BrokerApiVersions[] = [];
+    for (const [nodeId, b] of [...this.cluster.brokers].sort((x, y) => x[0] - y[0])) {
+      const conn = await this.cluster.withRetry('connect', () => this.cluster.connection(nodeId));
+      const apis = [...conn.brokerVersions]
+        .sort((x, y) => x[0] - y[0])
+        .map(([apiKey, r]) => ({ apiKey, name: API_BY_KEY.get(apiKey)?.name ?? `Unknown(${apiKey})`, minVersion: r.min, maxVersion: r.max, clientVersion: conn.supports(apiKey) ? conn.versionFor(apiKey) : null }));
+      out.push({ broker: nodeId, host: b.host, port: b.port, apis });
+    }
+    return out;
+  }
+
   // ----------------------------------------------------------------------------------- records
 
   private async byLeader<T extends { partition: number }>(topic: string, items: T[]): Promise<Map<number, T[]>> {
@@ -430,7 +495,9 @@ export class Admin {
   async listGroups(): Promise<GroupListing[]> {
     await this.cluster.refreshMetadata();
     const out: GroupListing[] = [];
-    for (const nodeId of this.cluster.brokers.keys()) {
+    // A copy: a concurrent metadata refresh clears and refills the map while this loop awaits,
+    // and iterating the live map would then visit the same broker again.
+    for (const nodeId of [...this.cluster.brokers.keys()]) {
       const r = await this.cluster.withRetry('ListGroups', async () => (await this.cluster.connection(nodeId)).request(ListGroupsApi, { statesFilter: [], typesFilter: [] }));
       if (r.errorCode !== 0) throw new KafkaError(r.errorCode, 'ListGroups');
       for (const g of r.groups) out.push({ groupId: g.groupId, protocolType: g.protocolType, state: g.groupState });

@@ -66,6 +66,7 @@ export const CLIENT_VERSIONS: ReadonlyMap<number, readonly [number, number]> = n
   [28, [0, 3]], // TxnOffsetCommit: v3 carries the group generation (KIP-447)
   [32, [1, 4]], // DescribeConfigs
   [33, [0, 2]], // AlterConfigs
+  [35, [1, 4]], // DescribeLogDirs
   [37, [0, 3]], // CreatePartitions
   [42, [0, 2]], // DeleteGroups
   [44, [0, 1]], // IncrementalAlterConfigs

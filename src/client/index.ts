@@ -37,6 +37,8 @@ export {
   type ProducerStateDescription,
   type PartitionProducers,
   type AbortTransactionSpec,
+  type LogDirDescription,
+  type BrokerApiVersions,
 } from './admin.js';
 export { Transaction, type TransactionState, type SendOffsetsOptions, type ConsumerGroupMetadata, type HasGroupMetadata } from './transaction.js';
 export { runExactlyOnce, type ExactlyOnceOptions, type ExactlyOncePayload } from './exactly-once.js';

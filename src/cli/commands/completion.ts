@@ -17,7 +17,7 @@ const COMMON = '--bootstrap-server --json --help';
 
 /** Subcommands and flags per command (kept in step with each command's OPTIONS; a test checks them). */
 export const COMPLETIONS: Record<string, { subs?: string[]; flags: string; names?: 'topics' | 'groups' }> = {
-  broker: { flags: '--host --port --data-dir --config --override --metrics-port --metrics-host --help' },
+  broker: { flags: '--host --port --data-dir --config --override --metrics-port --metrics-host --console-port --console-host --help' },
   topics: { subs: ['create', 'list', 'describe', 'alter-config', 'add-partitions', 'delete'], flags: `--partitions --replication-factor --config --if-not-exists --if-exists --internal --all-configs --set --delete --count ${COMMON}`, names: 'topics' },
   produce: { flags: `--file --key-separator --header --partition --compression --acks --linger-ms --encoding --null-value --quiet ${COMMON}`, names: 'topics' },
   consume: { flags: `--from-beginning --from-end --offset --timestamp --group --partition --max-messages --follow --timeout-ms --format --encoding --print-key ${COMMON}`, names: 'topics' },
@@ -26,6 +26,7 @@ export const COMPLETIONS: Record<string, { subs?: string[]; flags: string; names
   transactions: { subs: ['list', 'describe', 'describe-producers', 'find-hanging', 'abort'], flags: `--state --producer-id --duration-filter --transactional-id --topic --max-transaction-timeout --partition --start-offset --producer-epoch --coordinator-epoch ${COMMON}` },
   cluster: { subs: ['status'], flags: COMMON },
   perf: { subs: ['produce', 'consume'], flags: `--num-records --record-size --throughput --acks --compression --linger-ms --batch-bytes --group --timeout-ms --reporting-interval ${COMMON}`, names: 'topics' },
+  console: { flags: '--port --host --bootstrap-server --help' },
   completion: { subs: ['bash', 'zsh'], flags: '--help' },
   help: { flags: '' },
 };
@@ -62,7 +63,7 @@ ${cases}
     --encoding|-e) COMPREPLY=($(compgen -W "utf8 base64 hex" -- "$cur")); return ;;
     --topic|-t) COMPREPLY=($(compgen -W "$(_strand_names topics)" -- "$cur")); return ;;
     --group|-g) COMPREPLY=($(compgen -W "$(_strand_names groups)" -- "$cur")); return ;;
-    --bootstrap-server|-b|--producer-id|--duration-filter|--transactional-id|--max-transaction-timeout|--start-offset|--producer-epoch|--coordinator-epoch|--partitions|--count|--offset|--partition|--max-messages|--num-records|--record-size|--to-offset|--shift-by|--to-datetime|--timestamp|--set|--delete|--header|--format|--key-separator|--before|--port|--host|--metrics-port) return ;;
+    --bootstrap-server|-b|--producer-id|--duration-filter|--transactional-id|--max-transaction-timeout|--start-offset|--producer-epoch|--coordinator-epoch|--partitions|--count|--offset|--partition|--max-messages|--num-records|--record-size|--to-offset|--shift-by|--to-datetime|--timestamp|--set|--delete|--header|--format|--key-separator|--before|--port|--host|--metrics-port|--console-port|--console-host) return ;;
   esac
   if [[ "$cur" == -* ]]; then
     COMPREPLY=($(compgen -W "$flags" -- "$cur"))
