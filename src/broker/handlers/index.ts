@@ -32,6 +32,7 @@ import { addPartitionsToTxnHandler } from './add-partitions-to-txn.js';
 import { addOffsetsToTxnHandler } from './add-offsets-to-txn.js';
 import { endTxnHandler } from './end-txn.js';
 import { txnOffsetCommitHandler } from './txn-offset-commit.js';
+import { describeLogCleanerHandler } from './describe-log-cleaner.js';
 
 export const HANDLERS: readonly ApiHandler<any, any>[] = [
   produceHandler,
@@ -63,6 +64,8 @@ export const HANDLERS: readonly ApiHandler<any, any>[] = [
   addOffsetsToTxnHandler,
   endTxnHandler,
   txnOffsetCommitHandler,
+  // Strand extensions (keys outside Kafka's range; see docs/COMPATIBILITY.md).
+  describeLogCleanerHandler,
 ].sort((a, b) => a.api.key - b.api.key);
 
 export const HANDLER_BY_KEY: ReadonlyMap<number, ApiHandler<any, any>> = new Map(HANDLERS.map((h) => [h.api.key, h]));
