@@ -66,6 +66,7 @@ export const CLIENT_VERSIONS: ReadonlyMap<number, readonly [number, number]> = n
   [44, [0, 1]], // IncrementalAlterConfigs
   [47, [0, 0]], // OffsetDelete
   [60, [0, 1]], // DescribeCluster
+  [10000, [0, 0]], // DescribeLogCleaner (Strand extension)
 ]);
 
 /** node:diagnostics_channel channels the client publishes on (observability hooks). */

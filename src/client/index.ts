@@ -33,6 +33,7 @@ export {
   type PartitionLag,
 } from './admin.js';
 export { Table, type TableOptions, type TableChange } from './table.js';
+export type { LogCleanerDescription, TopicCleanerState, PartitionCleanerState, BrokerCleanerState, CleanerRun } from './log-cleaner.js';
 export { StrandError, KafkaError, ConnectionError, type StrandErrorOptions } from './errors.js';
 export { murmur2, toPositive, partitionForKey, type Partitioner } from './partitioner.js';
 export { rangeAssignor, roundRobinAssignor, type Assignor, type AssignorName, type MemberSubscription, type Assignment } from './assignors.js';
