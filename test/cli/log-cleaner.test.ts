@@ -3,6 +3,8 @@
  * `strand topics describe` (DIRTY-RATIO, LAST-CLEANED for compacted topics), both through the
  * DescribeLogCleaner extension api, and the Prometheus gauges. The expected dirty ratio is computed
  * independently from the segment files on disk; the last run from the pass the test runs itself.
+ * (That KafkaJS, librdkafka and kafka-python ignore the extension's api key in ApiVersions is shown
+ * by test/interop/*, which run against a broker advertising it.)
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -12,6 +14,8 @@ import { join } from 'node:path';
 import { Kafka } from '../../src/client/kafka.js';
 import { metricsSourceOf } from '../../src/broker/metrics.js';
 import { STRAND_BIN } from '../../src/testing/broker-process.js';
+import { ProtocolConnection } from '../../src/testing/protocol-client.js';
+import { ApiKey } from '../../src/protocol/messages/index.js';
 import { startStrand, type StrandTestBroker } from '../../src/testing/index.js';
 
 let broker: StrandTestBroker;
@@ -142,4 +146,18 @@ test('Prometheus gauges: per-partition dirty ratio, the max, and the last run', 
   assert.ok(value('strand_log_cleaner_bytes_read_total') >= last.bytesRead);
   assert.doesNotMatch(text, /strand_log_cleaner_dirty_ratio\{topic="not-compacted"/);
   assert.match(text, /# TYPE strand_log_cleaner_max_dirty_ratio gauge/);
+});
+
+test('ApiVersions advertises DescribeLogCleaner on key 10000, v0, beside Kafka\'s apis', T, async () => {
+  const c = await ProtocolConnection.connect(broker.host, broker.port);
+  try {
+    const r = await c.send(ApiKey.ApiVersions, 3, { clientSoftwareName: 'strand-test', clientSoftwareVersion: '0' });
+    const k = r.apiKeys.find((a: { apiKey: number }) => a.apiKey === 10000);
+    assert.deepEqual(k && { min: k.minVersion, max: k.maxVersion }, { min: 0, max: 0 });
+    assert.equal(ApiKey.DescribeLogCleaner, 10000);
+    // Kafka's apis stay below 100; the extension is the only key outside.
+    assert.ok(r.apiKeys.every((a: { apiKey: number }) => a.apiKey < 100 || a.apiKey === 10000));
+  } finally {
+    c.close();
+  }
 });
