@@ -110,8 +110,9 @@ export async function topicsCommand(argv: string[]): Promise<number> {
       await withAdmin(v, async (admin) => {
         const list = names.length > 0 ? names : await admin.listTopics({ includeInternal: v.internal ?? false });
         const out = [];
-        const cleaner = list.length > 0 ? await cleanerOrNull(admin, list) : null;
-        for (const d of list.length > 0 ? await admin.describeTopics(list) : []) out.push(await describeOne(admin, d.name, d, v['all-configs'] ?? false, cleaner));
+        const described = list.length > 0 ? await admin.describeTopics(list) : [];
+        const cleaner = described.length > 0 ? await cleanerOrNull(admin, list) : null;
+        for (const d of described) out.push(await describeOne(admin, d.name, d, v['all-configs'] ?? false, cleaner));
         if (v.json) {
           printJson(out);
           return;
