@@ -14,7 +14,9 @@
  *     filled beforehand with min.compaction.lag.ms at its maximum (nothing cleanable) are switched
  *     to 0 right before the measured case; the data is sized from the throughput measured in 1.
  *     The table says which share of the case the cleaner was actually busy. A discarded produce
- *     case first warms the fresh broker up, so the idle case is not measured against the JIT.
+ *     case first warms the fresh broker up, so the idle case is not measured against the JIT; each
+ *     case runs idle, cleaning, idle again, so a change in the machine's other load over the run
+ *     shows as a difference between the two idle runs rather than as the cleaner's effect.
  */
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -217,34 +219,37 @@ export async function cleanerBench(d: CleanerBenchDeps): Promise<BenchRow[]> {
     }
     await d.produceThroughput(broker, shape); // warm-up, discarded
     const idleTp = await d.produceThroughput(broker, shape);
-    const idleLat = await d.latency(broker, LAT_RATE, 1);
 
     await setTopicConfig(c, fills[0]!.name, 'min.compaction.lag.ms', '0');
     await waitFor('the cleaner to start on the produce-case load', () => (watch.dirtyRatio.get(fills[0]!.name) ?? 0) > 0, 10000);
     const p0 = Date.now();
     const busyTp = await d.produceThroughput(broker, shape);
     const p1 = Date.now();
+    await waitFor('the produce-case load to be cleaned', () => watch.passes.some((p) => p.topic === fills[0]!.name), 600000);
+    const idleTp2 = await d.produceThroughput(broker, shape);
+    const idleLat = await d.latency(broker, LAT_RATE, 1);
     await setTopicConfig(c, fills[1]!.name, 'min.compaction.lag.ms', '0');
     await waitFor('the cleaner to start on the latency-case load', () => (watch.dirtyRatio.get(fills[1]!.name) ?? 0) > 0, 10000);
     const l0 = Date.now();
     const busyLat = await d.latency(broker, LAT_RATE, 1);
     const l1 = Date.now();
     await waitFor('the load topics to be cleaned', () => fills.every((f) => watch.passes.some((p) => p.topic === f.name)), 600000);
+    const idleLat2 = await d.latency(broker, LAT_RATE, 1);
     // Passes end after the cases; a pass that spans a case is counted for the part inside it.
     const share = (a: number, b: number): string => `${fmt((Math.min(b - a, watch.busyMs(a, b)) / (b - a)) * 100)} %`;
     const loadTp = watch.throughputMBps((p) => p.topic.startsWith('cleaner-load-'));
     rows.push({
-      case: 'produce 100 B records, 16 KiB batches, acks=1: cleaner idle → cleaning',
-      records: `${fmt(idleTp.recordsPerSec)} → ${fmt(busyTp.recordsPerSec)}`,
-      mbps: `${fmt(idleTp.mbps)} → ${fmt(busyTp.mbps)}`,
-      vsBaseline: `${fmt((busyTp.mbps / idleTp.mbps) * 100)} % of idle`,
+      case: 'produce 100 B records, 16 KiB batches, acks=1: cleaner idle → cleaning → idle',
+      records: `${fmt(idleTp.recordsPerSec)} → ${fmt(busyTp.recordsPerSec)} → ${fmt(idleTp2.recordsPerSec)}`,
+      mbps: `${fmt(idleTp.mbps)} → ${fmt(busyTp.mbps)} → ${fmt(idleTp2.mbps)}`,
+      vsBaseline: `${fmt((busyTp.mbps / ((idleTp.mbps + idleTp2.mbps) / 2)) * 100)} % of the idle mean`,
       note: `cleaner busy ${share(p0, p1)} of the case; it cleaned at ${fmt(loadTp.mbps, 1)} MB/s meanwhile (both load topics)`,
     });
     rows.push({
-      case: `end-to-end latency at ${fmt(LAT_RATE)} records/s, acks=1: cleaner idle → cleaning`,
-      records: `${fmt(idleLat.count)} / ${fmt(busyLat.count)}`,
+      case: `end-to-end latency at ${fmt(LAT_RATE)} records/s, acks=1: cleaner idle → cleaning → idle`,
+      records: `${fmt(idleLat.count)} / ${fmt(busyLat.count)} / ${fmt(idleLat2.count)}`,
       mbps: '',
-      vsBaseline: `p50 ${fmt(idleLat.p50, 2)} → ${fmt(busyLat.p50, 2)} ms · p99 ${fmt(idleLat.p99, 2)} → ${fmt(busyLat.p99, 2)} ms · p999 ${fmt(idleLat.p999, 2)} → ${fmt(busyLat.p999, 2)} ms`,
+      vsBaseline: `p50 ${fmt(idleLat.p50, 2)} → ${fmt(busyLat.p50, 2)} → ${fmt(idleLat2.p50, 2)} ms · p99 ${fmt(idleLat.p99, 2)} → ${fmt(busyLat.p99, 2)} → ${fmt(idleLat2.p99, 2)} ms · p999 ${fmt(idleLat.p999, 2)} → ${fmt(busyLat.p999, 2)} → ${fmt(idleLat2.p999, 2)} ms`,
       note: `cleaner busy ${share(l0, l1)} of the case (warm-up included)`,
     });
   } finally {
