@@ -87,6 +87,9 @@ interface ChangeQueue<K, V> {
 
 const rawKey = (b: Buffer): string => b.toString('latin1');
 
+/** Bytes a Fetch may return in all (its partitions share it). */
+const FETCH_MAX_BYTES = 52428800;
+
 export class Table<K = string, V = Buffer> extends EventEmitter {
   private readonly entries_ = new Map<string, Entry<K, V>>();
   private readonly keyDeserializer: Deserializer<K>;
@@ -352,7 +355,7 @@ export class Table<K = string, V = Buffer> extends EventEmitter {
         replicaState: { replicaId: -1, replicaEpoch: -1 },
         maxWaitMs: this.maxWaitMs,
         minBytes: 1,
-        maxBytes: 52428800,
+        maxBytes: FETCH_MAX_BYTES,
         isolationLevel: this.isolationLevel,
         sessionId: 0,
         sessionEpoch: -1,
@@ -377,12 +380,17 @@ export class Table<K = string, V = Buffer> extends EventEmitter {
       { extraTimeoutMs: this.maxWaitMs },
     );
     if (resp.errorCode !== 0) throw new KafkaError(resp.errorCode, 'Fetch');
+    // An empty partition means "nothing to read there" only if the response was not cut short by
+    // its byte limit (a broker leaves the partitions after the limit empty).
+    let returned = 0;
+    for (const t of resp.responses) for (const p of t.partitions) returned += p.records === null ? 0 : p.records.length;
+    const emptyMeansNothing = returned + this.maxPartitionBytes <= FETCH_MAX_BYTES;
     let retriable: KafkaError | null = null;
     for (const t of resp.responses) {
       for (const p of t.partitions) {
         const r = this.readers.get(p.partitionIndex);
         if (r === undefined || sent.get(p.partitionIndex) !== r.position || this.closed) continue;
-        const e = await this.apply(r, p);
+        const e = await this.apply(r, p, emptyMeansNothing);
         if (e !== null) retriable = e;
       }
     }
@@ -391,7 +399,7 @@ export class Table<K = string, V = Buffer> extends EventEmitter {
   }
 
   /** Applies one partition's fetched records; returns a retriable error to back off on. */
-  private async apply(r: PartitionReader, p: FetchResponsePartitionData): Promise<KafkaError | null> {
+  private async apply(r: PartitionReader, p: FetchResponsePartitionData, emptyMeansNothing: boolean): Promise<KafkaError | null> {
     if (p.errorCode === ErrorCode.OFFSET_OUT_OF_RANGE) {
       // The log start moved past us (records deleted): start again from the new log start.
       r.position = (await this.listOffsets([r.partition], -2)).get(r.partition)!;
@@ -408,7 +416,7 @@ export class Table<K = string, V = Buffer> extends EventEmitter {
       // Nothing readable from here: whatever lies below the end offset was compacted away or is
       // not readable (markers). The partition has everything it can have.
       // (A fetch below the end offset with data there answers at once, with at least one batch.)
-      r.caughtUp = true;
+      if (emptyMeansNothing) r.caughtUp = true;
       return null;
     }
     const aborted = this.isolationLevel === 1 && p.abortedTransactions ? [...p.abortedTransactions].sort((a, b) => a.firstOffset - b.firstOffset) : [];

@@ -71,6 +71,12 @@ test('initial load: the latest value of every key over 3 partitions, duplicates 
   const del = changes.find((c) => c.key === 'k0' && c.value === undefined)!;
   assert.equal(del.previous?.toString(), 'v4-0');
   await table.close();
+
+  // The same load in many small fetches (a batch or two each) ends the same.
+  const small = kafka.table(topic, { maxPartitionBytes: 256 });
+  await small.ready();
+  assert.deepEqual(asStrings(small), expectedOf(records));
+  await small.close();
 });
 
 test('caught up at once on an empty topic; a topic whose records are all deleted loads empty', T, async () => {
