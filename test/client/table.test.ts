@@ -1,7 +1,8 @@
 /**
  * The table view against an in-process broker: the initial load (duplicates and tombstones, several
  * partitions, a compacted log with gaps), caught-up signalling on empty and non-empty topics, live
- * updates through `change` events and the `changes()` iterator, and typed serdes.
+ * updates through `change` events and the `changes()` iterator, typed serdes, and transactions
+ * (aborted and open ones are not applied under read_committed).
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -10,6 +11,10 @@ import { jsonSerde } from '../../src/client/serializers.js';
 import type { Producer } from '../../src/client/producer.js';
 import type { Table, TableChange } from '../../src/client/table.js';
 import { startStrand, type StrandTestBroker } from '../../src/testing/index.js';
+import { ProtocolConnection } from '../../src/testing/protocol-client.js';
+import * as m from '../../src/protocol/messages/index.js';
+import { ErrorCode } from '../../src/protocol/errors.js';
+import { encodeRecordBatch } from '../../src/protocol/records.js';
 import { uniqueName } from './helpers.js';
 
 let broker: StrandTestBroker;
@@ -148,4 +153,73 @@ test('an unknown topic rejects ready() with UNKNOWN_TOPIC_OR_PARTITION', T, asyn
   t.on('error', () => {});
   await assert.rejects(t.ready(), (e: Error & { code?: string }) => e.code === 'UNKNOWN_TOPIC_OR_PARTITION');
   await t.close();
+});
+
+/** A transaction written by hand over the protocol (Strand's client has no transactional api yet). */
+async function transactional(c: ProtocolConnection, tid: string) {
+  const retry = async <T extends { errorCode: number }>(send: () => Promise<T>): Promise<T> => {
+    for (;;) {
+      const r = await send();
+      if (r.errorCode !== ErrorCode.COORDINATOR_LOAD_IN_PROGRESS && r.errorCode !== ErrorCode.CONCURRENT_TRANSACTIONS && r.errorCode !== ErrorCode.COORDINATOR_NOT_AVAILABLE) return r;
+      await new Promise((res) => setTimeout(res, 20));
+    }
+  };
+  const init = await retry(() => c.send<m.InitProducerIdResponse>(m.ApiKey.InitProducerId, 4, { transactionalId: tid, transactionTimeoutMs: 60000, producerId: -1, producerEpoch: -1 }));
+  assert.equal(init.errorCode, 0);
+  let seq = 0;
+  return {
+    async write(topic: string, records: Array<[string, string]>): Promise<void> {
+      const add = await c.send<m.AddPartitionsToTxnResponse>(m.ApiKey.AddPartitionsToTxn, 1, {
+        ...m.defaultAddPartitionsToTxnRequest(),
+        v3AndBelowTransactionalId: tid,
+        v3AndBelowProducerId: init.producerId,
+        v3AndBelowProducerEpoch: init.producerEpoch,
+        v3AndBelowTopics: [{ name: topic, partitions: [0] }],
+      });
+      assert.equal(add.resultsByTopicV3AndBelow[0]!.resultsByPartition[0]!.partitionErrorCode, 0);
+      const batch = encodeRecordBatch({ records: records.map(([k, v]) => ({ key: Buffer.from(k), value: Buffer.from(v) })), producerId: init.producerId, producerEpoch: init.producerEpoch, baseSequence: seq, transactional: true });
+      seq += records.length;
+      const r = await c.send<m.ProduceResponse>(m.ApiKey.Produce, 7, { transactionalId: tid, acks: -1, timeoutMs: 5000, topicData: [{ name: topic, partitionData: [{ index: 0, records: batch }] }] });
+      assert.equal(r.responses[0]!.partitionResponses[0]!.errorCode, 0);
+    },
+    async end(committed: boolean): Promise<void> {
+      const r = await retry(() => c.send<m.EndTxnResponse>(m.ApiKey.EndTxn, 1, { transactionalId: tid, producerId: init.producerId, producerEpoch: init.producerEpoch, committed }));
+      assert.equal(r.errorCode, 0);
+    },
+  };
+}
+
+test('transactions: read_committed applies committed records only, an open transaction when it commits; read_uncommitted sees all', T, async () => {
+  const topic = uniqueName('table-txn');
+  await broker.createTopics([{ name: topic, configs: COMPACT }]);
+  const c = await ProtocolConnection.connect(broker.host, broker.port);
+  try {
+    await send(topic, [['plain', 'p1']]);
+    const aborted = await transactional(c, uniqueName('tx-a'));
+    await aborted.write(topic, [['a', 'aborted'], ['plain', 'overwritten by an aborted txn']]);
+    await aborted.end(false);
+    const committed = await transactional(c, uniqueName('tx-c'));
+    await committed.write(topic, [['b', 'committed']]);
+    await committed.end(true);
+    const open = await transactional(c, uniqueName('tx-o'));
+    await open.write(topic, [['c', 'open']]);
+
+    const table = kafka.table(topic);
+    await table.ready();
+    assert.deepEqual(asStrings(table), new Map([['plain', 'p1'], ['b', 'committed']]));
+    const dirty = kafka.table(topic, { isolationLevel: 'read_uncommitted' });
+    await dirty.ready();
+    assert.deepEqual(asStrings(dirty), new Map([['plain', 'overwritten by an aborted txn'], ['a', 'aborted'], ['b', 'committed'], ['c', 'open']]));
+    await dirty.close();
+
+    const next = new Promise<TableChange<string, Buffer>>((resolve) => table.once('change', resolve));
+    await open.end(true);
+    const change = await next;
+    assert.equal(change.key, 'c');
+    assert.equal(change.value?.toString(), 'open');
+    assert.deepEqual(asStrings(table), new Map([['plain', 'p1'], ['b', 'committed'], ['c', 'open']]));
+    await table.close();
+  } finally {
+    c.close();
+  }
 });
