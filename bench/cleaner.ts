@@ -17,6 +17,9 @@
  *     case first warms the fresh broker up, so the idle case is not measured against the JIT; each
  *     case runs idle, cleaning, idle again, so a change in the machine's other load over the run
  *     shows as a difference between the two idle runs rather than as the cleaner's effect.
+ *
+ * BENCH_CLEANER_IO_MAX_BYTES=N runs the whole section with log.cleaner.io.max.bytes.per.second=N
+ * (Kafka's throttle on the cleaner's reads plus writes; default unlimited).
  */
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -164,7 +167,11 @@ async function waitFor(what: string, cond: () => Promise<boolean> | boolean, tim
 
 export async function cleanerBench(d: CleanerBenchDeps): Promise<BenchRow[]> {
   const rows: BenchRow[] = [];
-  const broker = await startBroker({ overrides: { 'log.segment.bytes': 512 * MiB, 'message.max.bytes': 2 * MiB, 'log.cleaner.backoff.ms': 100 } });
+  const ioMax = process.env['BENCH_CLEANER_IO_MAX_BYTES'];
+  const broker = await startBroker({
+    overrides: { 'log.segment.bytes': 512 * MiB, 'message.max.bytes': 2 * MiB, 'log.cleaner.backoff.ms': 100, ...(ioMax ? { 'log.cleaner.io.max.bytes.per.second': ioMax } : {}) },
+  });
+  const throttleNote = ioMax ? `; cleaner I/O limited to ${fmt(Number(ioMax) / MiB)} MiB/s` : '';
   const c = await ProtocolConnection.connect('127.0.0.1', broker.port, 'bench-cleaner');
   const watch = new CleanerWatch(c);
   try {
@@ -200,7 +207,7 @@ export async function cleanerBench(d: CleanerBenchDeps): Promise<BenchRow[]> {
       note: `MB/s: cleaner bytes read / busy time over ${tp.n} passes seen (${fmt(tp.bytes / MiB, 1)} MiB in ${fmt(tp.ms / 1000, 2)} s${watch.missed > 0 ? `, ${watch.missed} passes not seen` : ''}); produced in ${fmt(producedMs / 1000, 1)} s, clean ${fmt(doneMs / 1000, 1)} s after the first write; the active segment is never cleaned`,
     });
     // Log bytes the cleaner gets through per second when it has the machine (it reads each twice).
-    const cleanerLogMBps = Math.max(120, tp.mbps / 2);
+    const cleanerLogMBps = ioMax ? Number(ioMax) / MiB / 2 : Math.max(120, tp.mbps / 2);
 
     // 2. Produce throughput and latency with the cleaner idle, then busy.
     const shape = { recordBytes: 100, batchBytes: 16 * 1024, acks: 1, connections: 2, depth: 32 };
@@ -243,14 +250,14 @@ export async function cleanerBench(d: CleanerBenchDeps): Promise<BenchRow[]> {
       records: `${fmt(idleTp.recordsPerSec)} → ${fmt(busyTp.recordsPerSec)} → ${fmt(idleTp2.recordsPerSec)}`,
       mbps: `${fmt(idleTp.mbps)} → ${fmt(busyTp.mbps)} → ${fmt(idleTp2.mbps)}`,
       vsBaseline: `${fmt((busyTp.mbps / ((idleTp.mbps + idleTp2.mbps) / 2)) * 100)} % of the idle mean`,
-      note: `cleaner busy ${share(p0, p1)} of the case; it cleaned at ${fmt(loadTp.mbps, 1)} MB/s meanwhile (both load topics)`,
+      note: `cleaner busy ${share(p0, p1)} of the case; it cleaned at ${fmt(loadTp.mbps, 1)} MB/s meanwhile (both load topics)${throttleNote}`,
     });
     rows.push({
       case: `end-to-end latency at ${fmt(LAT_RATE)} records/s, acks=1: cleaner idle → cleaning → idle`,
       records: `${fmt(idleLat.count)} / ${fmt(busyLat.count)} / ${fmt(idleLat2.count)}`,
       mbps: '',
       vsBaseline: `p50 ${fmt(idleLat.p50, 2)} → ${fmt(busyLat.p50, 2)} → ${fmt(idleLat2.p50, 2)} ms · p99 ${fmt(idleLat.p99, 2)} → ${fmt(busyLat.p99, 2)} → ${fmt(idleLat2.p99, 2)} ms · p999 ${fmt(idleLat.p999, 2)} → ${fmt(busyLat.p999, 2)} → ${fmt(idleLat2.p999, 2)} ms`,
-      note: `cleaner busy ${share(l0, l1)} of the case (warm-up included)`,
+      note: `cleaner busy ${share(l0, l1)} of the case (warm-up included)${throttleNote}`,
     });
   } finally {
     await watch.stop().catch(() => {});
