@@ -15,7 +15,7 @@ const ROOT = join(fileURLToPath(new URL('.', import.meta.url)), '..', '..');
 /** What Strand deliberately does not do yet, and why: the ledger of gaps. */
 const NOT_YET: string[] = [
   'Consumer groups (classic protocol) work with KafkaJS, librdkafka (including cooperative-sticky and static membership) and kafka-python; offsets live in the compacted `__consumer_offsets` (Kafka\'s record format, 50 partitions). The KIP-848 consumer protocol (ConsumerGroupHeartbeat) is not offered.',
-  'Transactions: InitProducerId, AddPartitionsToTxn and EndTxn up to v3 (transactions v2, KIP-890 part 2, is not implemented), AddOffsetsToTxn and TxnOffsetCommit up to v3. Not yet: DescribeTransactions, ListTransactions, DescribeProducers (KIP-664) and the transaction CLI; the transactional API in Strand\'s client.',
+  'Transactions: InitProducerId, AddPartitionsToTxn and EndTxn up to v3 (transactions v2, KIP-890 part 2, is not implemented), AddOffsetsToTxn and TxnOffsetCommit up to v3. Not yet: DescribeTransactions, ListTransactions, DescribeProducers (KIP-664) and the transaction CLI.',
   'Several record batches for one partition in one Produce are accepted and appended in order (Kafka v3+ requires exactly one).',
   'SASL, TLS and ACLs (SaslHandshake, SaslAuthenticate, CreateAcls, DescribeAcls, DeleteAcls): the security issue.',
   'Replication and the Raft quorum (OffsetForLeaderEpoch, ElectLeaders, AlterPartitionReassignments, ListPartitionReassignments, KRaft apis): the cluster issue. A single broker is its own controller; `replication.factor` above 1 is refused with INVALID_REPLICATION_FACTOR.',

@@ -27,6 +27,7 @@ import { BrokerMetrics, metricsSourceOf, startMetricsServer, type MetricsServer 
 import type { GroupCoordinator } from '../coordinator/group-coordinator.js';
 import { loadGroupCoordinator, newGroupCoordinator } from './group-coordinator-setup.js';
 import { loadExactlyOnceIfPresent, setUpExactlyOnce, type ExactlyOnce } from './transaction-coordinator-setup.js';
+import { loadSendfile } from './sendfile.js';
 
 export interface BrokerAddress {
   host: string;
@@ -153,9 +154,12 @@ export class Broker {
   }
 
   private async listen(): Promise<void> {
+    const zeroCopy = this.config.bool('strand.network.sendfile') ? loadSendfile() : { sendfile: null, reason: 'strand.network.sendfile=false' };
+    if (zeroCopy.sendfile === null) this.logger.info('fetch responses are copied through user space', { reason: zeroCopy.reason });
     const limits = {
       maxRequestBytes: this.config.number('socket.request.max.bytes'),
       maxPendingResponseBytes: MAX_PENDING_RESPONSE_BYTES,
+      sendfile: zeroCopy.sendfile,
     };
     for (const l of this.config.listeners) {
       const server = createServer({ noDelay: true, allowHalfOpen: true }, (socket: Socket) => {

@@ -139,6 +139,7 @@ export const BROKER_CONFIGS: readonly ConfigDef[] = [
   { name: 'log.cleaner.threads', type: 'int', default: '1', min: 0, doc: 'accepted; Strand runs one cleaner task on the event loop' },
   { name: 'socket.request.max.bytes', type: 'int', default: '104857600', min: 1, doc: 'largest request frame accepted' },
   { name: 'fetch.max.bytes', type: 'int', default: '57671680', min: 0, doc: 'upper bound of a Fetch response' },
+  { name: 'strand.network.sendfile', type: 'boolean', default: 'true', doc: 'send fetched segment bytes with sendfile(2) (Strand\'s native addon, Linux, plaintext listeners) instead of copying them through user space; without the addon the broker copies either way' },
   { name: 'strand.acks.all.fsync', type: 'boolean', default: 'true', doc: 'answer an acks=-1 produce only after its batch is fsynced (group commit); false leaves durability to flush.messages / flush.ms, losing up to the OS write-back window on a power failure' },
   { name: 'group.initial.rebalance.delay.ms', type: 'int', default: '3000', min: 0, doc: 'how long the first rebalance of an empty group waits for more members (extended per new member, up to the rebalance timeout)' },
   { name: 'group.min.session.timeout.ms', type: 'int', default: '6000', min: 0, doc: 'smallest session timeout a group member may ask for' },

@@ -26,6 +26,7 @@ import { readRequestHeader, writeResponseHeader } from '../protocol/apis.js';
 import { ErrorCode } from '../protocol/errors.js';
 import { Reader } from '../protocol/reader.js';
 import { isLazyRecords, Writer, type Chunk, type LazyRecords } from '../protocol/writer.js';
+import { peerGone, socketFd, type Sendfile } from './sendfile.js';
 import type { Broker } from './broker.js';
 import { apiVersionsResponse } from './handlers/api-versions.js';
 import { HANDLER_BY_KEY } from './handlers/index.js';
@@ -51,6 +52,36 @@ const returnPiece = (buf: Buffer): void => {
   if (buf.length === STREAM_PIECE_BYTES && piecePool.length < PIECE_POOL_MAX) piecePool.push(buf);
 };
 
+/**
+ * Pooled frame buffers for large Produce requests, by power-of-two size class. Only Produce
+ * frames are pooled: its handler keeps no reference to the request once it has answered (the log
+ * has written the records by then), unlike, say, JoinGroup, whose member metadata the group
+ * keeps. The pool is bounded; buffers beyond it are left to the GC.
+ */
+const FRAME_POOL_MIN_BYTES = 64 * 1024;
+const FRAME_POOL_MAX_CLASS_BYTES = 16 * 1024 * 1024;
+const FRAME_POOL_MAX_BYTES = 64 * 1024 * 1024;
+const framePool = new Map<number, Buffer[]>();
+let framePoolBytes = 0;
+const sizeClass = (n: number): number => 2 ** Math.ceil(Math.log2(n));
+function takeFrameBuffer(size: number): Buffer | null {
+  const cls = sizeClass(size);
+  if (cls > FRAME_POOL_MAX_CLASS_BYTES) return null;
+  const free = framePool.get(cls)?.pop();
+  if (free !== undefined) {
+    framePoolBytes -= cls;
+    return free;
+  }
+  return Buffer.allocUnsafeSlow(cls);
+}
+function returnFrameBuffer(buf: Buffer): void {
+  if (framePoolBytes + buf.length > FRAME_POOL_MAX_BYTES) return;
+  let list = framePool.get(buf.length);
+  if (list === undefined) framePool.set(buf.length, (list = []));
+  list.push(buf);
+  framePoolBytes += buf.length;
+}
+
 /** Requests handled concurrently on one connection (responses still leave in order). */
 export const MAX_IN_FLIGHT = 64;
 
@@ -60,7 +91,19 @@ export const MAX_PENDING_RESPONSE_BYTES = 4 * 1024 * 1024;
 export interface ConnectionLimits {
   maxRequestBytes: number;
   maxPendingResponseBytes: number;
+  /** Zero-copy sending of segment slices, when the native addon is available and enabled. */
+  sendfile: Sendfile | null;
 }
+
+/**
+ * sendfile calls in flight across the process: each holds a libuv pool thread (shared with file
+ * I/O) while it runs; a connection that finds them all busy copies its next piece instead.
+ */
+const MAX_ACTIVE_SENDFILES = 2;
+let activeSendfiles = 0;
+/** How long a sendfile waits for a full socket to drain before handing back a short count. */
+const SENDFILE_POLL_MS = 20;
+const EMPTY = Buffer.alloc(0);
 
 export class Connection {
   private pending: Buffer[] = [];
@@ -172,8 +215,16 @@ export class Connection {
         return;
       }
       if (this.pendingBytes < 4 + size) break;
-      const frame = this.take(4 + size).subarray(4);
-      this.onFrame(frame);
+      // Large Produce frames are assembled in pooled buffers: fresh megabytes per request would
+      // page-fault on first touch and push V8 into a GC for external memory every few requests.
+      const pooled = size >= FRAME_POOL_MIN_BYTES && this.peekInt16(4) === ApiKey.Produce ? takeFrameBuffer(size) : null;
+      if (pooled !== null) {
+        this.skip(4);
+        this.takeInto(pooled, size);
+        this.onFrame(pooled.subarray(0, size), pooled);
+      } else {
+        this.onFrame(this.take(4 + size).subarray(4), null);
+      }
     }
   }
 
@@ -188,6 +239,42 @@ export class Connection {
     if (first.length >= 4) return first.readInt32BE(0);
     const head = Buffer.concat(this.pending, 4);
     return head.readInt32BE(0);
+  }
+
+  /** The int16 at byte `at` of the buffered input (the caller knows at + 2 bytes are buffered). */
+  private peekInt16(at: number): number {
+    const first = this.pending[0]!;
+    if (first.length >= at + 2) return first.readInt16BE(at);
+    return Buffer.concat(this.pending, at + 2).readInt16BE(at);
+  }
+
+  private skip(n: number): void {
+    while (n > 0) {
+      const c = this.pending[0]!;
+      if (c.length <= n) {
+        this.pending.shift();
+        n -= c.length;
+        this.pendingBytes -= c.length;
+      } else {
+        this.pending[0] = c.subarray(n);
+        this.pendingBytes -= n;
+        n = 0;
+      }
+    }
+  }
+
+  /** Moves the next n buffered bytes into the start of `out`. */
+  private takeInto(out: Buffer, n: number): void {
+    let at = 0;
+    while (at < n) {
+      const c = this.pending[0]!;
+      const part = Math.min(c.length, n - at);
+      c.copy(out, at, 0, part);
+      at += part;
+      if (part === c.length) this.pending.shift();
+      else this.pending[0] = c.subarray(part);
+    }
+    this.pendingBytes -= n;
   }
 
   /** Removes and returns the next n buffered bytes, without copying when one chunk holds them. */
@@ -214,7 +301,12 @@ export class Connection {
     return out;
   }
 
-  private onFrame(frame: Buffer): void {
+  /**
+   * Decodes and dispatches one request. `pooled` is the pooled buffer holding the frame, if any:
+   * it goes back to the pool once the handler has finished with the request (a Produce handler
+   * returns only after its appends are written), or is left to the GC when anything went wrong.
+   */
+  private onFrame(frame: Buffer, pooled: Buffer | null): void {
     const r = new Reader(frame);
     const header = readRequestHeader(r);
     if (!r.ok) {
@@ -258,6 +350,7 @@ export class Connection {
       try {
         const started = performance.now();
         const response = await handler.handle(body, ctx);
+        if (pooled !== null) returnFrameBuffer(pooled);
         this.broker.metrics.observeRequest(handler.api.name, (performance.now() - started) / 1000);
         this.complete(slot, response === null ? null : this.encode(handler.api.encodeResponse, response, apiKey, version, header.correlationId));
       } catch (e) {
@@ -345,29 +438,76 @@ export class Connection {
     this.endIfIdle();
   }
 
-  /** Streams lazy records in pieces, reading the next piece while the current one is sent. */
+  /** Sends lazy records (a segment slice): with sendfile when it can, else copied in pieces. */
   private async stream(records: LazyRecords): Promise<void> {
     try {
-      const read = async (from: number): Promise<Buffer> => {
-        const len = Math.min(STREAM_PIECE_BYTES, records.length - from);
-        const buf = takePiece(len);
-        const n = await records.readInto(buf, from, len);
-        // The length is already on the wire: a short read cannot be papered over.
-        if (n !== len) throw new Error(`short read of records: ${n} of ${len} bytes`);
-        return buf;
-      };
-      let from = 0;
-      let next = read(0);
-      while (from < records.length && !this.closed) {
-        const piece = await next;
-        from += piece.length;
-        if (from < records.length) next = read(from);
-        if (!this.socket.write(piece, () => returnPiece(piece)) && !this.closed) await this.drained();
-      }
-      if (from < records.length) await next.then(returnPiece, () => undefined);
+      const fd = this.limits.sendfile !== null && records.fileRegion !== undefined ? socketFd(this.socket) : -1;
+      if (fd >= 0) await this.streamZeroCopy(records, this.limits.sendfile!, fd);
+      else await this.streamCopied(records);
     } finally {
       records.release();
     }
+  }
+
+  /**
+   * sendfile from the segment to the socket once everything written before it has reached the
+   * kernel. When the socket stays full (a slow reader) or the pool's sendfile slots are taken,
+   * one piece goes through the socket's own write queue, which waits for the reader in libuv
+   * rather than in a pool thread; then sendfile resumes.
+   */
+  private async streamZeroCopy(records: LazyRecords, sendfile: Sendfile, socketFd: number): Promise<void> {
+    const region = records.fileRegion!();
+    let from = 0;
+    while (from < records.length && !this.closed) {
+      await this.flushed();
+      if (this.closed) return;
+      if (activeSendfiles < MAX_ACTIVE_SENDFILES) {
+        activeSendfiles++;
+        try {
+          from += await sendfile(socketFd, region.fd, region.position + from, records.length - from, SENDFILE_POLL_MS);
+        } catch (e) {
+          if (!peerGone(e)) throw e;
+          this.destroy('client went away during a fetch response', { error: (e as Error).message }, 'debug');
+          return;
+        } finally {
+          activeSendfiles--;
+        }
+        if (from >= records.length) return;
+      }
+      const len = Math.min(STREAM_PIECE_BYTES, records.length - from);
+      const piece = takePiece(len);
+      const n = await records.readInto(piece, from, len);
+      if (n !== len) throw new Error(`short read of records: ${n} of ${len} bytes`);
+      from += len;
+      if (!this.socket.write(piece, () => returnPiece(piece)) && !this.closed) await this.drained();
+    }
+  }
+
+  /** Resolves once every byte written so far has been handed to the kernel (or the socket closed). */
+  private flushed(): Promise<void> {
+    if (this.socket.writableLength === 0 || this.closed) return Promise.resolve();
+    return new Promise((resolve) => this.socket.write(EMPTY, () => resolve()));
+  }
+
+  /** Streams lazy records in pieces, reading the next piece while the current one is sent. */
+  private async streamCopied(records: LazyRecords): Promise<void> {
+    const read = async (from: number): Promise<Buffer> => {
+      const len = Math.min(STREAM_PIECE_BYTES, records.length - from);
+      const buf = takePiece(len);
+      const n = await records.readInto(buf, from, len);
+      // The length is already on the wire: a short read cannot be papered over.
+      if (n !== len) throw new Error(`short read of records: ${n} of ${len} bytes`);
+      return buf;
+    };
+    let from = 0;
+    let next = read(0);
+    while (from < records.length && !this.closed) {
+      const piece = await next;
+      from += piece.length;
+      if (from < records.length) next = read(from);
+      if (!this.socket.write(piece, () => returnPiece(piece)) && !this.closed) await this.drained();
+    }
+    if (from < records.length) await next.then(returnPiece, () => undefined);
   }
 
   private drained(): Promise<void> {

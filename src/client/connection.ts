@@ -59,6 +59,10 @@ export const CLIENT_VERSIONS: ReadonlyMap<number, readonly [number, number]> = n
   [20, [1, 6]], // DeleteTopics
   [21, [0, 2]], // DeleteRecords
   [22, [0, 4]], // InitProducerId
+  [24, [0, 3]], // AddPartitionsToTxn: v4+ is the broker-to-broker form (KIP-890)
+  [25, [0, 3]], // AddOffsetsToTxn
+  [26, [0, 3]], // EndTxn: v4+ TRANSACTION_ABORTABLE, v5 transactions v2 (KIP-890)
+  [28, [0, 3]], // TxnOffsetCommit: v3 carries the group generation (KIP-447)
   [32, [1, 4]], // DescribeConfigs
   [33, [0, 2]], // AlterConfigs
   [37, [0, 3]], // CreatePartitions

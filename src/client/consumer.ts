@@ -33,7 +33,10 @@
  *   'manual'       only `commit()` / `commitOffsets()` (and on rebalance and close unless
  *                  `commitOnRevoke: false`);
  *   'before'       synchronously before a fetched batch is handed to the handler — at-most-once.
- * Exactly-once (read-process-write in a transaction) needs the transactions issue.
+ * Exactly-once (read-process-write in a transaction, the offsets committed by a transactional
+ * producer): `runExactlyOnce` in exactly-once.ts, with 'manual' and `commitOnRevoke: false`.
+ * Under read_committed, OffsetFetch answering UNSTABLE_OFFSET_COMMIT (a transaction holds the
+ * group's offsets pending) is retried until that transaction ends.
  *
  * Failures. A handler that throws is retried per `retry` (attempts, exponential backoff with
  * jitter, `retryOn` to choose which errors retry); when the attempts run out, `onFailure`
@@ -62,6 +65,7 @@ import {
   encodeConsumerProtocolSubscription,
   type FetchResponse,
   type FetchResponsePartitionData,
+  type OffsetFetchResponse,
 } from '../protocol/messages/index.js';
 import { ZERO_UUID } from '../protocol/reader.js';
 import { ASSIGNORS, type Assignor, type AssignorName } from './assignors.js';
@@ -70,6 +74,7 @@ import { channels } from './connection.js';
 import { KafkaError, StrandError } from './errors.js';
 import type { Kafka } from './kafka.js';
 import type { Producer } from './producer.js';
+import type { ConsumerGroupMetadata } from './transaction.js';
 import type { Deserializer } from './serializers.js';
 
 export interface ConsumerMessage<K = Buffer | null, V = Buffer | null> {
@@ -286,6 +291,21 @@ export class Consumer<K = Buffer | null, V = Buffer | null> extends EventEmitter
     if (this.running) throw new StrandError('ILLEGAL_STATE', 'assign before run()');
     this.manual = true;
     for (const p of partitions) this.partitions.set(key(p.topic, p.partition), this.newState(p.topic, p.partition, p.offset ?? -1, -1));
+  }
+
+  /**
+   * Where this member stands in its group — group id, generation, member id, instance id — as a
+   * transactional producer's `sendOffsets({ consumer })` sends it (KIP-447): a member that has
+   * lost its partitions in a rebalance cannot commit offsets for them in a transaction.
+   */
+  groupMetadata(): ConsumerGroupMetadata {
+    if (this.groupId === null) throw new StrandError('INVALID_CONFIG', 'groupMetadata() needs a groupId');
+    return { groupId: this.groupId, generationId: this.manual ? -1 : this.generationId, memberId: this.manual ? '' : this.memberId, groupInstanceId: this.manual ? null : this.groupInstanceId };
+  }
+
+  /** False when offsets are committed only by someone else (`commit: 'manual'` with `commitOnRevoke: false`), as exactly-once needs. */
+  get commitsOffsets(): boolean {
+    return this.commitStrategy !== 'manual' || this.commitOnRevoke;
   }
 
   /** The partitions currently assigned. */
@@ -715,13 +735,9 @@ export class Consumer<K = Buffer | null, V = Buffer | null> extends EventEmitter
         if (l === undefined) byTopic.set(s.topic, (l = []));
         l.push(s.partition);
       }
-      const resp = await this.groupRequest('OffsetFetch', (c) =>
-        c.request(OffsetFetchApi, { groupId, topics: [...byTopic].map(([name, partitionIndexes]) => ({ name, partitionIndexes })), groups: [], requireStable: true }),
-      );
-      if (resp.errorCode !== 0) throw new KafkaError(resp.errorCode, `OffsetFetch ${groupId}`);
+      const resp = await this.fetchCommittedOffsets(groupId, [...byTopic].map(([name, partitionIndexes]) => ({ name, partitionIndexes })));
       for (const t of resp.topics) {
         for (const p of t.partitions) {
-          if (p.errorCode !== 0) throw new KafkaError(p.errorCode, `OffsetFetch ${groupId} ${t.name}-${p.partitionIndex}`);
           const s = this.partitions.get(key(t.name, p.partitionIndex));
           if (s && p.committedOffset >= 0) {
             s.fetchOffset = s.position = s.committed = p.committedOffset;
@@ -736,6 +752,29 @@ export class Consumer<K = Buffer | null, V = Buffer | null> extends EventEmitter
     }
     const timed = [...this.partitions.values()].filter((s) => s.pendingTimestamp !== null);
     for (const s of timed) await this.resolveOffsets([s], s.pendingTimestamp!);
+  }
+
+  /**
+   * OffsetFetch with require_stable: while a transaction has offsets of the group pending, the
+   * broker answers UNSTABLE_OFFSET_COMMIT; that is retried (with backoff, for up to
+   * `rebalanceTimeoutMs`) until the transaction ends, so a consumer never starts from an offset a
+   * transaction is about to move.
+   */
+  private async fetchCommittedOffsets(groupId: string, topics: Array<{ name: string; partitionIndexes: number[] }>): Promise<OffsetFetchResponse> {
+    const deadline = Date.now() + this.rebalanceTimeoutMs;
+    for (let attempt = 1; ; attempt++) {
+      const resp = await this.groupRequest('OffsetFetch', async (c) => {
+        const r = await c.request(OffsetFetchApi, { groupId, topics, groups: [], requireStable: true });
+        if (r.errorCode !== 0 && r.errorCode !== ErrorCode.UNSTABLE_OFFSET_COMMIT) throw new KafkaError(r.errorCode, `OffsetFetch ${groupId}`);
+        return r;
+      });
+      let code = resp.errorCode;
+      for (const t of resp.topics) for (const p of t.partitions) if (code === 0 && p.errorCode !== 0) code = p.errorCode;
+      if (code === 0) return resp;
+      if (code !== ErrorCode.UNSTABLE_OFFSET_COMMIT || Date.now() > deadline || this.stopping) throw new KafkaError(code, `OffsetFetch ${groupId}`);
+      this.cluster.logger.debug('offsets pending in a transaction; fetching them again', { groupId, attempt });
+      await sleep(backoffMs(Math.min(attempt, 5), 50, 1000));
+    }
   }
 
   /** ListOffsets for partitions (timestamp -2 earliest, -1 latest, else the first offset at/after it). */
@@ -809,14 +848,15 @@ export class Consumer<K = Buffer | null, V = Buffer | null> extends EventEmitter
   }
 
   private async fetchOnce(): Promise<FetchedPartition[]> {
+    const fetchable = [...this.partitions.values()].filter((s) => !s.paused && s.fetchOffset >= 0 && s.pendingTimestamp === null);
+    // Partitions whose leader is not known yet (first fetch, or after a leader change): one
+    // metadata refresh for all of them, then fetch from the leaders it names.
+    const leaderless = new Set(fetchable.filter((s) => this.cluster.leaderOf(s.topic, s.partition) < 0).map((s) => s.topic));
+    if (leaderless.size > 0) await this.cluster.refreshMetadata([...leaderless]).catch(() => {});
     const byLeader = new Map<number, PartitionState[]>();
-    for (const s of this.partitions.values()) {
-      if (s.paused || s.fetchOffset < 0 || s.pendingTimestamp !== null) continue;
+    for (const s of fetchable) {
       const leader = this.cluster.leaderOf(s.topic, s.partition);
-      if (leader < 0) {
-        await this.cluster.refreshMetadata([s.topic]).catch(() => {});
-        continue;
-      }
+      if (leader < 0) continue;
       let l = byLeader.get(leader);
       if (l === undefined) byLeader.set(leader, (l = []));
       l.push(s);
@@ -978,7 +1018,9 @@ export class Consumer<K = Buffer | null, V = Buffer | null> extends EventEmitter
             heartbeat,
             isRunning: () => this.stillCurrent(f),
           }),
+          () => this.isCurrent(f),
         );
+        if (ok === null) return;
         if (ok) {
           if (this.isCurrent(f)) s.position = Math.max(s.position, f.nextFetchOffset);
           break;
@@ -992,8 +1034,8 @@ export class Consumer<K = Buffer | null, V = Buffer | null> extends EventEmitter
     } else {
       for (const m of msgs) {
         if (!this.stillCurrent(f)) return;
-        await this.withRetries(m, async () => handlers.eachMessage!({ message: m as ConsumerMessage<K, V>, topic: s.topic, partition: s.partition, heartbeat }));
-        if (!this.isCurrent(f)) return;
+        const ok = await this.withRetries(m, async () => handlers.eachMessage!({ message: m as ConsumerMessage<K, V>, topic: s.topic, partition: s.partition, heartbeat }), () => this.isCurrent(f));
+        if (ok === null || !this.isCurrent(f)) return;
         s.position = m.offset + 1;
         if (this.commitStrategy === 'message') await this.commit();
       }
@@ -1002,8 +1044,13 @@ export class Consumer<K = Buffer | null, V = Buffer | null> extends EventEmitter
     }
   }
 
-  /** Runs a handler with the retry policy; returns true on success, false when the record was skipped or dead-lettered. */
-  private async withRetries(m: ConsumerMessage<any, any>, fn: () => Promise<void> | void): Promise<boolean> {
+  /**
+   * Runs a handler with the retry policy; returns true on success, false when the record was
+   * skipped or dead-lettered, null when it failed after its partition was taken away or sought
+   * (`current` false): then it is neither retried nor skipped — whoever reads the partition next
+   * gets it again from the committed or sought offset.
+   */
+  private async withRetries(m: ConsumerMessage<any, any>, fn: () => Promise<void> | void, current: () => boolean): Promise<boolean | null> {
     let attempt = 0;
     for (;;) {
       try {
@@ -1012,13 +1059,14 @@ export class Consumer<K = Buffer | null, V = Buffer | null> extends EventEmitter
       } catch (e) {
         attempt++;
         const retriable = this.retry.retryOn ? this.retry.retryOn(e) : true;
-        if (retriable && attempt <= this.retry.retries && this.running) {
+        if (retriable && attempt <= this.retry.retries && this.running && current()) {
           if (channels.retry.hasSubscribers) channels.retry.publish({ what: 'handler', topic: m.topic, partition: m.partition, offset: m.offset, attempt, error: e });
           this.emit('retry', { message: m, attempt, error: e });
           await sleep(backoffMs(attempt, this.retry.initialBackoffMs, this.retry.maxBackoffMs));
           continue;
         }
         if (!this.running) throw e;
+        if (!current()) return null;
         if (this.onFailure === 'fail') throw e;
         if (this.onFailure === 'deadLetter') await this.deadLetter(m, e, attempt);
         else this.emit('skip', { message: m, attempts: attempt, error: e });

@@ -32,6 +32,8 @@ export {
   type GroupOffset,
   type PartitionLag,
 } from './admin.js';
+export { Transaction, type TransactionState, type SendOffsetsOptions, type ConsumerGroupMetadata, type HasGroupMetadata } from './transaction.js';
+export { runExactlyOnce, type ExactlyOnceOptions, type ExactlyOncePayload } from './exactly-once.js';
 export { Table, type TableOptions, type TableChange } from './table.js';
 export type { LogCleanerDescription, TopicCleanerState, PartitionCleanerState, BrokerCleanerState, CleanerRun } from './log-cleaner.js';
 export { StrandError, KafkaError, ConnectionError, type StrandErrorOptions } from './errors.js';

@@ -26,20 +26,44 @@
  *
  * Idempotence: on by default where the broker offers InitProducerId (checked with ApiVersions);
  * then acks is -1, batches carry the producer id, epoch and per-partition sequence numbers, and
- * retries re-send the same sequence so the broker drops duplicates. Strand does not implement
- * InitProducerId yet, so against Strand the producer falls back to non-idempotent delivery
- * (at-least-once: a retry after a lost response can duplicate a batch; with more than one request
- * in flight per broker a retry can reorder batches of a partition). `producer.idempotent` says
- * which mode is in use.
+ * retries re-send the same sequence so the broker drops duplicates. A broker without
+ * InitProducerId gets non-idempotent delivery (at-least-once: a retry after a lost response can
+ * duplicate a batch; with more than one request in flight per broker a retry can reorder batches
+ * of a partition). `producer.idempotent` says which mode is in use.
+ *
+ * Transactions (`transactionalId`): InitProducerId with the transactional id on connect
+ * (`initTransactions()`, or implicitly on the first `transaction()`), which fences older
+ * producers with the same id and aborts their open transaction. Records are sent only inside a
+ * transaction. The drain holds back a partition's batches until the partition has been added to
+ * the transaction (AddPartitionsToTxn, one request at a time for every partition waiting);
+ * batches carry the transactional flag and the Produce request the transactional id. A failed
+ * batch makes the transaction abortable: the batches not sent yet fail with it and only
+ * `abort()` is allowed. Fencing errors make the producer fatal. After an abort that left a
+ * sequence gap (a failed or dropped batch), the producer bumps its epoch with InitProducerId
+ * (KIP-360: its own id and epoch), which starts every partition's sequence at 0 again. The
+ * state machine and the coordinator requests are in transaction.ts.
  */
 import type { RecordHeader } from '../protocol/records.js';
 import { RecordBatchBuilder } from '../protocol/batch-builder.js';
 import { parseCompressionName, type CompressionCodec, type CompressionName } from '../protocol/compression.js';
 import { ErrorCode } from '../protocol/errors.js';
-import { InitProducerIdApi, ProduceApi, type ProduceRequestTopicProduceData, type ProduceResponse } from '../protocol/messages/index.js';
+import {
+  AddOffsetsToTxnApi,
+  AddPartitionsToTxnApi,
+  EndTxnApi,
+  InitProducerIdApi,
+  ProduceApi,
+  TxnOffsetCommitApi,
+  type AddPartitionsToTxnResponse,
+  type InitProducerIdResponse,
+  type ProduceRequestTopicProduceData,
+  type ProduceResponse,
+  type TxnOffsetCommitRequestTopic,
+} from '../protocol/messages/index.js';
 import { backoffMs, sleep, type Cluster, type TopicInfo } from './cluster.js';
-import { channels } from './connection.js';
+import { channels, type Connection } from './connection.js';
 import { KafkaError, StrandError } from './errors.js';
+import { Transaction, coordinatorRequest, isFatalTxnError, type SendOffsetsOptions, type TransactionState } from './transaction.js';
 import { partitionForKey, type Partitioner } from './partitioner.js';
 import { bytesSerde, type Serializer } from './serializers.js';
 
@@ -99,6 +123,14 @@ export interface ProducerOptions<K = Buffer | string | null, V = Buffer | string
   maxInFlightPerPartition?: number;
   /** Use an idempotent producer when the broker supports it (default true). */
   idempotent?: boolean;
+  /**
+   * Makes the producer transactional: records are sent only inside `producer.transaction()`.
+   * Implies idempotence and acks -1 (other settings are refused). A new producer with the same
+   * id fences this one.
+   */
+  transactionalId?: string;
+  /** The coordinator aborts a transaction left open this long (default 60000; at most the broker's transaction.max.timeout.ms). */
+  transactionTimeoutMs?: number;
   partitioner?: Partitioner;
   keySerializer?: Serializer<K>;
   valueSerializer?: Serializer<V>;
@@ -158,6 +190,33 @@ interface PartitionQueue {
   ready: Batch[];
   /** Batches of this partition awaiting a response. */
   inFlight: number;
+  /** Transactional: the transaction (serial) this partition was last added to. */
+  txnAdded: number;
+  /** Transactional: waiting for or in an AddPartitionsToTxn. */
+  adding: boolean;
+}
+
+/** The producer's side of its open transaction. */
+interface TxnState {
+  serial: number;
+  state: TransactionState;
+  /** Why the transaction can only be aborted. */
+  error: Error | null;
+  /** Partitions added with AddPartitionsToTxn. */
+  partitions: number;
+  /** Groups added with AddOffsetsToTxn. */
+  groups: Set<string>;
+  /** Sends between their first check and their append (slow paths); commit waits for them. */
+  appending: number;
+  appendWaiters: Array<() => void>;
+  /** sendOffsets calls in progress. */
+  ops: Set<Promise<void>>;
+  /** EndTxn failed after its retries: commit() (or abort()) may send it again. */
+  endFailed: boolean;
+}
+
+function abortableError(cause: Error): StrandError {
+  return new StrandError('TRANSACTION_ABORTABLE', `the transaction cannot commit, only abort(): ${cause.message}`, { cause });
 }
 
 interface Waiter {
@@ -187,6 +246,19 @@ function headersBytes(headers: RecordHeader[] | null): number {
   let bytes = 0;
   if (headers !== null) for (const h of headers) bytes += h.key.length + (h.value?.length ?? 0) + 4;
   return bytes;
+}
+
+/** The error of an AddPartitionsToTxn answer: the first partition's that is not OPERATION_NOT_ATTEMPTED (those only say another failed). */
+function addPartitionsError(r: AddPartitionsToTxnResponse): number {
+  if (r.errorCode !== 0) return r.errorCode;
+  let other = 0;
+  for (const t of r.resultsByTopicV3AndBelow) {
+    for (const p of t.resultsByPartition) {
+      if (p.partitionErrorCode === ErrorCode.OPERATION_NOT_ATTEMPTED) other = p.partitionErrorCode;
+      else if (p.partitionErrorCode !== 0) return p.partitionErrorCode;
+    }
+  }
+  return other;
 }
 
 export class Producer<K = Buffer | string | null, V = Buffer | string | null> {
@@ -233,6 +305,17 @@ export class Producer<K = Buffer | string | null, V = Buffer | string | null> {
   private producerEpoch = -1;
   private readonly sequences = new Map<string, number>();
   private idempotent_ = false;
+  private readonly transactionalId: string | null;
+  private readonly transactionTimeoutMs: number;
+  /** The open transaction. */
+  private txn: TxnState | null = null;
+  private txnSerial = 0;
+  /** Fencing (or another fatal error): every later call fails with it. */
+  private fatal: Error | null = null;
+  /** A sequence gap may exist (a failed or dropped batch): bump the epoch before the next transaction. */
+  private bumpEpoch = false;
+  private readonly addQueue: PartitionQueue[] = [];
+  private addLoop: Promise<void> | null = null;
 
   constructor(
     private readonly cluster: Cluster,
@@ -258,6 +341,14 @@ export class Producer<K = Buffer | string | null, V = Buffer | string | null> {
     this.maxInFlight = Math.max(1, opts.maxInFlightPerBroker ?? 5);
     this.maxInFlightPerPartition = Math.max(1, opts.maxInFlightPerPartition ?? this.maxInFlight);
     this.wantIdempotence = (opts.idempotent ?? true) && acks === -1;
+    this.transactionalId = opts.transactionalId ?? null;
+    this.transactionTimeoutMs = opts.transactionTimeoutMs ?? 60000;
+    if (this.transactionalId !== null) {
+      if (this.transactionalId === '') throw new StrandError('INVALID_CONFIG', 'transactionalId must not be empty');
+      if (opts.idempotent === false) throw new StrandError('INVALID_CONFIG', 'a transactional producer is idempotent: idempotent: false cannot be combined with transactionalId');
+      if (acks !== -1) throw new StrandError('INVALID_CONFIG', `a transactional producer needs acks -1 ('all'), not ${String(opts.acks)}`);
+      if (!(this.transactionTimeoutMs > 0)) throw new StrandError('INVALID_CONFIG', 'transactionTimeoutMs must be positive');
+    }
     this.partitioner = opts.partitioner;
     this.keySerializer = opts.keySerializer ?? (bytesSerde as unknown as Serializer<K>);
     this.valueSerializer = opts.valueSerializer ?? (bytesSerde as unknown as Serializer<V>);
@@ -291,6 +382,15 @@ export class Producer<K = Buffer | string | null, V = Buffer | string | null> {
 
   private async doConnect(): Promise<void> {
     const conn = await this.cluster.withRetry('connect', () => this.cluster.anyConnection());
+    if (this.transactionalId !== null) {
+      for (const api of [InitProducerIdApi, AddPartitionsToTxnApi, AddOffsetsToTxnApi, EndTxnApi, TxnOffsetCommitApi]) {
+        if (!conn.supports(api.key)) throw new StrandError('UNSUPPORTED_VERSION', `${conn.address} does not offer ${api.name}: no transactions`);
+      }
+      await this.initTransactionalId(false);
+      this.idempotent_ = true;
+      this.maxInFlightPerPartition = Math.min(this.maxInFlightPerPartition, IDEMPOTENT_MAX_IN_FLIGHT);
+      return;
+    }
     if (!this.wantIdempotence) return;
     if (!conn.supports(InitProducerIdApi.key)) {
       this.cluster.logger.warn('the broker does not offer InitProducerId: producing without idempotence', { broker: conn.address });
@@ -327,6 +427,10 @@ export class Producer<K = Buffer | string | null, V = Buffer | string | null> {
   /** Sends one record; resolves with its offset once acknowledged. */
   send(record: ProducerRecord<K, V>): Promise<RecordMetadata> {
     if (this.closed) return Promise.reject(new StrandError('CLIENT_CLOSED', 'the producer is closed'));
+    if (this.transactionalId !== null) {
+      const refused = this.txnRefusal();
+      if (refused !== null) return Promise.reject(refused);
+    }
     let key: Buffer | null;
     let value: Buffer | null;
     try {
@@ -358,16 +462,26 @@ export class Producer<K = Buffer | string | null, V = Buffer | string | null> {
   }
 
   private async sendSlow(record: ProducerRecord<K, V>, key: Buffer | null, value: Buffer | null, headers: RecordHeader[] | null, timestamp: number, bytes: number): Promise<RecordMetadata> {
-    await this.connect();
-    await this.reserve(bytes);
+    const txn = this.txn;
+    if (txn !== null) txn.appending++;
     let b: Batch;
     try {
-      const topic = await this.cluster.topic(record.topic);
-      if (this.closed) throw new StrandError('CLIENT_CLOSED', 'the producer closed');
-      b = this.appendRecord(topic, record.partition, key, value, headers, timestamp);
-    } catch (e) {
-      this.release(bytes);
-      throw e;
+      await this.connect();
+      await this.reserve(bytes);
+      try {
+        const topic = await this.cluster.topic(record.topic);
+        if (this.closed) throw new StrandError('CLIENT_CLOSED', 'the producer closed');
+        if (this.transactionalId !== null) {
+          const refused = this.txnRecheck(txn);
+          if (refused !== null) throw refused;
+        }
+        b = this.appendRecord(topic, record.partition, key, value, headers, timestamp);
+      } catch (e) {
+        this.release(bytes);
+        throw e;
+      }
+    } finally {
+      if (txn !== null) this.appended(txn);
     }
     b.bytes += bytes;
     return new Promise((resolve, reject) => b.sinks.push(new Sink(null, 0, b.count - 1, 1, timestamp, resolve, reject)));
@@ -382,6 +496,10 @@ export class Producer<K = Buffer | string | null, V = Buffer | string | null> {
    */
   sendBatch(records: ProducerRecord<K, V>[]): Promise<RecordMetadata[]> {
     if (this.closed) return Promise.reject(new StrandError('CLIENT_CLOSED', 'the producer is closed'));
+    if (this.transactionalId !== null) {
+      const refused = this.txnRefusal();
+      if (refused !== null) return Promise.reject(refused);
+    }
     if (records.length === 0) return Promise.resolve([]);
     return new Promise((resolve, reject) => {
       const g: BulkSend = { records, now: Date.now(), timestamps: null, results: new Array<RecordMetadata>(records.length), remaining: records.length, error: null, resolve, reject };
@@ -430,6 +548,17 @@ export class Producer<K = Buffer | string | null, V = Buffer | string | null> {
 
   /** Record `i` of a sendBatch, when it has to wait; then the rest, synchronously again. */
   private async appendBulkSlow(g: BulkSend, i: number): Promise<void> {
+    const txn = this.txn;
+    if (txn === null) return this.appendBulkWait(g, i, null);
+    txn.appending++;
+    try {
+      await this.appendBulkWait(g, i, txn);
+    } finally {
+      this.appended(txn);
+    }
+  }
+
+  private async appendBulkWait(g: BulkSend, i: number, txn: TxnState | null): Promise<void> {
     const r = g.records[i] as ProducerRecord<K, V>;
     try {
       await this.connect();
@@ -474,6 +603,14 @@ export class Producer<K = Buffer | string | null, V = Buffer | string | null> {
       this.release(bytes);
       this.failRest(g, i, new StrandError('CLIENT_CLOSED', 'the producer closed'));
       return;
+    }
+    if (this.transactionalId !== null) {
+      const refused = this.txnRecheck(txn);
+      if (refused !== null) {
+        this.release(bytes);
+        this.failRest(g, i, refused);
+        return;
+      }
     }
     this.appendToGroup(g, i, topic, key, value, headers, bytes, true);
     this.appendBulk(g, i + 1);
@@ -587,7 +724,7 @@ export class Producer<K = Buffer | string | null, V = Buffer | string | null> {
     if (qs === undefined) this.queues.set(topic, (qs = []));
     let q = qs[partition];
     if (q === undefined) {
-      q = { topic, partition, open: null, ready: [], inFlight: 0 };
+      q = { topic, partition, open: null, ready: [], inFlight: 0, txnAdded: -1, adding: false };
       qs[partition] = q;
       this.allQueues.push(q);
     }
@@ -684,6 +821,10 @@ export class Producer<K = Buffer | string | null, V = Buffer | string | null> {
         this.fail(b, new StrandError('DELIVERY_TIMEOUT', `${b.count} records for ${b.topic}-${b.partition} not acknowledged within ${this.deliveryTimeoutMs} ms${b.lastError ? `; last error: ${b.lastError.message}` : ''}`, { cause: b.lastError ?? undefined, retriable: true }));
       }
       if (q.ready.length === 0) continue;
+      if (this.transactionalId !== null && q.txnAdded !== this.txnSerial) {
+        this.addToTransaction(q); // drains again once added
+        continue;
+      }
       const head = q.ready[0]!;
       if (head.retryAt > now) {
         nextWake = Math.min(nextWake, head.retryAt);
@@ -733,7 +874,7 @@ export class Producer<K = Buffer | string | null, V = Buffer | string | null> {
       this.sequences.set(k, (baseSequence + b.count) % 2147483648);
     }
     const builder = b.builder!;
-    const encoded = builder.build({ compression: this.codec, producerId: this.producerId, producerEpoch: this.producerEpoch, baseSequence });
+    const encoded = builder.build({ compression: this.codec, producerId: this.producerId, producerEpoch: this.producerEpoch, baseSequence, transactional: this.transactionalId !== null });
     if (this.codec !== 0) {
       // The compressed batch is a new buffer: the records' buffer can serve the next batch now.
       this.recycle(builder.buffer);
@@ -754,7 +895,7 @@ export class Producer<K = Buffer | string | null, V = Buffer | string | null> {
       if (t === undefined) byTopic.set(b.topic, (t = { name: b.topic, partitionData: [] }));
       t.partitionData.push({ index: b.partition, records: b.encoded });
     }
-    const body = { transactionalId: null, acks: this.acks, timeoutMs: this.ackTimeoutMs, topicData: [...byTopic.values()] };
+    const body = { transactionalId: this.transactionalId, acks: this.acks, timeoutMs: this.ackTimeoutMs, topicData: [...byTopic.values()] };
     try {
       const conn = await this.cluster.connection(node, 'produce');
       if (this.acks === 0) {
@@ -839,7 +980,9 @@ export class Producer<K = Buffer | string | null, V = Buffer | string | null> {
     this.finish(b);
   }
 
-  private fail(b: Batch, e: Error): void {
+  /** Fails a batch's records; `notify`: the failure also fails the open transaction (not when abort() drops the batch). */
+  private fail(b: Batch, e: Error, notify = true): void {
+    if (notify && this.transactionalId !== null) this.txnFailed(e);
     for (const s of b.sinks) {
       if (s.group === null) s.reject!(e);
       else this.failRecords(s.group, s.count, e);
@@ -854,6 +997,357 @@ export class Producer<K = Buffer | string | null, V = Buffer | string | null> {
     this.outstandingBatches--;
     this.release(b.bytes);
     if (this.outstandingBatches === 0) for (const w of this.flushWaiters.splice(0)) w();
+  }
+
+  // --------------------------------------------------------------------------- transactions
+
+  /**
+   * Transactional producers: connects and gets the producer id and epoch for the transactional
+   * id (InitProducerId), fencing any older producer with that id and aborting its open
+   * transaction. `transaction()` does this too when it has not been done.
+   */
+  async initTransactions(): Promise<void> {
+    if (this.transactionalId === null) throw new StrandError('INVALID_CONFIG', 'initTransactions() needs a producer created with a transactionalId');
+    if (this.fatal !== null) throw this.fatal;
+    await this.connect();
+  }
+
+  /** Starts a transaction (after initTransactions(), implicitly if needed). One at a time per producer. */
+  async transaction(): Promise<Transaction<K, V>> {
+    if (this.transactionalId === null) throw new StrandError('INVALID_CONFIG', 'transaction() needs a producer created with a transactionalId');
+    if (this.closed) throw new StrandError('CLIENT_CLOSED', 'the producer is closed');
+    await this.connect();
+    if (this.fatal !== null) throw this.fatal;
+    if (this.bumpEpoch && this.txn === null) await this.initTransactionalId(true);
+    if (this.txn !== null) throw new StrandError('ILLEGAL_STATE', `a transaction is already ${this.txn.state}: commit or abort it first`);
+    const t: TxnState = { serial: ++this.txnSerial, state: 'ongoing', error: null, partitions: 0, groups: new Set(), appending: 0, appendWaiters: [], ops: new Set(), endFailed: false };
+    this.txn = t;
+    const ended = (): Promise<never> => Promise.reject(new StrandError('ILLEGAL_STATE', `the transaction is ${t.state}`));
+    return new Transaction<K, V>({
+      send: (r) => (this.txn === t ? this.send(r) : ended()),
+      sendBatch: (rs) => (this.txn === t ? this.sendBatch(rs) : ended()),
+      sendOffsets: (o) => this.sendOffsetsInTransaction(t, o),
+      commit: () => this.commitTransaction(t),
+      abort: () => this.abortTransaction(t),
+      state: () => t.state,
+    });
+  }
+
+  /** The error that made a transactional producer unusable (fenced, ...), or null. */
+  get fatalError(): Error | null {
+    return this.fatal;
+  }
+
+  /** True for a producer created with a transactionalId. */
+  get transactional(): boolean {
+    return this.transactionalId !== null;
+  }
+
+  /** Why a record may not be sent now by a transactional producer (null: it may). */
+  private txnRefusal(): Error | null {
+    if (this.fatal !== null) return this.fatal;
+    const t = this.txn;
+    if (t === null) return new StrandError('ILLEGAL_STATE', 'a transactional producer sends only inside a transaction: call producer.transaction() first');
+    if (t.error !== null) return abortableError(t.error);
+    if (t.state !== 'ongoing') return new StrandError('ILLEGAL_STATE', `the transaction is ${t.state}: no more records can join it`);
+    return null;
+  }
+
+  /** A send that passed txnRefusal() and waited (connect, metadata, buffer space): may it still join its transaction? */
+  private txnRecheck(t: TxnState | null): Error | null {
+    if (this.fatal !== null) return this.fatal;
+    if (t === null || this.txn !== t) return new StrandError('ILLEGAL_STATE', 'the transaction ended before the record could join it');
+    if (t.error !== null) return abortableError(t.error);
+    if (t.state === 'aborting') return new StrandError('TRANSACTION_ABORTED', 'the transaction was aborted');
+    return null;
+  }
+
+  private appended(t: TxnState): void {
+    t.appending--;
+    if (t.appending === 0) for (const w of t.appendWaiters.splice(0)) w();
+  }
+
+  private async appendsSettled(t: TxnState): Promise<void> {
+    if (t.appending > 0) await new Promise<void>((resolve) => t.appendWaiters.push(resolve));
+  }
+
+  /**
+   * Something in the open transaction failed. Fencing and its kin make the producer fatal;
+   * anything else makes the transaction abortable. Either way the batches not sent yet fail now.
+   */
+  private txnFailed(e: Error): void {
+    if (isFatalTxnError(e)) {
+      this.setFatal(e);
+      return;
+    }
+    // A failed batch may or may not be in the log: its partition's sequence is uncertain. (The
+    // bump costs one InitProducerId; other failures get the same clean start.)
+    this.bumpEpoch = true;
+    const t = this.txn;
+    if (t === null || t.error !== null || t.state === 'aborting') return;
+    t.error = e;
+    if (t.state === 'ongoing') t.state = 'abortable';
+    this.cluster.logger.warn('the transaction failed and must be aborted', { transactionalId: this.transactionalId, error: e.message });
+    this.failUnsent(abortableError(e));
+  }
+
+  private setFatal(e: Error): void {
+    if (this.fatal !== null) return;
+    const fenced = e instanceof KafkaError && (e.errorCode === ErrorCode.PRODUCER_FENCED || e.errorCode === ErrorCode.INVALID_PRODUCER_EPOCH);
+    this.fatal = fenced
+      ? new KafkaError(
+          e.errorCode,
+          `transactional id ${this.transactionalId}; first seen: ${e.message}`,
+          'a newer producer with this transactional id took over, or the coordinator aborted a transaction left open longer than transactionTimeoutMs; close this producer',
+        )
+      : e;
+    this.cluster.logger.error('the transactional producer failed for good; close it', { transactionalId: this.transactionalId, error: e.message });
+    this.failUnsent(e);
+  }
+
+  /** Fails every batch not sent yet (the open ones too); batches in flight finish on their own. */
+  private failUnsent(e: Error): void {
+    for (const q of this.allQueues) {
+      this.seal(q);
+      while (q.ready.length > 0) {
+        const b = q.ready.shift()!;
+        if (b.encoded !== null) this.bumpEpoch = true; // its sequence numbers were taken
+        this.fail(b, e, false);
+      }
+    }
+  }
+
+  /** Queues a partition for AddPartitionsToTxn; one request at a time carries every partition waiting. */
+  private addToTransaction(q: PartitionQueue): void {
+    const t = this.txn;
+    if (q.adding || t === null || t.error !== null || this.fatal !== null) return;
+    q.adding = true;
+    this.addQueue.push(q);
+    this.addLoop ??= this.addPartitions().finally(() => {
+      this.addLoop = null;
+    });
+  }
+
+  private async addPartitions(): Promise<void> {
+    while (this.addQueue.length > 0) {
+      const qs = this.addQueue.splice(0);
+      const t = this.txn;
+      if (t === null) {
+        for (const q of qs) q.adding = false;
+        continue;
+      }
+      const byTopic = new Map<string, number[]>();
+      for (const q of qs) {
+        let l = byTopic.get(q.topic);
+        if (l === undefined) byTopic.set(q.topic, (l = []));
+        l.push(q.partition);
+      }
+      try {
+        await this.txnCoordinatorRequest(`AddPartitionsToTxn ${[...byTopic].map(([topic, ps]) => `${topic}[${ps.join(',')}]`).join(' ')}`, (c) =>
+          c.request(AddPartitionsToTxnApi, {
+            transactions: [],
+            v3AndBelowTransactionalId: this.transactionalId!,
+            v3AndBelowProducerId: this.producerId,
+            v3AndBelowProducerEpoch: this.producerEpoch,
+            v3AndBelowTopics: [...byTopic].map(([name, partitions]) => ({ name, partitions })),
+          }),
+          addPartitionsError,
+        );
+        for (const q of qs) q.txnAdded = t.serial;
+        t.partitions += qs.length;
+      } catch (e) {
+        if (this.txn === t) this.txnFailed(e as Error);
+      } finally {
+        for (const q of qs) q.adding = false;
+      }
+      this.scheduleDrain(0);
+    }
+  }
+
+  /** A request to the transaction coordinator, retried per transaction.ts. */
+  private txnCoordinatorRequest<T>(what: string, send: (c: Connection) => Promise<T>, errorOf: (r: T) => number): Promise<T> {
+    return coordinatorRequest({
+      cluster: this.cluster,
+      key: this.transactionalId!,
+      keyType: 1,
+      what,
+      timeoutMs: this.txnOpTimeoutMs(),
+      retryBackoffMs: this.retryBackoffMs,
+      retryBackoffMaxMs: this.retryBackoffMaxMs,
+      send,
+      errorOf,
+      cancelled: () => this.fatal !== null,
+    });
+  }
+
+  /** How long a transactional operation retries: maxBlockMs, as Java's max.block.ms (at least 1 s). */
+  private txnOpTimeoutMs(): number {
+    return Math.max(1000, this.maxBlockMs);
+  }
+
+  /**
+   * InitProducerId for the transactional id. `bump`: this producer's own epoch is to be bumped
+   * (KIP-360, InitProducerId v3+ with the current id and epoch), which starts every partition's
+   * sequence at 0 again; if another producer took the id over meanwhile the answer is
+   * PRODUCER_FENCED and this producer becomes fatal instead of fencing the newer one.
+   */
+  private async initTransactionalId(bump: boolean): Promise<void> {
+    let r: InitProducerIdResponse;
+    try {
+      r = await this.txnCoordinatorRequest(
+        'InitProducerId',
+        (c) => {
+          if (bump && c.versionFor(InitProducerIdApi.key, InitProducerIdApi.name) < 3) {
+            throw new StrandError('UNSUPPORTED_VERSION', `${c.address} cannot bump a producer epoch (InitProducerId v3, KIP-360): after a failed transaction close this producer and create another`);
+          }
+          return c.request(InitProducerIdApi, {
+            transactionalId: this.transactionalId,
+            transactionTimeoutMs: this.transactionTimeoutMs,
+            producerId: bump ? this.producerId : -1,
+            producerEpoch: bump ? this.producerEpoch : -1,
+          });
+        },
+        (x) => x.errorCode,
+      );
+    } catch (e) {
+      if (bump && (isFatalTxnError(e) || (e instanceof StrandError && e.code === 'UNSUPPORTED_VERSION'))) this.setFatal(e as Error);
+      throw this.fatal ?? e;
+    }
+    this.producerId = r.producerId;
+    this.producerEpoch = r.producerEpoch;
+    this.sequences.clear();
+    this.bumpEpoch = false;
+    this.cluster.logger.debug('transactional producer initialised', { transactionalId: this.transactionalId, producerId: r.producerId, producerEpoch: r.producerEpoch });
+  }
+
+  private async sendOffsetsInTransaction(t: TxnState, opts: SendOffsetsOptions): Promise<void> {
+    if (this.txn !== t) throw new StrandError('ILLEGAL_STATE', `the transaction is ${t.state}`);
+    const refused = this.txnRefusal();
+    if (refused !== null) throw refused;
+    const meta = opts.consumer?.groupMetadata();
+    const groupId = meta?.groupId ?? opts.consumerGroupId;
+    if (groupId === undefined || groupId === '') throw new StrandError('INVALID_CONFIG', 'sendOffsets needs a consumer (in a group) or a consumerGroupId');
+    if (opts.offsets.length === 0) return;
+    const byTopic = new Map<string, TxnOffsetCommitRequestTopic>();
+    for (const o of opts.offsets) {
+      if (!Number.isInteger(o.offset) || o.offset < 0) throw new StrandError('INVALID_CONFIG', `offset ${o.offset} for ${o.topic}-${o.partition} is not an offset`);
+      let topic = byTopic.get(o.topic);
+      if (topic === undefined) byTopic.set(o.topic, (topic = { name: o.topic, partitions: [] }));
+      topic.partitions.push({ partitionIndex: o.partition, committedOffset: o.offset, committedLeaderEpoch: -1, committedMetadata: o.metadata ?? null });
+    }
+    const op = (async () => {
+      if (!t.groups.has(groupId)) {
+        await this.txnCoordinatorRequest(
+          `AddOffsetsToTxn ${groupId}`,
+          (c) => c.request(AddOffsetsToTxnApi, { transactionalId: this.transactionalId!, producerId: this.producerId, producerEpoch: this.producerEpoch, groupId }),
+          (r) => r.errorCode,
+        );
+        t.groups.add(groupId);
+      }
+      await coordinatorRequest({
+        cluster: this.cluster,
+        key: groupId,
+        keyType: 0,
+        what: `TxnOffsetCommit ${groupId}`,
+        timeoutMs: this.txnOpTimeoutMs(),
+        retryBackoffMs: this.retryBackoffMs,
+        retryBackoffMaxMs: this.retryBackoffMaxMs,
+        cancelled: () => this.fatal !== null,
+        send: (c) =>
+          c.request(TxnOffsetCommitApi, {
+            transactionalId: this.transactionalId!,
+            groupId,
+            producerId: this.producerId,
+            producerEpoch: this.producerEpoch,
+            generationId: meta?.generationId ?? -1,
+            memberId: meta?.memberId ?? '',
+            groupInstanceId: meta?.groupInstanceId ?? null,
+            topics: [...byTopic.values()],
+          }),
+        errorOf: (r) => {
+          for (const tp of r.topics) for (const p of tp.partitions) if (p.errorCode !== 0) return p.errorCode;
+          return 0;
+        },
+      });
+    })();
+    t.ops.add(op);
+    try {
+      await op;
+    } catch (e) {
+      if (this.txn === t) this.txnFailed(e as Error);
+      throw this.fatal ?? e;
+    } finally {
+      t.ops.delete(op);
+    }
+  }
+
+  private async endTransaction(t: TxnState, committed: boolean): Promise<void> {
+    if (t.partitions === 0 && t.groups.size === 0) return; // nothing reached the coordinator: nothing to end
+    try {
+      await this.txnCoordinatorRequest(
+        `EndTxn(${committed ? 'commit' : 'abort'})`,
+        (c) => c.request(EndTxnApi, { transactionalId: this.transactionalId!, producerId: this.producerId, producerEpoch: this.producerEpoch, committed }),
+        (r) => r.errorCode,
+      );
+    } catch (e) {
+      if (isFatalTxnError(e)) this.setFatal(e as Error);
+      else t.endFailed = true;
+      throw this.fatal ?? e;
+    }
+  }
+
+  private async commitTransaction(t: TxnState): Promise<void> {
+    if (this.fatal !== null) throw this.fatal;
+    if (this.txn !== t) throw new StrandError('ILLEGAL_STATE', `the transaction is ${t.state}`);
+    if (t.state === 'abortable') throw abortableError(t.error!);
+    const retryEnd = t.state === 'committing' && t.endFailed;
+    if (t.state !== 'ongoing' && !retryEnd) throw new StrandError('ILLEGAL_STATE', `cannot commit a transaction that is ${t.state}`);
+    t.state = 'committing';
+    if (!retryEnd) {
+      await this.appendsSettled(t);
+      await Promise.allSettled([...t.ops]);
+      await this.flush();
+      if (this.fatal !== null) throw this.fatal;
+      if (t.error !== null) {
+        t.state = 'abortable';
+        throw abortableError(t.error);
+      }
+    }
+    t.endFailed = false;
+    await this.endTransaction(t, true);
+    t.state = 'committed';
+    this.txn = null;
+  }
+
+  private async abortTransaction(t: TxnState): Promise<void> {
+    if (this.fatal !== null) throw this.fatal;
+    if (this.txn !== t) throw new StrandError('ILLEGAL_STATE', `the transaction is ${t.state}`);
+    if (t.state === 'committing') {
+      throw new StrandError('ILLEGAL_STATE', t.endFailed ? 'the commit was decided but not confirmed: call commit() again' : 'commit() is in progress');
+    }
+    const retryEnd = t.state === 'aborting' && t.endFailed;
+    if (t.state === 'aborting' && !retryEnd) throw new StrandError('ILLEGAL_STATE', 'abort() is in progress');
+    t.state = 'aborting';
+    if (!retryEnd) {
+      const aborted = new StrandError('TRANSACTION_ABORTED', 'the transaction was aborted before the record was sent');
+      this.failUnsent(aborted);
+      await this.appendsSettled(t);
+      await Promise.allSettled([...t.ops]);
+      this.failUnsent(aborted);
+      await this.flush();
+      while (this.addLoop !== null) await this.addLoop;
+      if (this.fatal !== null) throw this.fatal;
+    }
+    t.endFailed = false;
+    await this.endTransaction(t, false);
+    t.state = 'aborted';
+    this.txn = null;
+    if (this.bumpEpoch) {
+      await this.initTransactionalId(true).catch((e: unknown) => {
+        if (this.fatal !== null) throw e;
+        // Not fatal (e.g. the coordinator is still unavailable): the next transaction() tries again.
+      });
+    }
   }
 
   /** Sends every buffered record now and resolves when all have been acknowledged or have failed. */
@@ -872,6 +1366,11 @@ export class Producer<K = Buffer | string | null, V = Buffer | string | null> {
   /** Flushes, then closes (and closes the connections if this producer owns them). */
   async close(): Promise<void> {
     if (this.closed) return;
+    const txn = this.txn;
+    if (txn !== null && this.fatal === null) {
+      // Not committed: aborting now spares read_committed readers the wait for the transaction timeout.
+      await this.abortTransaction(txn).catch((e: unknown) => this.cluster.logger.warn('could not abort the open transaction on close', { error: (e as Error).message }));
+    }
     await this.flush();
     this.closed = true;
     for (const w of this.waiters.splice(0)) {

@@ -14,6 +14,8 @@
 export interface LazyRecords {
   readonly length: number;
   readInto(buf: Buffer, from: number, len: number): Promise<number>;
+  /** Where the bytes are in a file, for sendfile; absent when they are not in one. */
+  fileRegion?(): { fd: number; position: number };
   release(): void;
 }
 

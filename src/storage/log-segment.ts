@@ -305,6 +305,11 @@ export class LogSegment {
   // ---- reads ----
 
   /** Read raw bytes; returns the number read (short only at end of file). */
+  /** The `.log` descriptor, for sendfile by a holder of a reference (acquire). */
+  descriptor(): number {
+    return this.fd;
+  }
+
   async readBytes(buf: Buffer, off: number, len: number, position: number): Promise<number> {
     return readAt(this.fd, buf, off, len, position);
   }

@@ -151,6 +151,48 @@ test('pipelined requests are answered in request order, and acks=0 gets no respo
   c.close();
 });
 
+test('large produce requests pipelined on one connection (pooled frame buffers) are stored byte for byte', { timeout: 60000 }, async () => {
+  const c = await ProtocolConnection.connect('127.0.0.1', broker.port);
+  await c.send(m.ApiKey.Metadata, 12, { ...m.defaultMetadataRequest(), topics: [{ topicId: m.defaultMetadataRequestTopic().topicId, name: 'pooled-frames' }] });
+  // 40 requests of ~200 KiB to ~1 MiB in flight at once, each with its own byte pattern, some acks=0:
+  // a frame buffer reused before its append was written would store another request's bytes.
+  const batches = Array.from({ length: 40 }, (_, i) =>
+    encodeRecordBatch({ records: Array.from({ length: 4 }, (_, j) => ({ key: Buffer.from(`${i}/${j}`), value: Buffer.alloc(50 * 1024 * (1 + (i % 5)), (i * 7 + j) % 256) })) }),
+  );
+  const answers: Array<Promise<unknown>> = [];
+  for (const [i, records] of batches.entries()) {
+    const body = { transactionalId: null, acks: i % 4 === 3 ? 0 : 1, timeoutMs: 5000, topicData: [{ name: 'pooled-frames', partitionData: [{ index: 0, records }] }] };
+    if (body.acks === 0) c.sendNoResponse(m.ApiKey.Produce, 7, body);
+    else answers.push(c.send(m.ApiKey.Produce, 7, body));
+  }
+  for (const a of await Promise.all(answers)) assert.equal((a as { responses: Array<{ partitionResponses: Array<{ errorCode: number }> }> }).responses[0]!.partitionResponses[0]!.errorCode, 0);
+  const stored: Buffer[] = [];
+  let offset = 0;
+  while (stored.length < batches.length) {
+    const f = await c.send(m.ApiKey.Fetch, 4, {
+      ...m.defaultFetchRequest(),
+      maxWaitMs: 1000,
+      minBytes: 1,
+      maxBytes: 64 << 20,
+      topics: [{ topic: 'pooled-frames', topicId: m.defaultFetchRequestFetchTopic().topicId, partitions: [{ ...m.defaultFetchRequestFetchPartition(), partition: 0, fetchOffset: offset, partitionMaxBytes: 64 << 20 }] }],
+    });
+    const records = f.responses[0].partitions[0].records as Buffer;
+    for (let at = 0; at + 61 <= records.length; ) {
+      const size = records.readInt32BE(at + 8) + 12;
+      stored.push(Buffer.from(records.subarray(at, at + size)));
+      offset = Number(records.readBigInt64BE(at)) + records.readInt32BE(at + 23) + 1;
+      at += size;
+    }
+  }
+  // Stored batches differ from the sent ones only in baseOffset (bytes 0-7) and partitionLeaderEpoch (12-15).
+  for (const [i, sent] of batches.entries()) {
+    const got = stored[i]!;
+    assert.equal(got.length, sent.length, `batch ${i} length`);
+    assert.ok(got.subarray(16).equals(sent.subarray(16)) && got.subarray(8, 12).equals(sent.subarray(8, 12)), `batch ${i} bytes differ`);
+  }
+  c.close();
+});
+
 function rssBytes(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   return Number(/VmRSS:\s+(\d+) kB/.exec(status)![1]) * 1024;
