@@ -10,7 +10,8 @@
  * broker and the load generator share this machine's cores; the table says how many.
  *
  * Options (env): BENCH_SECONDS (per case, default 5), BENCH_QUICK=1 (1 s per case),
- * BENCH_ONLY=produce|fetch|latency (one section; the baselines always run).
+ * BENCH_ONLY=produce|fetch|latency|cleaner (one section; the baselines always run). The cleaner
+ * section (bench/cleaner.ts) runs on a broker of its own after the others.
  */
 import { execSync, fork } from 'node:child_process';
 import { closeSync, fsyncSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
@@ -24,6 +25,7 @@ import { Reader } from '../src/protocol/reader.js';
 import { startBroker, type BrokerProcess } from '../src/testing/broker-process.js';
 import { loadSendfile } from '../src/broker/sendfile.js';
 import { ProtocolConnection } from '../src/testing/protocol-client.js';
+import { cleanerBench } from './cleaner.js';
 
 const SECONDS = Number(process.env['BENCH_SECONDS'] ?? (process.env['BENCH_QUICK'] ? 1 : 5));
 const MiB = 1024 * 1024;
@@ -453,6 +455,7 @@ async function main(): Promise<void> {
     await broker.stop();
     first.cleanup();
   }
+  if (runs('cleaner')) rows.push(...(await cleanerBench({ seconds: SECONDS, settleDisk, produceThroughput, latency })));
   const header = ['case', 'records/s', 'MB/s', 'vs baseline', 'note'];
   console.log(`| ${header.join(' | ')} |`);
   console.log(`| ${header.map(() => '---').join(' | ')} |`);

@@ -6,7 +6,7 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ALL_APIS } from '../src/protocol/messages/index.js';
+import { ALL_APIS, STRAND_APIS } from '../src/protocol/messages/index.js';
 import { HANDLERS } from '../src/broker/handlers/index.js';
 import { BROKER_CONFIGS, TOPIC_CONFIGS } from '../src/broker/config.js';
 
@@ -24,13 +24,20 @@ const NOT_YET: string[] = [
   'Fetch v4–9 may return zstd batches (Kafka refuses them with UNSUPPORTED_COMPRESSION_TYPE below v10); Produce below v7 with zstd is refused with UNSUPPORTED_COMPRESSION_TYPE.',
   'Produce v10–11 and Fetch v14+ (leader hints in tags, replica state) are not advertised yet.',
   'Dynamic broker configs (AlterConfigs on a BROKER resource) are refused; broker configs come from server.properties and --override.',
-  'Log compaction: the cleaner compacts `cleanup.policy=compact` topics and the internal topics (tombstones and empty transactions\' markers kept for `delete.retention.ms` via KIP-534 delete horizons, aborted records removed, crash-safe swap). Not yet: keeping the last batch of each producer for its state (Strand relies on its producer-state snapshots), the client table view, and dirty ratio / last run in the CLI and console.',
+  'Log compaction: the cleaner compacts `cleanup.policy=compact` topics and the internal topics (tombstones and empty transactions\' markers kept for `delete.retention.ms` via KIP-534 delete horizons, aborted records removed, crash-safe swap). The client\'s table view (`kafka.table()`) reads compacted topics as maps; the CLI shows dirty ratios and the cleaner\'s last run through the DescribeLogCleaner extension. Not yet: keeping the last batch of each producer for its state (Strand relies on its producer-state snapshots); the console\'s view of the cleaner.',
   'Quotas and throttling: `throttle_time_ms` is always 0.',
 ];
 
+/** What each Strand extension api is for (the table's last column). */
+const EXTENSION_PURPOSE: Record<string, string> = {
+  DescribeLogCleaner:
+    'The log cleaner per partition — dirty ratio, clean/dirty bytes, first dirty offset, cleaner checkpoint, delete horizon, the last pass (times, bytes, records removed) — and cleaner-wide stats; what Kafka exposes only as JMX metrics. `admin.describeLogCleaner()`, `strand topics cleaner`, `strand topics describe`.',
+};
+
 function compatibility(): string {
   const byKey = new Map(HANDLERS.map((h) => [h.api.key, h]));
-  const rows = HANDLERS.map((h) => {
+  const isKafka = (key: number): boolean => ALL_APIS.some((a) => a.key === key);
+  const rows = HANDLERS.filter((h) => isKafka(h.api.key)).map((h) => {
     const kafka = ALL_APIS.find((a) => a.key === h.api.key)!;
     return `| ${h.api.key} | ${h.api.name} | ${h.minVersion}–${h.maxVersion} | ${kafka.minVersion}–${kafka.maxVersion} |`;
   });
@@ -44,6 +51,21 @@ function compatibility(): string {
     '| key | api | Strand | Kafka (specs) |',
     '| --- | --- | --- | --- |',
     ...rows,
+    '',
+    '## Strand extensions',
+    '',
+    'Apis Kafka does not have, declared in `src/protocol/strand-specs/` (same JSON format as Kafka\'s specs, codecs',
+    'generated the same way) on keys far above Kafka\'s (10000+). They are advertised by ApiVersions like any other;',
+    'KafkaJS, librdkafka and kafka-python ignore api keys they do not know (their interop tests run against a broker',
+    'that advertises them). Only Strand\'s client and CLI send them.',
+    '',
+    '| key | api | Strand | what for |',
+    '| --- | --- | --- | --- |',
+    ...HANDLERS.filter((h) => !isKafka(h.api.key)).map((h) => {
+      const ext = STRAND_APIS.find((a) => a.key === h.api.key);
+      if (ext === undefined) throw new Error(`handler ${h.api.name} (${h.api.key}) is neither a Kafka api nor a Strand extension`);
+      return `| ${h.api.key} | ${h.api.name} | ${h.minVersion}–${h.maxVersion} | ${EXTENSION_PURPOSE[h.api.name] ?? ''} |`;
+    }),
     '',
     '## Not supported yet',
     '',

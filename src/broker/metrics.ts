@@ -14,9 +14,17 @@
  *   strand_log_size_bytes{topic,partition}           bytes on disk, and strand_log_start_offset / strand_log_end_offset
  *   strand_consumer_group_lag{group,topic,partition} high watermark − committed offset
  *   strand_consumer_groups{state}                    groups per state
+ *   strand_log_cleaner_max_dirty_ratio               largest dirty ratio of any compacted partition (Kafka's max-dirty-percent / 100)
+ *   strand_log_cleaner_dirty_ratio{topic,partition}  dirty bytes / cleanable bytes, per compacted partition
+ *   strand_log_cleaner_partition_last_run_timestamp_seconds{topic,partition}  end of the partition's last pass (absent: none since start)
+ *   strand_log_cleaner_passes_total, strand_log_cleaner_bytes_read_total, strand_log_cleaner_bytes_written_total
+ *   strand_log_cleaner_last_run_timestamp_seconds    end of the last pass over any log (0: none since start)
+ *   strand_log_cleaner_last_run_duration_seconds     its duration (Kafka's max-clean-time-secs is the longest of the last runs)
+ *   strand_log_cleaner_last_run_throughput_bytes_per_second   bytes it read per second
  */
 import { createServer, type Server } from 'node:http';
 import type { Partition } from './replica-manager.js';
+import type { LogCleaner } from '../storage/log-cleaner.js';
 import type { Broker } from './broker.js';
 
 /** Prometheus-style default buckets, in seconds, from 0.5 ms to 10 s. */
@@ -34,6 +42,8 @@ export interface MetricsSource {
   partitions(): Iterable<Partition>;
   groups(): Iterable<{ groupId: string; state: string; offsets: Iterable<{ topic: string; partition: number; offset: number }> }>;
   readonly ready: boolean;
+  /** The log cleaner (absent in tests that render without a broker). */
+  readonly cleaner?: Pick<LogCleaner, 'passes' | 'totalBytesRead' | 'totalBytesWritten' | 'lastPass' | 'dirtyRatio' | 'lastRun'>;
 }
 
 const escape = (v: string): string => v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
@@ -116,10 +126,45 @@ export class BrokerMetrics {
     }
     family('strand_consumer_groups', 'gauge', 'Consumer groups, per state.');
     for (const [s, n] of [...states].sort()) out.push(`strand_consumer_groups{state="${escape(s)}"} ${n}`);
+    if (src.cleaner !== undefined) renderCleanerMetrics(src.cleaner, parts, family, out);
     family('strand_ready', 'gauge', '1 when the broker is started and serving.');
     out.push(`strand_ready ${src.ready ? 1 : 0}`);
     return out.join('\n') + '\n';
   }
+}
+
+/** Cleaner metrics, read at scrape time (Kafka has them as JMX metrics of kafka.log:type=LogCleaner). */
+function renderCleanerMetrics(
+  cleaner: NonNullable<MetricsSource['cleaner']>,
+  parts: Partition[],
+  family: (name: string, type: string, help: string) => void,
+  out: string[],
+): void {
+  const compacted = parts.filter((p) => p.log.config.cleanupCompact);
+  const ratios = compacted.map((p) => cleaner.dirtyRatio(p.log));
+  family('strand_log_cleaner_max_dirty_ratio', 'gauge', 'Largest dirty ratio (dirty bytes / cleanable bytes) of any compacted partition.');
+  out.push(`strand_log_cleaner_max_dirty_ratio ${ratios.reduce((a, b) => Math.max(a, b), 0)}`);
+  family('strand_log_cleaner_dirty_ratio', 'gauge', 'Dirty bytes / cleanable bytes of a compacted partition.');
+  compacted.forEach((p, i) => out.push(`strand_log_cleaner_dirty_ratio{topic="${escape(p.topic)}",partition="${p.index}"} ${ratios[i]}`));
+  family('strand_log_cleaner_partition_last_run_timestamp_seconds', 'gauge', 'End of the last cleaner pass over a partition since the broker started.');
+  for (const p of compacted) {
+    const last = cleaner.lastRun(p.log);
+    if (last !== null) out.push(`strand_log_cleaner_partition_last_run_timestamp_seconds{topic="${escape(p.topic)}",partition="${p.index}"} ${last.endMs / 1000}`);
+  }
+  family('strand_log_cleaner_passes_total', 'counter', 'Cleaner passes completed since the broker started.');
+  out.push(`strand_log_cleaner_passes_total ${cleaner.passes}`);
+  family('strand_log_cleaner_bytes_read_total', 'counter', 'Bytes read by the cleaner.');
+  out.push(`strand_log_cleaner_bytes_read_total ${cleaner.totalBytesRead}`);
+  family('strand_log_cleaner_bytes_written_total', 'counter', 'Bytes written by the cleaner.');
+  out.push(`strand_log_cleaner_bytes_written_total ${cleaner.totalBytesWritten}`);
+  const last = cleaner.lastPass;
+  const seconds = last === null ? 0 : Math.max(0.001, (last.endMs - last.startMs) / 1000);
+  family('strand_log_cleaner_last_run_timestamp_seconds', 'gauge', 'End of the last cleaner pass over any log (0: none since start).');
+  out.push(`strand_log_cleaner_last_run_timestamp_seconds ${last === null ? 0 : last.endMs / 1000}`);
+  family('strand_log_cleaner_last_run_duration_seconds', 'gauge', 'Duration of the last cleaner pass.');
+  out.push(`strand_log_cleaner_last_run_duration_seconds ${last === null ? 0 : (last.endMs - last.startMs) / 1000}`);
+  family('strand_log_cleaner_last_run_throughput_bytes_per_second', 'gauge', 'Bytes read per second by the last cleaner pass.');
+  out.push(`strand_log_cleaner_last_run_throughput_bytes_per_second ${last === null ? 0 : last.bytesRead / seconds}`);
 }
 
 /** The broker as the renderer sees it. */
@@ -140,6 +185,7 @@ export function metricsSourceOf(broker: Broker, isReady: () => boolean): Metrics
     get ready() {
       return isReady() && gc.ready;
     },
+    cleaner: broker.logManager.cleaner,
   };
 }
 

@@ -22,7 +22,7 @@ Strand: a Kafka-compatible streaming platform for Node.js.
 
 Commands:
   broker        run a broker (with --metrics-port: a Prometheus endpoint; --console-port: the web console)
-  topics        create, list, describe, alter-config, add-partitions, delete topics
+  topics        create, list, describe, alter-config, add-partitions, delete topics; the log cleaner
   produce       write records from stdin or a file, one per line
   consume       read records, printed as text, a format template or JSON
   groups        list, describe (lag), reset-offsets, delete-offsets, delete consumer groups

@@ -39,6 +39,7 @@ import { ZERO_UUID } from '../protocol/reader.js';
 import type { Cluster, TopicInfo } from './cluster.js';
 import type { Connection } from './connection.js';
 import { KafkaError, StrandError } from './errors.js';
+import { describeLogCleaner, type LogCleanerDescription } from './log-cleaner.js';
 
 export interface NewTopic {
   name: string;
@@ -473,6 +474,15 @@ export class Admin {
       }
       return out.sort((a, b) => a.partition - b.partition);
     });
+  }
+
+  /**
+   * The log cleaner per compacted partition (dirty ratio, checkpoint, last pass) and per broker:
+   * Strand's DescribeLogCleaner extension (see log-cleaner.ts); `topics` undefined means every
+   * compacted topic. A broker without the extension (Kafka) answers UNSUPPORTED_VERSION.
+   */
+  async describeLogCleaner(topics?: string[]): Promise<LogCleanerDescription> {
+    return describeLogCleaner(this.cluster, topics);
   }
 
   // ------------------------------------------------------------------------------------ groups

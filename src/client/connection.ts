@@ -75,6 +75,7 @@ export const CLIENT_VERSIONS: ReadonlyMap<number, readonly [number, number]> = n
   [61, [0, 0]], // DescribeProducers
   [65, [0, 0]], // DescribeTransactions
   [66, [0, 1]], // ListTransactions
+  [10000, [0, 0]], // DescribeLogCleaner (Strand extension)
 ]);
 
 /** node:diagnostics_channel channels the client publishes on (observability hooks). */

@@ -42,6 +42,8 @@ export {
 } from './admin.js';
 export { Transaction, type TransactionState, type SendOffsetsOptions, type ConsumerGroupMetadata, type HasGroupMetadata } from './transaction.js';
 export { runExactlyOnce, type ExactlyOnceOptions, type ExactlyOncePayload } from './exactly-once.js';
+export { Table, type TableOptions, type TableChange } from './table.js';
+export type { LogCleanerDescription, TopicCleanerState, PartitionCleanerState, BrokerCleanerState, CleanerRun } from './log-cleaner.js';
 export { StrandError, KafkaError, ConnectionError, type StrandErrorOptions } from './errors.js';
 export { murmur2, toPositive, partitionForKey, type Partitioner } from './partitioner.js';
 export { rangeAssignor, roundRobinAssignor, type Assignor, type AssignorName, type MemberSubscription, type Assignment } from './assignors.js';

@@ -1,12 +1,13 @@
 /**
  * The entry point: `new Kafka({ brokers })` holds the shared settings; `producer()`,
- * `consumer()` and `admin()` create clients, each with its own connections.
+ * `consumer()`, `admin()` and `table()` create clients, each with its own connections.
  */
 import { Cluster, type RetryOptions } from './cluster.js';
 import type { ClientLogger } from './logger.js';
 import { Producer, type ProducerOptions } from './producer.js';
 import { Admin } from './admin.js';
 import { Consumer, type ConsumerOptions } from './consumer.js';
+import { Table, type TableOptions } from './table.js';
 
 export interface KafkaOptions {
   /** Bootstrap addresses, `host:port`. */
@@ -39,5 +40,10 @@ export class Kafka {
 
   admin(): Admin {
     return new Admin(this.cluster(false), true);
+  }
+
+  /** A compacted topic as a key → value map kept current (see table.ts); call `ready()` to load it. */
+  table<K = string, V = Buffer>(topic: string, opts: TableOptions<K, V> = {}): Table<K, V> {
+    return new Table<K, V>(this.cluster(false), topic, opts);
   }
 }

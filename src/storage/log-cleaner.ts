@@ -602,6 +602,11 @@ export class LogCleaner {
   private stopped = false;
   /** Passes completed since start (tests wait on it). */
   passes = 0;
+  /** Bytes read and written by all passes since start. */
+  totalBytesRead = 0;
+  totalBytesWritten = 0;
+  /** The last pass completed over any log. */
+  lastPass: CleanerStats | null = null;
 
   constructor(private readonly opts: LogCleanerOptions) {
     this.clock = opts.clock ?? Date.now;
@@ -666,6 +671,16 @@ export class LogCleaner {
   /** The last pass over `log`, if any since the broker started. */
   lastRun(log: PartitionLog): CleanerStats | null {
     return this.states.get(log)?.lastRun ?? null;
+  }
+
+  /** The error of the last failed pass over `log`, if the last pass failed. */
+  lastError(log: PartitionLog): string | null {
+    return this.states.get(log)?.lastError ?? null;
+  }
+
+  /** The cleaner offset checkpoint of `log` (loaded from disk on first use). */
+  async checkpointOf(log: PartitionLog): Promise<CleanerCheckpoint | null> {
+    return (await this.loadState(log)).checkpoint;
   }
 
   /** Dirty bytes / (clean + dirty bytes) of the cleanable section, as the cleaner sees it now (0 for a log that is not compacted). */
@@ -907,6 +922,9 @@ export class LogCleaner {
       state.lastRun = stats;
       state.lastError = null;
       this.passes++;
+      this.totalBytesRead += stats.bytesRead;
+      this.totalBytesWritten += stats.bytesWritten;
+      this.lastPass = stats;
       this.logger.info('cleaned log', { ...stats });
       return stats;
     } catch (err) {

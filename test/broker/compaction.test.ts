@@ -1,7 +1,8 @@
 /**
  * Log compaction through a broker process: keyless records refused on a compacted topic, the
  * cleaner compacting a topic in the background (Fetch and kcat read the compacted content, a
- * fetch inside a gap starts at the next record), and `__consumer_offsets` compacted by the same
+ * fetch inside a gap starts at the next record; kcat and confluent-kafka-python read it the same way),
+ * and `__consumer_offsets` compacted by the same
  * cleaner with Kafka's settings, the group coordinator replaying the compacted log after a restart.
  */
 import { test, before, after } from 'node:test';
@@ -14,7 +15,7 @@ import { decodeRecordBatches, encodeRecordBatch } from '../../src/protocol/recor
 import { recordsInMemory } from '../../src/protocol/writer.js';
 import { startBroker, type BrokerProcess } from '../../src/testing/broker-process.js';
 import { ProtocolConnection } from '../../src/testing/protocol-client.js';
-import { kcatOk, skipUnless } from '../interop/helpers.js';
+import { kcatOk, pythonJson, skipUnless } from '../interop/helpers.js';
 
 let broker: BrokerProcess;
 let c: ProtocolConnection;
@@ -158,6 +159,45 @@ test('kcat (librdkafka) reads the compacted topic, and -o inside a gap starts at
   const one = await kcatOk(broker.bootstrap, ['-C', '-t', compactedTopic, '-p', '0', '-e', '-q', '-o', String(gap), '-c', '1', '-f', '%o %k\n']);
   const next = compacted.find((r) => r.offset > gap)!;
   assert.equal(one.trim(), `${next.offset} ${next.key}`);
+});
+
+test('confluent-kafka-python (librdkafka) reads the compacted topic, and a consumer assigned inside a gap starts at the next record', { ...skipUnless('confluent-kafka'), timeout: 60000 }, async () => {
+  assert.ok(compacted.length > 0, 'runs after the compaction test');
+  const present = new Set(compacted.map((r) => r.offset));
+  const gaps = Array.from({ length: compacted[compacted.length - 1]!.offset }, (_, o) => o).filter((o) => o > 0 && !present.has(o));
+  const gap = gaps[Math.floor(gaps.length / 2)]!;
+  const res = await pythonJson<{ all: Array<[number, string, string | null]>; fromGap: Array<[number, string]> }>(
+    'confluent-kafka',
+    `
+import os, json
+from confluent_kafka import Consumer, TopicPartition, KafkaError, OFFSET_BEGINNING
+B, T, GAP = os.environ['BOOTSTRAP'], os.environ['TOPIC'], int(os.environ['GAP'])
+def read(start, limit):
+    c = Consumer({'bootstrap.servers': B, 'group.id': 'ck-compacted', 'enable.auto.commit': False, 'enable.partition.eof': True})
+    c.assign([TopicPartition(T, 0, start)])
+    out = []
+    while len(out) < limit:
+        m = c.poll(10)
+        if m is None:
+            raise SystemExit('timed out')
+        if m.error():
+            if m.error().code() == KafkaError._PARTITION_EOF:
+                break
+            raise SystemExit(str(m.error()))
+        out.append([m.offset(), m.key().decode(), None if m.value() is None else m.value().decode()])
+    c.close()
+    return out
+print(json.dumps({'all': read(OFFSET_BEGINNING, 1 << 30), 'fromGap': [r[:2] for r in read(GAP, 1)]}))
+`,
+    broker.bootstrap,
+    { env: { TOPIC: compactedTopic, GAP: String(gap) } },
+  );
+  assert.deepEqual(
+    res.all,
+    compacted.map((r) => [r.offset, r.key, r.value]),
+  );
+  const next = compacted.find((r) => r.offset > gap)!;
+  assert.deepEqual(res.fromGap, [[next.offset, next.key]]);
 });
 
 test('__consumer_offsets is compact-only with no time retention, and compacted: commits replay after a restart', { timeout: 90000 }, async () => {

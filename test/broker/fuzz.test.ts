@@ -41,8 +41,9 @@ test('100,000 mutated and random requests never take the broker down', { timeout
     const seed = Number(process.env['FUZZ_SEED'] ?? Date.now() % 100000);
     const rand = prng(seed);
     const int = (n: number): number => Math.floor(rand() * n);
-    // Templates: valid requests for every api × version in the specs (advertised or not), plus unknown keys.
-    const apis = messages.ALL_APIS as unknown as Api[];
+    // Templates: valid requests for every api × version in the specs (advertised or not; Kafka's and
+    // Strand's extensions), plus unknown keys.
+    const apis = [...messages.ALL_APIS, ...messages.STRAND_APIS] as unknown as Api[];
     const makers = new Map(apis.map((a) => [a.key, new ValueMaker(loadSpec(`${a.name}Request.json`), messages as unknown as Record<string, unknown>, rand)]));
     const supported = new Map(SUPPORTED_APIS.map((s) => [s.key, s]));
 

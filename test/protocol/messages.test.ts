@@ -73,6 +73,21 @@ test('the generated api table matches the specs', () => {
   }
 });
 
+test('Strand\'s extension apis match their specs and keep out of Kafka\'s api keys', () => {
+  assert.ok(messages.STRAND_APIS.length > 0);
+  const kafkaMax = Math.max(...messages.ALL_APIS.map((a) => a.key));
+  for (const api of messages.STRAND_APIS as readonly Codec[]) {
+    const spec = loadSpec(`${api.name}Request.json`);
+    assert.equal(api.key, spec.apiKey);
+    assert.ok(api.key >= 10000 && api.key > kafkaMax && api.key <= 32767, `${api.name} key ${api.key}`);
+    assert.equal(messages.API_BY_KEY.get(api.key), api);
+    for (let v = api.minVersion; v <= api.maxVersion; v++) for (let seed = 1; seed <= 20; seed++) {
+      roundTrip(api, 'Request', v, seed);
+      roundTrip(api, 'Response', v, seed);
+    }
+  }
+});
+
 test('unknown tagged fields are skipped', () => {
   // Metadata request v9 (flexible) with an extra tag 7 carrying 3 bytes in the top-level tag buffer.
   const w = new Writer();

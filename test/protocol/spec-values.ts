@@ -3,11 +3,13 @@
  * round-trip property tests of the generated codecs. Fields absent from a version keep the
  * generated defaults, so `decode(encode(v))` must deep-equal `v`.
  */
-import { readFileSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const SPEC_DIR = join(fileURLToPath(new URL('.', import.meta.url)), '..', '..', '..', '..', 'shared', 'kafka-protocol', 'messages');
+/** Strand's own extension apis, in the same format. */
+export const STRAND_SPEC_DIR = join(fileURLToPath(new URL('.', import.meta.url)), '..', '..', '..', 'src', 'protocol', 'strand-specs');
 
 export interface SpecField {
   name: string;
@@ -27,7 +29,8 @@ export interface Spec {
 }
 
 export function loadSpec(file: string): Spec {
-  const text = readFileSync(join(SPEC_DIR, file), 'utf8')
+  const dir = existsSync(join(SPEC_DIR, file)) ? SPEC_DIR : STRAND_SPEC_DIR;
+  const text = readFileSync(join(dir, file), 'utf8')
     .split('\n')
     .filter((l) => !/^\s*\/\//.test(l))
     .join('\n');

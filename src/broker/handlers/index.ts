@@ -37,6 +37,7 @@ import { describeProducersHandler } from './describe-producers.js';
 import { describeTransactionsHandler } from './describe-transactions.js';
 import { listTransactionsHandler } from './list-transactions.js';
 import { writeTxnMarkersHandler } from './write-txn-markers.js';
+import { describeLogCleanerHandler } from './describe-log-cleaner.js';
 
 export const HANDLERS: readonly ApiHandler<any, any>[] = [
   produceHandler,
@@ -73,6 +74,8 @@ export const HANDLERS: readonly ApiHandler<any, any>[] = [
   describeTransactionsHandler,
   listTransactionsHandler,
   writeTxnMarkersHandler,
+  // Strand extensions (keys outside Kafka's range; see docs/COMPATIBILITY.md).
+  describeLogCleanerHandler,
 ].sort((a, b) => a.api.key - b.api.key);
 
 export const HANDLER_BY_KEY: ReadonlyMap<number, ApiHandler<any, any>> = new Map(HANDLERS.map((h) => [h.api.key, h]));

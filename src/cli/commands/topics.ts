@@ -1,11 +1,15 @@
 /**
- * `strand topics create|list|describe|alter-config|add-partitions|delete` (kafka-topics.sh and
- * kafka-configs.sh for topics), through Strand's admin client.
+ * `strand topics create|list|describe|alter-config|add-partitions|delete|cleaner` (kafka-topics.sh
+ * and kafka-configs.sh for topics), through Strand's admin client. The log cleaner's state (dirty
+ * ratio, last pass) comes from Strand's DescribeLogCleaner extension api; against a broker without
+ * it `describe` leaves those columns out and `cleaner` says why.
  */
 import type { Admin } from '../../client/admin.js';
+import { StrandError } from '../../client/errors.js';
+import type { LogCleanerDescription, PartitionCleanerState } from '../../client/log-cleaner.js';
 import { COMMON_HELP, CliError, int, keyValues, parse, printJson, table, usage, withAdmin } from '../common.js';
 
-export const TOPICS_HELP = `Usage: strand topics <create|list|describe|alter-config|add-partitions|delete> [options]
+export const TOPICS_HELP = `Usage: strand topics <create|list|describe|alter-config|add-partitions|delete|cleaner> [options]
 
 Manage topics.
 
@@ -15,6 +19,15 @@ Manage topics.
   strand topics alter-config NAME [--set KEY=VALUE ...] [--delete KEY ...]
   strand topics add-partitions NAME --count TOTAL
   strand topics delete NAME [NAME ...] [--if-exists]
+  strand topics cleaner [NAME ...]
+
+describe shows, for compacted topics, each partition's DIRTY-RATIO and LAST-CLEANED (the end of
+the cleaner's last pass over it since the broker started). cleaner shows the log cleaner in full:
+per partition the dirty ratio (dirty bytes / cleanable bytes, as Kafka's LogCleanerManager
+computes it), clean and dirty bytes, first dirty offset, cleaner checkpoint, last pass and records
+it removed; per broker passes, bytes and the last pass. Without NAME: every compacted topic,
+internal ones included. These come from DescribeLogCleaner, a Strand extension api (Kafka has
+them only as JMX metrics).
 
 Options:
       --partitions N            partitions of a new topic (default: the broker's num.partitions)
@@ -34,7 +47,8 @@ Examples:
   strand topics describe orders
   strand topics alter-config orders --set retention.ms=3600000 --delete cleanup.policy
   strand topics add-partitions orders --count 12
-  strand topics list --json`;
+  strand topics list --json
+  strand topics cleaner users --json`;
 
 const OPTIONS = {
   topic: { type: 'string', short: 't' },
@@ -96,7 +110,9 @@ export async function topicsCommand(argv: string[]): Promise<number> {
       await withAdmin(v, async (admin) => {
         const list = names.length > 0 ? names : await admin.listTopics({ includeInternal: v.internal ?? false });
         const out = [];
-        for (const d of list.length > 0 ? await admin.describeTopics(list) : []) out.push(await describeOne(admin, d.name, d, v['all-configs'] ?? false));
+        const described = list.length > 0 ? await admin.describeTopics(list) : [];
+        const cleaner = described.length > 0 ? await cleanerOrNull(admin, list) : null;
+        for (const d of described) out.push(await describeOne(admin, d.name, d, v['all-configs'] ?? false, cleaner));
         if (v.json) {
           printJson(out);
           return;
@@ -107,9 +123,19 @@ export async function topicsCommand(argv: string[]): Promise<number> {
             .split('\n')
             .map((l) => '  ' + l)
             .join('\n')}`;
+          const compacted = t.cleanupPolicy?.includes('compact') === true && t.partitions.some((x) => x.cleaner !== undefined);
           const parts = table(
-            ['PARTITION', 'LEADER', 'REPLICAS', 'ISR', 'EARLIEST', 'LATEST', 'RECORDS'],
-            t.partitions.map((x) => [x.partition, x.leader, x.replicas.join(','), x.isr.join(','), x.earliest, x.latest, x.latest - x.earliest]),
+            ['PARTITION', 'LEADER', 'REPLICAS', 'ISR', 'EARLIEST', 'LATEST', 'RECORDS', ...(compacted ? ['DIRTY-RATIO', 'LAST-CLEANED'] : [])],
+            t.partitions.map((x) => [
+              x.partition,
+              x.leader,
+              x.replicas.join(','),
+              x.isr.join(','),
+              x.earliest,
+              x.latest,
+              x.latest - x.earliest,
+              ...(compacted ? [ratio(x.cleaner?.dirtyRatio), lastCleaned(x.cleaner)] : []),
+            ]),
           );
           return `${head}\n${configs}\n${parts}`;
         });
@@ -156,17 +182,67 @@ export async function topicsCommand(argv: string[]): Promise<number> {
       });
       return 0;
     }
+    case 'cleaner': {
+      await withAdmin(v, async (admin) => {
+        const d = await admin.describeLogCleaner(names.length > 0 ? names : undefined);
+        if (v.json) {
+          printJson(d);
+          return;
+        }
+        const rows = d.topics.flatMap((t) =>
+          t.partitions.map((x) => [
+            t.name,
+            x.partition,
+            t.cleanupPolicy,
+            ratio(x.dirtyRatio),
+            x.cleanBytes,
+            x.dirtyBytes,
+            x.firstDirtyOffset,
+            x.cleanerCheckpoint < 0 ? '-' : x.cleanerCheckpoint,
+            lastCleaned(x),
+            x.lastRun === null ? '-' : x.lastRun.recordsRemoved,
+            x.lastError ?? '',
+          ]),
+        );
+        console.log(
+          rows.length === 0
+            ? 'No compacted topics.'
+            : table(['TOPIC', 'PARTITION', 'POLICY', 'DIRTY-RATIO', 'CLEAN-BYTES', 'DIRTY-BYTES', 'FIRST-DIRTY', 'CHECKPOINT', 'LAST-CLEANED', 'REMOVED', 'ERROR'], rows),
+        );
+        for (const b of d.brokers) {
+          const last = b.lastRun === null ? 'no pass since start' : `last pass ${b.lastRun.topic}-${b.lastRun.partition} at ${new Date(b.lastRun.endMs).toISOString()} (${b.lastRun.endMs - b.lastRun.startMs} ms, ${(b.lastRun.throughputBytesPerSec / 1048576).toFixed(1)} MB/s)`;
+          console.log(`Broker ${b.nodeId}: cleaner ${b.enabled ? 'enabled' : 'disabled'}, ${b.passes} passes, ${b.totalBytesRead} bytes read, ${b.totalBytesWritten} written, max dirty ratio ${ratio(b.maxDirtyRatio)}; ${last}.`);
+        }
+      });
+      return 0;
+    }
     default:
       throw usage(`unknown topics command '${sub}'`, 'topics');
   }
 }
 
-async function describeOne(admin: Admin, name: string, d: Awaited<ReturnType<Admin['describeTopics']>>[number], allConfigs: boolean) {
+const ratio = (r: number | undefined): string => (r === undefined ? '-' : r.toFixed(3));
+const lastCleaned = (c: PartitionCleanerState | undefined): string => (c?.lastRun ? new Date(c.lastRun.endMs).toISOString() : '-');
+
+/** The cleaner's view of `topics`, or null from a broker without the DescribeLogCleaner extension (Kafka). */
+async function cleanerOrNull(admin: Admin, topics: string[]): Promise<LogCleanerDescription | null> {
+  try {
+    return await admin.describeLogCleaner(topics);
+  } catch (e) {
+    if (e instanceof StrandError && e.code === 'UNSUPPORTED_VERSION') return null;
+    throw e;
+  }
+}
+
+async function describeOne(admin: Admin, name: string, d: Awaited<ReturnType<Admin['describeTopics']>>[number], allConfigs: boolean, cleaner: LogCleanerDescription | null) {
   const [earliest, latest, configs] = await Promise.all([admin.listOffsets(name, 'earliest'), admin.listOffsets(name, 'latest'), admin.describeConfigs([{ type: 'topic', name }])]);
+  const cleanerTopic = cleaner?.topics.find((t) => t.name === name);
+  const compacted = cleanerTopic?.cleanupPolicy.includes('compact') === true;
   return {
     name,
     topicId: d.topicId,
     internal: d.isInternal,
+    cleanupPolicy: configs[0]!.configs.find((c) => c.name === 'cleanup.policy')?.value ?? null,
     partitions: d.partitions.map((x) => ({
       partition: x.partition,
       leader: x.leader,
@@ -174,6 +250,7 @@ async function describeOne(admin: Admin, name: string, d: Awaited<ReturnType<Adm
       isr: x.isr,
       earliest: earliest.find((o) => o.partition === x.partition)?.offset ?? -1,
       latest: latest.find((o) => o.partition === x.partition)?.offset ?? -1,
+      ...(compacted ? { cleaner: cleanerTopic!.partitions.find((p) => p.partition === x.partition) } : {}),
     })),
     configs: configs[0]!.configs
       .filter((c) => allConfigs || c.source === 1)

@@ -88,6 +88,7 @@ import { ReadShareGroupStateApi } from './read-share-group-state.js';
 import { WriteShareGroupStateApi } from './write-share-group-state.js';
 import { DeleteShareGroupStateApi } from './delete-share-group-state.js';
 import { ReadShareGroupStateSummaryApi } from './read-share-group-state-summary.js';
+import { DescribeLogCleanerApi } from './describe-log-cleaner.js';
 
 export * from './produce.js';
 export * from './fetch.js';
@@ -177,6 +178,7 @@ export * from './read-share-group-state.js';
 export * from './write-share-group-state.js';
 export * from './delete-share-group-state.js';
 export * from './read-share-group-state-summary.js';
+export * from './describe-log-cleaner.js';
 export * from './headers.js';
 export * from './consumer-protocol.js';
 
@@ -272,9 +274,14 @@ export const ALL_APIS = [
   ReadShareGroupStateSummaryApi,
 ] as const;
 
-export type AnyApi = (typeof ALL_APIS)[number];
+/** Strand's extension apis (src/protocol/strand-specs/), keys outside Kafka's range. */
+export const STRAND_APIS = [
+  DescribeLogCleanerApi,
+] as const;
 
-export const API_BY_KEY: ReadonlyMap<number, AnyApi> = new Map(ALL_APIS.map((a) => [a.key, a]));
+export type AnyApi = (typeof ALL_APIS)[number] | (typeof STRAND_APIS)[number];
+
+export const API_BY_KEY: ReadonlyMap<number, AnyApi> = new Map<number, AnyApi>([...ALL_APIS, ...STRAND_APIS].map((a) => [a.key, a]));
 
 export const ApiKey = {
   Produce: 0,
@@ -365,4 +372,5 @@ export const ApiKey = {
   WriteShareGroupState: 85,
   DeleteShareGroupState: 86,
   ReadShareGroupStateSummary: 87,
+  DescribeLogCleaner: 10000,
 } as const;
