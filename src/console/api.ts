@@ -10,6 +10,7 @@
 import type { Admin, ConfigEntry, OffsetSpec } from '../client/admin.js';
 import type { Kafka } from '../client/kafka.js';
 import type { ConsumerMessage } from '../client/consumer.js';
+import type { PartitionCleanerState } from '../client/log-cleaner.js';
 import { StrandError } from '../client/errors.js';
 
 /** A request the console refuses before it reaches the cluster. */
@@ -227,12 +228,41 @@ export class ConsoleApi {
       this.admin.describeConfigs([{ type: 'topic', name }]),
       this.sizes([name]),
     ]);
+    const cleaner = await this.cleaner(name, configs[0]?.configs ?? []);
     const partitions = t!.partitions.map((p) => {
       const start = starts.find((s) => s.partition === p.partition)?.offset ?? 0;
       const end = ends.find((e) => e.partition === p.partition)?.offset ?? 0;
-      return { partition: p.partition, leader: p.leader, leaderEpoch: p.leaderEpoch, replicas: p.replicas, isr: p.isr, startOffset: start, endOffset: end, records: Math.max(0, end - start), sizeBytes: sizes === null ? null : (sizes.get(`${name}\u0000${p.partition}`) ?? 0) };
+      const c = cleaner?.get(p.partition) ?? null;
+      return {
+        partition: p.partition,
+        leader: p.leader,
+        leaderEpoch: p.leaderEpoch,
+        replicas: p.replicas,
+        isr: p.isr,
+        startOffset: start,
+        endOffset: end,
+        records: Math.max(0, end - start),
+        sizeBytes: sizes === null ? null : (sizes.get(`${name}\u0000${p.partition}`) ?? 0),
+        cleaner: c === null ? null : { dirtyRatio: c.dirtyRatio, lastRunEndMs: c.lastRun?.endMs ?? null, recordsRemoved: c.lastRun?.recordsRemoved ?? null, lastError: c.lastError },
+      };
     });
-    return { name, topicId: t!.topicId, internal: t!.isInternal, partitions, configs: kafkaConfigs(configs[0]?.configs ?? []) };
+    return { name, topicId: t!.topicId, internal: t!.isInternal, compacted: cleaner !== null, partitions, configs: kafkaConfigs(configs[0]?.configs ?? []) };
+  }
+
+  /**
+   * The log cleaner's view of a compacted topic's partitions (Strand's DescribeLogCleaner
+   * extension); null for a topic that is not compacted, or a cluster that does not offer it.
+   */
+  private async cleaner(name: string, configs: ConfigEntry[]): Promise<Map<number, PartitionCleanerState> | null> {
+    const policy = configs.find((c) => c.name === 'cleanup.policy')?.value ?? '';
+    if (!policy.split(',').includes('compact')) return null;
+    try {
+      const d = await this.admin.describeLogCleaner([name]);
+      return new Map((d.topics.find((x) => x.name === name)?.partitions ?? []).map((p) => [p.partition, p]));
+    } catch (e) {
+      if (hasCode(e, 'UNSUPPORTED_VERSION')) return null;
+      throw e;
+    }
   }
 
   async createTopic(body: unknown): Promise<unknown> {

@@ -57,7 +57,8 @@ test('topics: create, describe, alter configs, add partitions, delete (with conf
 
   const t = (await call('GET', '/api/topics/api-a')).json;
   assert.equal(t.partitions.length, 2);
-  assert.deepEqual(t.partitions[0], { partition: 0, leader: broker.broker.nodeId, leaderEpoch: 0, replicas: [1], isr: [1], startOffset: 0, endOffset: 0, records: 0, sizeBytes: 0 });
+  assert.deepEqual(t.partitions[0], { partition: 0, leader: broker.broker.nodeId, leaderEpoch: 0, replicas: [1], isr: [1], startOffset: 0, endOffset: 0, records: 0, sizeBytes: 0, cleaner: null });
+  assert.equal(t.compacted, false);
   assert.equal(t.configs.find((c: { name: string }) => c.name === 'retention.ms').value, '60000');
   const missing = await call('GET', '/api/topics/api-none');
   assert.equal(missing.status, 404);
@@ -67,6 +68,10 @@ test('topics: create, describe, alter configs, add partitions, delete (with conf
   const after = (await call('GET', '/api/topics/api-a')).json;
   assert.equal(after.configs.find((c: { name: string }) => c.name === 'cleanup.policy').source, 'topic');
   assert.equal(after.configs.find((c: { name: string }) => c.name === 'retention.ms').source, 'default');
+  // A compacted topic shows the log cleaner's view of each partition (DescribeLogCleaner).
+  assert.equal(after.compacted, true);
+  assert.equal(after.partitions[0].cleaner.dirtyRatio, 0);
+  assert.equal(after.partitions[0].cleaner.lastRunEndMs, null);
   assert.equal((await call('POST', '/api/topics/api-a/configs', {})).json.error.code, 'INVALID_REQUEST');
 
   assert.equal((await call('POST', '/api/topics/api-a/partitions', { count: 4 })).status, 200);

@@ -372,14 +372,16 @@ function TopicsPage() {
 
 function PartitionsSection({ topic }) {
   return html`<div class="card">
-    <h2>Partitions <span class="note">offsets from ListOffsets, sizes from DescribeLogDirs</span></h2>
+    <h2>Partitions <span class="note">offsets from ListOffsets, sizes from DescribeLogDirs${topic.compacted ? ', the log cleaner from DescribeLogCleaner' : ''}</span></h2>
     <div class="table-wrap"><table data-testid="partitions-table">
-      <thead><tr><th class="num">Partition</th><th class="num">Leader</th><th>Replicas</th><th>ISR</th><th class="num">Start offset</th><th class="num">End offset</th><th class="num">Records</th><th class="num">Size on disk</th></tr></thead>
+      <thead><tr><th class="num">Partition</th><th class="num">Leader</th><th>Replicas</th><th>ISR</th><th class="num">Start offset</th><th class="num">End offset</th><th class="num">Records</th><th class="num">Size on disk</th>${topic.compacted ? html`<th class="num">Dirty ratio</th><th>Last cleaned</th>` : null}</tr></thead>
       <tbody>${topic.partitions.map((p) => html`<tr>
         <td class="num mono">${p.partition}</td><td class="num mono">${p.leader < 0 ? html`<span class="badge bad">none</span>` : p.leader}</td>
         <td class="mono">${p.replicas.join(', ')}</td>
         <td class="mono">${p.isr.join(', ')} ${p.isr.length < p.replicas.length ? html`<span class="badge warn">under-replicated</span>` : null}</td>
         <td class="num">${fmtNum(p.startOffset)}</td><td class="num" data-testid="end-offset">${fmtNum(p.endOffset)}</td><td class="num">${fmtNum(p.records)}</td><td class="num">${fmtBytes(p.sizeBytes)}</td>
+        ${topic.compacted ? html`<td class="num" data-testid="dirty-ratio">${p.cleaner ? `${(p.cleaner.dirtyRatio * 100).toFixed(1)} %` : '–'}</td>
+        <td data-testid="last-cleaned">${p.cleaner?.lastError ? html`<span class="badge bad" title=${p.cleaner.lastError}>failed</span>` : p.cleaner?.lastRunEndMs ? html`${fmtTime(p.cleaner.lastRunEndMs)} <span class="note">${fmtNum(p.cleaner.recordsRemoved)} removed</span>` : 'never'}</td>` : null}
       </tr>`)}</tbody>
     </table></div>
   </div>`;
