@@ -117,7 +117,7 @@ class PeerConnection {
     const socket = net.connect({ host: this.peer.host, port: this.peer.port });
     this.socket = socket;
     socket.setNoDelay(true);
-    const frames = new FrameReader((f) => this.onFrame(f));
+    const frames = new FrameReader((f) => this.onFrame(socket, f));
     socket.on('connect', () => {
       this.connected = true;
       for (const f of this.queued.splice(0)) socket.write(f);
@@ -141,14 +141,15 @@ class PeerConnection {
     this.retryAtMs = Date.now() + RECONNECT_BACKOFF_MS;
   }
 
-  private onFrame(frame: Buffer): void {
+  private onFrame(socket: net.Socket, frame: Buffer): void {
+    if (this.socket !== socket) return; // closed meanwhile
     const p = this.pending.shift();
-    if (p === undefined) return this.fail(this.socket!, 'a response to no request');
+    if (p === undefined) return this.fail(socket, 'a response to no request');
     const r = new Reader(frame);
     const header = decodeResponseHeader(r, responseHeaderVersion(p.apiKey, p.version));
-    if (!r.ok || header.correlationId !== p.correlationId) return this.fail(this.socket!, `correlation id ${header.correlationId}, expected ${p.correlationId}`);
+    if (!r.ok || header.correlationId !== p.correlationId) return this.fail(socket, `correlation id ${header.correlationId}, expected ${p.correlationId}`);
     const body = API_BY_KEY.get(p.apiKey)!.decodeResponse(r, p.version);
-    if (!r.ok) return this.fail(this.socket!, `undecodable response: ${r.error}`);
+    if (!r.ok) return this.fail(socket, `undecodable response: ${r.error}`);
     const response = fromKafkaResponse(p.request, this.peer.id, body);
     if (response !== null) this.deliver(response);
   }
