@@ -6,6 +6,7 @@ import { parseArgs } from 'node:util';
 import { Broker } from '../broker/broker.js';
 import { BrokerConfig, ConfigError, parseProperties } from '../broker/config.js';
 import { createLogger } from '../broker/logger.js';
+import { QuorumControllerNode } from '../broker/metadata/quorum-controller.js';
 
 export const BROKER_HELP = `Usage: strand broker [options]
 
@@ -22,6 +23,9 @@ Options:
   -h, --help              show this help
 
 --host/--port set listeners=PLAINTEXT://HOST:PORT and win over --config and --override.
+A node with process.roles=controller and controller.quorum.voters=1@HOST:PORT,... runs as a
+voter of the Raft metadata quorum on its controller listener (controller.listener.names);
+see docs/CLUSTER.md for what a cluster does so far.
 Broker configs use Kafka's names (num.partitions, log.retention.ms, log.segment.bytes,
 message.max.bytes, auto.create.topics.enable, ...); see docs/CONFIGURATION.md.
 Log level: STRAND_LOG_LEVEL=debug|info|warn|error (default info).`;
@@ -83,10 +87,18 @@ export async function brokerCommand(argv: string[]): Promise<number> {
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
-  const broker = await Broker.start(config, logger, { metricsPort: metricsPort === undefined ? undefined : Number(metricsPort), metricsHost: values['metrics-host'] });
+  const roles = config.processRoles;
+  let node: { shutdown(): Promise<void> };
+  if (!roles.includes('broker')) {
+    // A controller-only node: a voter of the metadata quorum (docs/CLUSTER.md).
+    node = await QuorumControllerNode.start(config, logger.child('controller'));
+  } else {
+    if (config.quorumVoters !== null) logger.warn('controller.quorum.voters is not used by a node with the broker role yet: its metadata stays local (docs/CLUSTER.md)');
+    node = await Broker.start(config, logger, { metricsPort: metricsPort === undefined ? undefined : Number(metricsPort), metricsHost: values['metrics-host'] });
+  }
   await stopRequested;
   try {
-    await broker.shutdown();
+    await node.shutdown();
   } catch (e) {
     logger.error('shutdown failed', { error: e });
     return 1;

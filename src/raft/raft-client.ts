@@ -122,6 +122,14 @@ export interface LeaderChangeMessage {
   grantingVoters: Array<{ voterId: number }>;
 }
 
+export interface QuorumDescription {
+  leaderId: number;
+  leaderEpoch: number;
+  /** -1 until the leader has committed an entry of its epoch. */
+  highWatermark: number;
+  voters: Array<{ replicaId: number; logEndOffset: number; lastFetchTimestamp: number }>;
+}
+
 interface ReplicaState {
   /** The replica's flushed log end as of its last valid fetch; -1 before one. */
   endOffset: number;
@@ -217,6 +225,26 @@ export class RaftClient {
   }
   isLeader(): boolean {
     return this.role === 'leader';
+  }
+
+  /**
+   * The leader's view of the quorum (what DescribeQuorum answers): each voter's flushed log end
+   * as of its last fetch (the leader's own flushed end for itself; -1 before a first fetch) and
+   * when it last fetched. Null when this replica is not the leader.
+   */
+  describeQuorum(): QuorumDescription | null {
+    if (this.role !== 'leader') return null;
+    const now = this.clock.nowMs();
+    return {
+      leaderId: this.config.nodeId,
+      leaderEpoch: this.epoch,
+      highWatermark: this.highWatermark > this.epochStartOffset ? this.highWatermark : -1,
+      voters: this.config.voters.map((id) => {
+        if (id === this.config.nodeId) return { replicaId: id, logEndOffset: this.log.flushedEndOffset, lastFetchTimestamp: now };
+        const r = this.replicas.get(id)!;
+        return { replicaId: id, logEndOffset: r.endOffset, lastFetchTimestamp: r.lastFetchMs };
+      }),
+    };
   }
 
   /** Loads the snapshot and the quorum state; call once before anything else. */

@@ -10,7 +10,7 @@ import type { Logger } from '../storage/logger.js';
 import { noopLogger } from '../storage/logger.js';
 import { FileQuorumStateStore, FileRaftLog, FileSnapshotStore } from './file-store.js';
 import { DEFAULT_RAFT_TIMING, RaftClient, type RaftConfig } from './raft-client.js';
-import { RaftTcpTransport, type VoterEndpoint } from './tcp-transport.js';
+import { RaftTcpTransport, type ControllerApi, type VoterEndpoint } from './tcp-transport.js';
 import type { OffsetAndEpoch, RaftListener, SnapshotId } from './types.js';
 
 export interface RaftManagerOptions {
@@ -26,6 +26,8 @@ export interface RaftManagerOptions {
   timing?: Partial<Omit<RaftConfig, 'nodeId' | 'voters' | 'random' | 'testingBugs'>>;
   listener: RaftListener;
   logger?: Logger;
+  /** More apis answered on the controller listener (DescribeQuorum). */
+  extraApis?: readonly ControllerApi[];
 }
 
 export class RaftManager {
@@ -51,7 +53,7 @@ export class RaftManager {
       random: Math.random,
     };
     const log = FileRaftLog.open(options.dir);
-    const transport = new RaftTcpTransport(options.nodeId, options.voters, options.clusterId ?? '', logger);
+    const transport = new RaftTcpTransport(options.nodeId, options.voters, options.clusterId ?? '', logger, options.extraApis);
     let manager: RaftManager | null = null;
     const clock = {
       nowMs: () => Date.now(),

@@ -27,6 +27,15 @@ export const MAX_FRAME_BYTES = 64 * 1024 * 1024;
 const MAX_IN_FLIGHT = 64;
 const RECONNECT_BACKOFF_MS = 100;
 
+/** Another api answered on the controller listener (DescribeQuorum), outside the Raft core. */
+export interface ControllerApi {
+  apiKey: number;
+  minVersion: number;
+  maxVersion: number;
+  /** The response body for a decoded request body. */
+  handle(body: unknown, version: number): unknown;
+}
+
 export interface VoterEndpoint {
   id: number;
   host: string;
@@ -181,6 +190,7 @@ export class RaftTcpTransport implements RaftTransport {
     voters: readonly VoterEndpoint[],
     private readonly clusterId: string,
     private readonly logger: Logger,
+    private readonly extraApis: readonly ControllerApi[] = [],
   ) {
     for (const v of voters) {
       if (v.id !== nodeId) this.peers.set(v.id, new PeerConnection(nodeId, v, clusterId, (m) => this.handler?.(m), logger));
@@ -243,6 +253,7 @@ export class RaftTcpTransport implements RaftTransport {
         apiKeys: [
           { apiKey: ApiKey.ApiVersions, minVersion: 0, maxVersion: 3 },
           ...[...RAFT_API_VERSIONS].map(([k, v]) => ({ apiKey: k, minVersion: v, maxVersion: v })),
+          ...this.extraApis.map((a) => ({ apiKey: a.apiKey, minVersion: a.minVersion, maxVersion: a.maxVersion })),
         ],
         throttleTimeMs: 0,
         supportedFeatures: [],
@@ -251,6 +262,13 @@ export class RaftTcpTransport implements RaftTransport {
         zkMigrationReady: false,
       };
       this.respond(socket, apiKey, version <= 3 ? version : 0, correlationId, body);
+      return null;
+    }
+    const extra = this.extraApis.find((a) => a.apiKey === apiKey);
+    if (api !== undefined && extra !== undefined && version >= extra.minVersion && version <= extra.maxVersion) {
+      const body = api.decodeRequest(r, version);
+      if (!r.ok) return `undecodable ${api.name} v${version}: ${r.error}`;
+      this.respond(socket, apiKey, version, correlationId, extra.handle(body, version));
       return null;
     }
     if (api === undefined || RAFT_API_VERSIONS.get(apiKey) !== version) return `api ${apiKey} v${version} is not answered on the controller listener`;
