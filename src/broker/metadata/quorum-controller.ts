@@ -110,6 +110,10 @@ export class QuorumControllerNode {
   get controllers(): ReadonlyMap<number, ControllerRegistration> {
     return this.state.controllers;
   }
+  /** Whether this node leads the quorum (the active controller). */
+  get isLeader(): boolean {
+    return !this.stopped && this.raft !== null && this.raft.client.isLeader();
+  }
   /** The controller listener's bound port. */
   get port(): number {
     return this.raft!.port;
