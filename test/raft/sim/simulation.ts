@@ -46,6 +46,7 @@ export interface SimulationResult {
   committed: number;
   maxEpoch: number;
   crashes: number;
+  gracefulRestarts: number;
   partitions: number;
   snapshotsInstalled: number;
 }
@@ -159,6 +160,7 @@ export class Simulation {
   private trace = 0x811c9dc5;
   private events = 0;
   private crashes = 0;
+  private gracefulRestarts = 0;
   private partitions = 0;
   private proposals = 0;
   private maxHighWatermark = 0;
@@ -193,6 +195,7 @@ export class Simulation {
       committed: this.history.length,
       maxEpoch: Math.max(0, ...this.leaders.keys()),
       crashes: this.crashes,
+      gracefulRestarts: this.gracefulRestarts,
       partitions: this.partitions,
       snapshotsInstalled: this.snapshotsInstalled,
     };
@@ -212,10 +215,11 @@ export class Simulation {
     }
     if (faulty) {
       for (let t = r.int(100, 1000); t < CHAOS_MS; t += r.int(200, 1200)) {
-        const kind = r.int(0, 2);
+        const kind = r.int(0, 3);
         if (kind === 0) this.scheduler.at(t, () => this.crashRandomNode());
         else if (kind === 1) this.scheduler.at(t, () => this.partitionRandomly());
-        else this.scheduler.at(t, () => this.heal());
+        else if (kind === 2) this.scheduler.at(t, () => this.heal());
+        else this.scheduler.at(t, () => this.restartGracefully());
       }
     } else {
       for (let t = r.int(100, 1000); t < CHAOS_MS; t += r.int(300, 1500)) this.scheduler.at(t, () => this.crashRandomNode());
@@ -232,20 +236,20 @@ export class Simulation {
     while (this.scheduler.nowMs < deadline) {
       this.runUntil(Math.min(deadline, this.scheduler.nowMs + 50));
       if (target === null) {
-        const leader = this.nodes.find((n) => n.client!.isLeader());
+        const leader = this.nodes.find((n) => n.client?.isLeader() === true);
         const at = leader?.client!.propose([Buffer.from(`final-${this.options.seed}`)]) ?? null;
         if (at !== null) target = { ...at, proposer: leader! };
         continue;
       }
       const t = target;
       const key = this.history.keys[t.offset];
-      if (key === undefined ? t.proposer.client!.currentEpoch !== t.epoch : !key.startsWith(`${t.epoch}:`)) {
+      if (key === undefined ? t.proposer.client?.currentEpoch !== t.epoch : !key.startsWith(`${t.epoch}:`)) {
         target = null; // its leader lost the epoch before it committed: propose again
-      } else if (this.nodes.every((n) => n.client!.currentHighWatermark > t.offset)) {
+      } else if (this.nodes.every((n) => (n.client?.currentHighWatermark ?? -1) > t.offset)) {
         return;
       }
     }
-    const roles = this.nodes.map((n) => `${n.id}:${n.client!.currentRole}@${n.client!.currentEpoch} hw=${n.client!.currentHighWatermark}`).join(' ');
+    const roles = this.nodes.map((n) => (n.client === null ? `${n.id}:down` : `${n.id}:${n.client.currentRole}@${n.client.currentEpoch} hw=${n.client.currentHighWatermark}`)).join(' ');
     throw new InvariantViolation('Liveness', `no proposal committed on every node within ${LIVENESS_BOUND_MS} ms of a healed network (${roles})`);
   }
 
@@ -317,6 +321,29 @@ export class Simulation {
     const downMs = this.random.int(50, 1500);
     this.scheduler.at(this.scheduler.nowMs + downMs, () => {
       if (!n.up) this.startNode(n);
+    });
+  }
+
+  /** A clean shutdown: a leader resigns (EndQuorumEpoch), the log is flushed, and the node comes back later. */
+  private restartGracefully(): void {
+    const up = this.nodes.filter((n) => n.up);
+    if (up.length === 0) return;
+    const n = this.random.pick(up);
+    const client = n.client!;
+    client.resign();
+    this.gracefulRestarts++;
+    this.record(`stopping ${n.id}`);
+    // Its messages (EndQuorumEpoch) leave before it stops.
+    this.scheduler.at(this.scheduler.nowMs + this.random.int(1, 20), () => {
+      if (n.client !== client) return;
+      client.close();
+      n.client = null;
+      n.machine = null;
+      n.log.flush();
+      this.record(`stopped ${n.id}`);
+      this.scheduler.at(this.scheduler.nowMs + this.random.int(20, 500), () => {
+        if (!n.up) this.startNode(n);
+      });
     });
   }
 
