@@ -93,6 +93,8 @@ export interface RaftConfig {
   appendLingerMs: number;
   /** The most entries in one Fetch response. */
   maxFetchEntries: number;
+  /** The most entry bytes in one Fetch response (at least one entry is always sent). */
+  maxFetchBytes: number;
   /** The most bytes in one FetchSnapshot response. */
   snapshotChunkBytes: number;
   /** Proposals are refused while this many entries are uncommitted. */
@@ -110,6 +112,7 @@ export const DEFAULT_RAFT_TIMING = {
   fetchIntervalMs: 50,
   appendLingerMs: 5,
   maxFetchEntries: 1000,
+  maxFetchBytes: 1024 * 1024,
   snapshotChunkBytes: 1024 * 1024,
   maxUncommittedEntries: 10000,
 } as const;
@@ -372,6 +375,7 @@ export class RaftClient {
   /** One message from the transport. */
   handle(message: RaftMessage): void {
     if (this.closed) return;
+    if (!this.plausible(message)) return;
     switch (message.type) {
       case 'VoteRequest':
         this.handleVoteRequest(message);
@@ -405,6 +409,21 @@ export class RaftClient {
         break;
     }
     this.scheduleWakeup();
+  }
+
+  /**
+   * Drops answers that name a leader outside the voter set or a negative epoch: they cannot come
+   * from a voter of this quorum, and acting on them could corrupt the state (requests are
+   * validated by their handlers, which answer with an error).
+   */
+  private plausible(m: RaftMessage): boolean {
+    if (m.type.endsWith('Request')) return true;
+    const r = m as Extract<RaftMessage, { leaderId: number; leaderEpoch: number }>;
+    return r.leaderEpoch >= 0 && (r.leaderId === -1 || this.config.voters.includes(r.leaderId));
+  }
+
+  private isVoter(id: number): boolean {
+    return this.config.voters.includes(id);
   }
 
   // ---- log helpers ----
@@ -605,7 +624,8 @@ export class RaftClient {
         leaderEpoch: this.epoch,
         voteGranted,
       });
-    if (!this.config.voters.includes(m.candidateId) || m.candidateId !== m.sourceId) return respond(ErrorCode.INCONSISTENT_VOTER_SET, false);
+    if (!this.isVoter(m.candidateId) || m.candidateId !== m.sourceId || m.candidateId === this.config.nodeId) return respond(ErrorCode.INCONSISTENT_VOTER_SET, false);
+    if (m.lastOffset < 0 || m.lastOffsetEpoch < 0) return respond(ErrorCode.INVALID_REQUEST, false);
     if (m.candidateEpoch < this.epoch) return respond(ErrorCode.FENCED_LEADER_EPOCH, false);
     if (m.candidateEpoch > this.epoch) this.becomeUnattached(m.candidateEpoch, -1);
 
@@ -655,6 +675,9 @@ export class RaftClient {
   }
 
   private handleBeginQuorumEpochRequest(m: BeginQuorumEpochRequest): void {
+    if (!this.isVoter(m.leaderId) || m.leaderId !== m.sourceId || m.leaderId === this.config.nodeId || m.leaderEpoch < 0) {
+      return this.transport.send(m.sourceId, { type: 'BeginQuorumEpochResponse', sourceId: this.config.nodeId, errorCode: ErrorCode.INCONSISTENT_VOTER_SET, leaderId: this.leaderId, leaderEpoch: this.epoch });
+    }
     if (m.leaderEpoch >= this.epoch && !(this.role === 'follower' && this.leaderId === m.leaderId && this.epoch === m.leaderEpoch)) {
       this.becomeFollower(m.leaderEpoch, m.leaderId);
     }
@@ -673,6 +696,9 @@ export class RaftClient {
   }
 
   private handleEndQuorumEpochRequest(m: EndQuorumEpochRequest): void {
+    if (!this.isVoter(m.leaderId) || m.leaderId !== m.sourceId || m.leaderId === this.config.nodeId || m.leaderEpoch < 0) {
+      return this.transport.send(m.sourceId, { type: 'EndQuorumEpochResponse', sourceId: this.config.nodeId, errorCode: ErrorCode.INCONSISTENT_VOTER_SET, leaderId: this.leaderId, leaderEpoch: this.epoch });
+    }
     if (m.leaderEpoch > this.epoch) this.becomeUnattached(m.leaderEpoch, -1);
     if (m.leaderEpoch === this.epoch && (this.role === 'unattached' || (this.role === 'follower' && this.leaderId === m.leaderId))) {
       // The preferred successor stands first; the others wait longer the further down the list they are.
@@ -780,7 +806,13 @@ export class RaftClient {
     }
     const upTo = Math.min(this.log.endOffset, m.fetchOffset + this.config.maxFetchEntries);
     const entries: LogEntry[] = [];
-    for (let o = m.fetchOffset; o < upTo; o++) entries.push(this.log.entry(o));
+    let bytes = 0;
+    for (let o = m.fetchOffset; o < upTo; o++) {
+      const e = this.log.entry(o);
+      bytes += e.value.length;
+      if (entries.length > 0 && bytes > this.config.maxFetchBytes) break;
+      entries.push(e);
+    }
     this.transport.send(m.sourceId, {
       ...base,
       errorCode: ErrorCode.NONE,
@@ -818,6 +850,15 @@ export class RaftClient {
       return;
     }
     if (m.entries.length > 0) {
+      let last = this.lastEpoch();
+      for (const e of m.entries) {
+        if (e.epoch < last || e.epoch > this.epoch) {
+          // Not what a leader of this epoch sends: drop the answer and fetch again.
+          this.nextFetchMs = now + this.config.retryBackoffMs;
+          return;
+        }
+        last = e.epoch;
+      }
       this.appendEntries(m.entries);
       if (this.config.testingBugs?.fetchBeforeFlush !== true) this.log.flush();
     }

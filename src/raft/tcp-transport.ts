@@ -286,7 +286,11 @@ export class RaftTcpTransport implements RaftTransport {
     } finally {
       this.answering = null;
     }
-    if (answering.response === null) return `no answer to ${request.type}`;
+    if (answering.response === null) {
+      // Only a closed client gives no answer: the node is shutting down.
+      socket.destroy();
+      return null;
+    }
     this.respond(socket, apiKey, version, correlationId, toKafkaResponse(answering.response));
     return null;
   }

@@ -8,10 +8,13 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { ErrorCode } from '../../src/protocol/errors.js';
+import { ApiKey } from '../../src/protocol/messages/index.js';
 import { RaftManager } from '../../src/raft/raft-manager.js';
 import type { VoterEndpoint } from '../../src/raft/tcp-transport.js';
 import type { LogEntry, SnapshotId } from '../../src/raft/types.js';
 import { freePort } from '../../src/testing/broker-process.js';
+import { ProtocolConnection } from '../../src/testing/protocol-client.js';
 
 /** The state machine: the committed data values, in order. */
 class Values {
@@ -103,4 +106,46 @@ test('three voters over TCP: election, replication, snapshot catch-up, hand-over
   expected.push('d0');
   for (const id of rest) await waitFor(`node ${id} to commit under the new leader`, () => machines.get(id)!.values.length === 82);
   for (const id of rest) assert.deepEqual(machines.get(id)!.values, expected);
+});
+
+test('the controller listener closes a connection on bad input and keeps serving', { timeout: 30000 }, async (t) => {
+  const root = mkdtempSync(join(tmpdir(), 'strand-raft-fuzz-'));
+  t.after(() => rmSync(root, { recursive: true, force: true }));
+  const voters: VoterEndpoint[] = [];
+  for (const id of [1, 2, 3]) voters.push({ id, host: '127.0.0.1', port: await freePort() });
+  const manager = await RaftManager.start({ nodeId: 1, voters, dir: join(root, 'm'), listenHost: '127.0.0.1', listenPort: voters[0]!.port, timing: TIMING, listener: new Values() });
+  t.after(() => manager.close());
+
+  const closedAfter = async (bytes: Buffer): Promise<void> => {
+    const c = await ProtocolConnection.connect('127.0.0.1', manager.port);
+    const closed = new Promise<void>((resolve) => c.socket.once('close', () => resolve()));
+    c.writeRaw(bytes);
+    await closed;
+  };
+  const frame = (body: Buffer): Buffer => {
+    const size = Buffer.alloc(4);
+    size.writeInt32BE(body.length);
+    return Buffer.concat([size, body]);
+  };
+  await closedAfter(Buffer.from([0x7f, 0xff, 0xff, 0xff])); // a 2 GiB frame
+  await closedAfter(frame(Buffer.from([0, 99, 0, 0, 0, 0, 0, 1, 0, 0]))); // unknown api 99
+  let seed = 42;
+  const nextByte = (): number => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) & 0xff;
+  for (let i = 0; i < 20; i++) {
+    const junk = Buffer.from(Array.from({ length: 1 + ((i * 7) % 40) }, nextByte));
+    // A Vote v0 header followed by junk: undecodable body.
+    const header = Buffer.from([0, ApiKey.Vote, 0, 0, 0, 0, 0, i, 0, 0, 0]);
+    await closedAfter(frame(Buffer.concat([header, junk])));
+  }
+
+  // Still serving: ApiVersions lists the quorum's apis, and a Vote for another topic gets INVALID_REQUEST.
+  const c = await ProtocolConnection.connect('127.0.0.1', manager.port);
+  t.after(() => c.close());
+  const versions = await c.send(ApiKey.ApiVersions, 3, { clientSoftwareName: 'test', clientSoftwareVersion: '1' });
+  assert.deepEqual(
+    versions.apiKeys.map((k: { apiKey: number }) => k.apiKey).sort((a: number, b: number) => a - b),
+    [ApiKey.Fetch, ApiKey.ApiVersions, ApiKey.Vote, ApiKey.BeginQuorumEpoch, ApiKey.EndQuorumEpoch, ApiKey.FetchSnapshot].sort((a, b) => a - b),
+  );
+  const answer = await c.send(ApiKey.Vote, 0, { clusterId: null, voterId: -1, topics: [{ topicName: 'orders', partitions: [] }] });
+  assert.equal(answer.errorCode, ErrorCode.INVALID_REQUEST);
 });

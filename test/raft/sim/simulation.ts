@@ -275,6 +275,7 @@ export class Simulation {
       fetchIntervalMs: 20,
       appendLingerMs: 5,
       maxFetchEntries: 16,
+      maxFetchBytes: 40,
       snapshotChunkBytes: 16,
       maxUncommittedEntries: 64,
       random: () => this.random.next(),
