@@ -31,9 +31,13 @@
  * - Snapshots. `createSnapshot(endOffset, data)` stores the state machine at a committed offset
  *   and deletes the log below it.
  *
- * Limits: the voter set is static (`controller.quorum.voters`; no KIP-853 reconfiguration);
- * observers (non-voters) may fetch but do not count; the leader answers a fetch at once (no long
- * poll: a caught-up follower fetches again after `fetchIntervalMs`); no pre-vote (KIP-996).
+ * - Observers. A replica that is not a voter (a broker, in Kafka) never votes or stands for
+ *   election: without a leader it sends a Fetch to a random voter, whose answer names the leader,
+ *   and then follows it like a voter does. Its fetches do not count for the high watermark.
+ *
+ * Limits: the voter set is static (`controller.quorum.voters`; no KIP-853 reconfiguration); the
+ * leader answers a fetch at once (no long poll: a caught-up follower fetches again after
+ * `fetchIntervalMs`); no pre-vote (KIP-996).
  */
 import assert from 'node:assert/strict';
 import { ErrorCode } from '../protocol/errors.js';
@@ -131,7 +135,11 @@ export interface QuorumDescription {
   /** -1 until the leader has committed an entry of its epoch. */
   highWatermark: number;
   voters: Array<{ replicaId: number; logEndOffset: number; lastFetchTimestamp: number }>;
+  observers: Array<{ replicaId: number; logEndOffset: number; lastFetchTimestamp: number }>;
 }
+
+/** The most observers a leader keeps state for. */
+const MAX_OBSERVERS = 1024;
 
 interface ReplicaState {
   /** The replica's flushed log end as of its last valid fetch; -1 before one. */
@@ -188,6 +196,10 @@ export class RaftClient {
   private snapshotFetch: SnapshotFetch | null = null;
 
   private readonly majority: number;
+  /** Not a voter: replicates and applies the log, never votes or leads (a broker, in Kafka). */
+  readonly observer: boolean;
+  /** The leader's view of the observers that fetch from it (they do not count for the high watermark). */
+  private readonly observers = new Map<number, ReplicaState>();
 
   constructor(
     private readonly config: RaftConfig,
@@ -198,8 +210,8 @@ export class RaftClient {
     private readonly transport: RaftTransport,
     private readonly listener: RaftListener,
   ) {
-    assert(config.voters.includes(config.nodeId), `node ${config.nodeId} is not one of the voters ${config.voters.join(',')}`);
-    assert(new Set(config.voters).size === config.voters.length, 'duplicate voter ids');
+    assert(config.voters.length > 0 && new Set(config.voters).size === config.voters.length, `bad voter set ${config.voters.join(',')}`);
+    this.observer = !config.voters.includes(config.nodeId);
     this.majority = Math.floor(config.voters.length / 2) + 1;
   }
 
@@ -247,6 +259,7 @@ export class RaftClient {
         const r = this.replicas.get(id)!;
         return { replicaId: id, logEndOffset: r.endOffset, lastFetchTimestamp: r.lastFetchMs };
       }),
+      observers: [...this.observers].sort((a, b) => a[0] - b[0]).map(([id, r]) => ({ replicaId: id, logEndOffset: r.endOffset, lastFetchTimestamp: r.lastFetchMs })),
     };
   }
 
@@ -293,7 +306,7 @@ export class RaftClient {
         this.electionDeadlineMs = now + this.randomElectionTimeoutMs();
       }
     }
-    if (this.config.voters.length === 1 && this.role !== 'leader') this.becomeCandidate();
+    if (!this.observer && this.config.voters.length === 1 && this.role !== 'leader') this.becomeCandidate();
     this.listener.handleLeaderChange(this.leaderId, this.epoch);
     this.scheduleWakeup();
   }
@@ -354,11 +367,11 @@ export class RaftClient {
         break;
       case 'unattached':
       case 'resigned':
-        if (this.electionDeadlineMs <= now) this.becomeCandidate();
+        if (this.electionDeadlineMs <= now) this.standForElection();
         break;
       case 'follower':
         if (this.fetchDeadlineMs <= now) {
-          this.becomeCandidate();
+          this.standForElection();
           break;
         }
         if (this.inFlight !== null && this.inFlight.sentMs + this.config.requestTimeoutMs <= now) this.inFlight = null;
@@ -475,6 +488,7 @@ export class RaftClient {
     this.rejected.clear();
     this.voteRetryMs = Infinity;
     this.replicas.clear();
+    this.observers.clear();
     this.unannounced.clear();
     this.announceRetryMs = Infinity;
     this.inFlight = null;
@@ -515,7 +529,24 @@ export class RaftClient {
     this.nextFetchMs = now;
   }
 
+  /** A voter without a leader stands for election; an observer looks for the leader instead. */
+  private standForElection(): void {
+    if (!this.observer) return this.becomeCandidate();
+    if (this.role !== 'unattached') this.becomeUnattached(this.epoch, -1);
+    // Any voter answers a Fetch with the leader it knows (or an epoch to move to).
+    const voter = this.config.voters[Math.floor(this.config.random() * this.config.voters.length)]!;
+    this.transport.send(voter, {
+      type: 'FetchRequest',
+      sourceId: this.config.nodeId,
+      currentLeaderEpoch: this.epoch,
+      fetchOffset: this.log.endOffset,
+      lastFetchedEpoch: this.lastEpoch(),
+    });
+    this.electionDeadlineMs = this.clock.nowMs() + this.config.requestTimeoutMs;
+  }
+
   private becomeCandidate(): void {
+    assert(!this.observer, 'an observer never stands for election');
     if (this.role === 'leader') this.flushLeader();
     this.resetRoleState();
     this.role = 'candidate';
@@ -630,7 +661,8 @@ export class RaftClient {
     if (m.candidateEpoch > this.epoch) this.becomeUnattached(m.candidateEpoch, -1);
 
     let grant: boolean;
-    switch (this.role) {
+    if (this.observer) grant = false;
+    else switch (this.role) {
       case 'unattached':
         grant = this.votedId === -1 || this.votedId === m.candidateId || this.config.testingBugs?.voteTwice === true;
         break;
@@ -735,6 +767,20 @@ export class RaftClient {
     }
   }
 
+  private observerState(id: number): ReplicaState {
+    let state = this.observers.get(id);
+    if (state === undefined) {
+      // Bounded: the least recently seen observer makes room.
+      if (this.observers.size >= MAX_OBSERVERS) {
+        const oldest = [...this.observers].sort((a, b) => a[1].lastFetchMs - b[1].lastFetchMs)[0]![0];
+        this.observers.delete(oldest);
+      }
+      state = { endOffset: -1, lastFetchMs: 0 };
+      this.observers.set(id, state);
+    }
+    return state;
+  }
+
   private checkQuorum(now: number): void {
     if (this.config.voters.length === 1) return;
     const times = this.config.voters.map((v) => (v === this.config.nodeId ? now : this.replicas.get(v)!.lastFetchMs)).sort((a, b) => b - a);
@@ -784,11 +830,9 @@ export class RaftClient {
     if (m.fetchOffset < 0 || m.lastFetchedEpoch < 0 || m.lastFetchedEpoch > this.epoch) return fail(ErrorCode.INVALID_REQUEST);
 
     const now = this.clock.nowMs();
-    const replica = this.replicas.get(m.sourceId);
-    if (replica !== undefined) {
-      replica.lastFetchMs = now;
-      this.unannounced.delete(m.sourceId);
-    }
+    const replica = this.replicas.get(m.sourceId) ?? this.observerState(m.sourceId);
+    replica.lastFetchMs = now;
+    this.unannounced.delete(m.sourceId);
     const highWatermark = this.highWatermark > this.epochStartOffset ? this.highWatermark : -1;
     const start = this.log.logStartOffset;
     const snap = this.snapshotId;
@@ -800,10 +844,8 @@ export class RaftClient {
       return this.transport.send(m.sourceId, { ...base, errorCode: ErrorCode.NONE, highWatermark, divergingEpoch: end });
     }
     // The follower's log matches ours up to fetchOffset, and it has flushed that much.
-    if (replica !== undefined) {
-      replica.endOffset = m.fetchOffset;
-      this.maybeAdvanceHighWatermark();
-    }
+    replica.endOffset = m.fetchOffset;
+    if (this.replicas.has(m.sourceId)) this.maybeAdvanceHighWatermark();
     const upTo = Math.min(this.log.endOffset, m.fetchOffset + this.config.maxFetchEntries);
     const entries: LogEntry[] = [];
     let bytes = 0;

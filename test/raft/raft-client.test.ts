@@ -162,3 +162,25 @@ test('hostile input is refused, not acted on', () => {
   assert.equal(h.log.endOffset, 0);
   assert.equal(h.client.currentHighWatermark, 0);
 });
+
+test('an observer finds the leader through any voter, follows it, and never votes or stands', () => {
+  const h = new Harness(9, [1, 2, 3]);
+  assert.equal(h.client.observer, true);
+  h.nowMs += 10_000;
+  h.client.poll();
+  assert.equal(h.client.currentRole, 'unattached');
+  const [probe] = h.take();
+  assert.equal(probe!.m.type, 'FetchRequest');
+  assert([1, 2, 3].includes(probe!.to));
+  // A voter that is not the leader answers with the leader it knows.
+  h.client.handle({ type: 'FetchResponse', sourceId: probe!.to, errorCode: ErrorCode.NOT_LEADER_OR_FOLLOWER, leaderId: 2, leaderEpoch: 4, highWatermark: -1, fetchOffset: 0, lastFetchedEpoch: 0, divergingEpoch: null, snapshotId: null, entries: [] });
+  assert.equal(h.client.currentRole, 'follower');
+  assert.equal(h.client.currentLeaderId, 2);
+  h.client.handle(vote(3, 5));
+  assert.equal((h.take().find((s) => s.m.type === 'VoteResponse')!.m as { voteGranted: boolean }).voteGranted, false);
+  // Losing the leader makes it look again, not stand for election.
+  h.nowMs += 60_000;
+  h.client.poll();
+  assert.equal(h.client.currentRole, 'unattached');
+  assert(h.take().some((s) => s.m.type === 'FetchRequest'));
+});

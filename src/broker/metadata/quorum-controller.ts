@@ -17,7 +17,8 @@
 import fs from 'node:fs';
 import { join } from 'node:path';
 import { ErrorCode } from '../../protocol/errors.js';
-import { ApiKey, type DescribeQuorumRequest, type DescribeQuorumResponse } from '../../protocol/messages/index.js';
+import { ApiKey, type DescribeQuorumRequest, type DescribeQuorumResponse, type DescribeQuorumResponseReplicaState } from '../../protocol/messages/index.js';
+import { ZERO_UUID } from '../../protocol/reader.js';
 import { METADATA_PARTITION, METADATA_TOPIC } from '../../raft/kafka-messages.js';
 import { RaftManager } from '../../raft/raft-manager.js';
 import type { ControllerApi } from '../../raft/tcp-transport.js';
@@ -89,6 +90,10 @@ function applyRecord(state: QuorumState, r: QuorumRecord, offset: number): void 
   } else {
     state.image = state.image.apply(r, offset);
   }
+}
+
+function replicaState(r: { replicaId: number; logEndOffset: number; lastFetchTimestamp: number }): DescribeQuorumResponseReplicaState {
+  return { replicaId: r.replicaId, replicaDirectoryId: ZERO_UUID, logEndOffset: r.logEndOffset, lastFetchTimestamp: r.lastFetchTimestamp, lastCaughtUpTimestamp: -1 };
 }
 
 export class QuorumControllerNode {
@@ -220,7 +225,8 @@ export class QuorumControllerNode {
                 ...base,
                 errorCode: ErrorCode.NONE,
                 highWatermark: q.highWatermark,
-                currentVoters: q.voters.map((v) => ({ replicaId: v.replicaId, replicaDirectoryId: 'AAAAAAAAAAAAAAAAAAAAAA', logEndOffset: v.logEndOffset, lastFetchTimestamp: v.lastFetchTimestamp, lastCaughtUpTimestamp: -1 })),
+                currentVoters: q.voters.map(replicaState),
+                observers: q.observers.map(replicaState),
               };
             }),
           });

@@ -10,7 +10,8 @@
  * ends the run with its name. A run is a pure function of its seed, and so is its trace hash.
  *
  * Invariants:
- * - ElectionSafety: at most one leader per epoch, ever (across crashes).
+ * - ElectionSafety: at most one leader per epoch, ever (across crashes); observers (non-voters,
+ *   0–2 per run) never stand for election.
  * - CommittedHistory: every entry a node commits equals the entry the first committer of that
  *   offset committed (so committed entries are never lost or changed); nodes commit in order.
  * - SnapshotHistory: a snapshot a node loads equals the committed history at its end offset.
@@ -168,8 +169,9 @@ export class Simulation {
   constructor(private readonly options: SimulationOptions) {
     this.random = new Random(options.seed);
     const size = this.random.pick([1, 3, 3, 3, 3, 5, 5, 5, 5, 5]);
+    const observers = this.random.int(0, 2);
     this.voters = Array.from({ length: size }, (_, i) => i + 1);
-    this.nodes = this.voters.map((id) => new SimNode(id));
+    this.nodes = Array.from({ length: size + observers }, (_, i) => new SimNode(i + 1));
     this.dropRate = this.random.pick([0, 0.01, 0.05, 0.1]);
     this.duplicateRate = this.random.pick([0, 0.02, 0.05]);
     this.maxDelayMs = this.random.pick([2, 10, 30, 60]);
@@ -415,6 +417,9 @@ export class Simulation {
       check(hw <= this.history.length, 'CommittedHistory', () => `node ${n.id} high watermark ${hw} is past what was committed (${this.history.length})`);
       n.lastHighWatermark = hw;
       this.maxHighWatermark = Math.max(this.maxHighWatermark, hw);
+      if (c.observer) {
+        check(c.currentRole !== 'candidate' && c.currentRole !== 'leader', 'ElectionSafety', () => `observer ${n.id} became ${c.currentRole}`);
+      }
       if (c.isLeader()) {
         const epoch = c.currentEpoch;
         const other = this.leaders.get(epoch);
