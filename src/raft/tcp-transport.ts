@@ -32,7 +32,7 @@ export interface ControllerApi {
   apiKey: number;
   minVersion: number;
   maxVersion: number;
-  /** The response body for a decoded request body. */
+  /** The response body for a decoded request body (a promise for one that waits, e.g. on a commit). */
   handle(body: unknown, version: number): unknown;
 }
 
@@ -184,6 +184,8 @@ export class RaftTcpTransport implements RaftTransport {
   private handler: ((m: RaftMessage) => void) | null = null;
   /** The inbound request being handled, and the answer the core gave to it. */
   private answering: { request: RaftRequest; response: RaftResponse | null } | null = null;
+  /** Per connection, the last response not yet written: responses leave in request order. */
+  private readonly tails = new WeakMap<net.Socket, Promise<void>>();
 
   constructor(
     private readonly nodeId: number,
@@ -295,7 +297,28 @@ export class RaftTcpTransport implements RaftTransport {
     return null;
   }
 
+  /** Writes the answer (or, when it is a promise, the answer it resolves to) after the ones before it. */
   private respond(socket: net.Socket, apiKey: number, version: number, correlationId: number, body: unknown): void {
+    const tail = this.tails.get(socket);
+    if (tail === undefined && !(body instanceof Promise)) return this.write(socket, apiKey, version, correlationId, body);
+    const next = (tail ?? Promise.resolve())
+      .then(() => body)
+      .then(
+        (b) => {
+          if (!socket.destroyed) this.write(socket, apiKey, version, correlationId, b);
+        },
+        (e: unknown) => {
+          this.logger.error('a controller request failed', { apiKey, error: e instanceof Error ? e.message : String(e) });
+          socket.destroy();
+        },
+      )
+      .finally(() => {
+        if (this.tails.get(socket) === next) this.tails.delete(socket);
+      });
+    this.tails.set(socket, next);
+  }
+
+  private write(socket: net.Socket, apiKey: number, version: number, correlationId: number, body: unknown): void {
     const w = new Writer(256);
     w.int32(0);
     writeResponseHeader(w, apiKey, version, correlationId);

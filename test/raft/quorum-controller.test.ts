@@ -141,3 +141,88 @@ test('three controller nodes replicate metadata records into their images, snaps
   await waitFor('the restarted node to re-apply everything', () => restarted.image.topicsByName.size === 20);
   assert.deepEqual(imageRecords(restarted.image), expected);
 });
+
+test('the active controller registers brokers and creates topics through the quorum; the next one carries on', { timeout: 60000 }, async (t) => {
+  const root = mkdtempSync(join(tmpdir(), 'strand-qc-'));
+  t.after(() => rmSync(root, { recursive: true, force: true }));
+  const ports = [await freePort(), await freePort(), await freePort()];
+  const voters = ports.map((p, i) => `${i + 1}@127.0.0.1:${p}`).join(',');
+  const config = (id: number): BrokerConfig =>
+    new BrokerConfig(
+      new Map(
+        Object.entries({
+          'process.roles': 'controller',
+          'node.id': String(id),
+          'controller.quorum.voters': voters,
+          'controller.listener.names': 'CONTROLLER',
+          listeners: `CONTROLLER://127.0.0.1:${ports[id - 1]}`,
+          'log.dirs': join(root, `node-${id}`),
+          'controller.quorum.election.timeout.ms': '300',
+          'controller.quorum.fetch.timeout.ms': '600',
+          'controller.quorum.append.linger.ms': '1',
+        }),
+      ),
+    );
+  const nodes = new Map<number, QuorumControllerNode>();
+  t.after(async () => {
+    for (const n of nodes.values()) await n.shutdown();
+  });
+  for (const id of [1, 2, 3]) nodes.set(id, await QuorumControllerNode.start(config(id), logger));
+  const active = (): QuorumControllerNode | undefined => [...nodes.values()].find((n) => n.activeController !== null);
+  await waitFor('an active controller', () => active() !== undefined);
+  const first = active()!;
+
+  const send = async (node: QuorumControllerNode, apiKey: number, version: number, body: unknown): Promise<any> => {
+    const c = await ProtocolConnection.connect('127.0.0.1', node.port);
+    try {
+      return await c.send(apiKey, version, body);
+    } finally {
+      c.close();
+    }
+  };
+  const register = (node: QuorumControllerNode, brokerId: number) =>
+    send(node, ApiKey.BrokerRegistration, 0, {
+      brokerId,
+      clusterId: '',
+      incarnationId: 'AAAAAAAAAAAAAAAAAAAAAQ',
+      listeners: [{ name: 'PLAINTEXT', host: '127.0.0.1', port: 9092 + brokerId, securityProtocol: 0 }],
+      features: [],
+      rack: null,
+      isMigratingZkBroker: false,
+      logDirs: [],
+      previousBrokerEpoch: -1,
+    });
+  const createTopic = (node: QuorumControllerNode, name: string) =>
+    send(node, ApiKey.CreateTopics, 7, { topics: [{ name, numPartitions: 3, replicationFactor: 2, assignments: [], configs: [{ name: 'retention.ms', value: '60000' }] }], timeoutMs: 5000, validateOnly: false });
+
+  const follower = [...nodes.values()].find((n) => n !== first)!;
+  assert.equal((await register(follower, 101)).errorCode, ErrorCode.NOT_CONTROLLER);
+  assert.equal((await createTopic(follower, 'orders')).topics[0].errorCode, ErrorCode.NOT_CONTROLLER);
+
+  for (const id of [101, 102]) {
+    const r = await register(first, id);
+    assert.equal(r.errorCode, ErrorCode.NONE);
+    assert(r.brokerEpoch > 0);
+  }
+  const created = (await createTopic(first, 'orders')).topics[0];
+  assert.equal(created.errorCode, ErrorCode.NONE, created.errorMessage);
+  assert.equal(created.numPartitions, 3);
+  // Committed before the answer: replicated to every voter's image.
+  for (const n of nodes.values()) {
+    await waitFor(`node ${n.nodeId} to apply the topic`, () => n.image.topic('orders')?.partitions.length === 3);
+    const topic = n.image.topic('orders')!;
+    assert.equal(topic.configs.get('retention.ms'), '60000');
+    assert.deepEqual([...n.image.brokers.keys()].sort(), [101, 102]);
+    for (const p of topic.partitions) assert.equal(p.replicas.length, 2);
+  }
+
+  // The active controller stops; the next one starts from the committed image.
+  await first.shutdown();
+  nodes.delete(first.nodeId);
+  await waitFor('a new active controller', () => active() !== undefined);
+  const second = active()!;
+  assert.notEqual(second.nodeId, first.nodeId);
+  assert.equal((await createTopic(second, 'orders')).topics[0].errorCode, ErrorCode.TOPIC_ALREADY_EXISTS);
+  assert.equal((await createTopic(second, 'payments')).topics[0].errorCode, ErrorCode.NONE);
+  for (const n of nodes.values()) await waitFor(`node ${n.nodeId} to apply the second topic`, () => n.image.topic('payments') !== undefined);
+});

@@ -8,24 +8,58 @@
  * operation commits or vanishes whole. The control entry LeaderChange starts each epoch.
  *
  * What runs today: the quorum elects a leader over TCP (Kafka's Vote, BeginQuorumEpoch,
- * EndQuorumEpoch, Fetch, FetchSnapshot on the controller listener); a new leader registers
- * itself with a RegisterController record; every voter applies committed records to its image;
- * every `metadata.log.max.record.bytes.between.snapshots` bytes of committed records, a voter
- * snapshots its image and deletes the log below; DescribeQuorum answers the leader's view.
- * Brokers do not yet register with or fetch from the quorum (docs/CLUSTER.md says what is next).
+ * EndQuorumEpoch, Fetch, FetchSnapshot on the controller listener); every voter applies committed
+ * records to its image; every `metadata.log.max.record.bytes.between.snapshots` bytes of
+ * committed records, a voter snapshots its image and deletes the log below.
+ *
+ * The active controller: once a new leader has applied its own LeaderChange entry (so everything
+ * committed before its epoch is in its image) it registers itself with a RegisterController record
+ * and runs the same Controller as a single node (controller.ts) over that image, with the quorum as
+ * its MetadataLogWriter: an operation's records are proposed and the operation completes when
+ * they commit. It answers BrokerRegistration and CreateTopics on the controller listener; other
+ * voters answer NOT_CONTROLLER. Losing leadership fails the operations in flight with
+ * NOT_CONTROLLER (their records may still commit under the next leader, as in Kafka, and the
+ * next active controller starts from the committed image). DescribeQuorum answers the leader's view.
+ * Brokers do not yet register by themselves or fetch the log (docs/CLUSTER.md says what is next).
  */
 import fs from 'node:fs';
 import { join } from 'node:path';
 import { ErrorCode } from '../../protocol/errors.js';
-import { ApiKey, type DescribeQuorumRequest, type DescribeQuorumResponse, type DescribeQuorumResponseReplicaState } from '../../protocol/messages/index.js';
+import {
+  ApiKey,
+  type BrokerRegistrationRequest,
+  type BrokerRegistrationResponse,
+  type CreateTopicsRequest,
+  type CreateTopicsResponse,
+  type CreateTopicsResponseCreatableTopicResult,
+  type DescribeQuorumRequest, type DescribeQuorumResponse, type DescribeQuorumResponseReplicaState,
+} from '../../protocol/messages/index.js';
 import { ZERO_UUID } from '../../protocol/reader.js';
 import { METADATA_PARTITION, METADATA_TOPIC } from '../../raft/kafka-messages.js';
+import type { LeaderChangeMessage } from '../../raft/raft-client.js';
 import { RaftManager } from '../../raft/raft-manager.js';
 import type { ControllerApi } from '../../raft/tcp-transport.js';
 import type { LogEntry, OffsetAndEpoch, SnapshotId } from '../../raft/types.js';
 import { ConfigError, type BrokerConfig } from '../config.js';
+import { topicConfigEntries } from '../handlers/describe-configs.js';
 import type { Logger } from '../logger.js';
+import { Controller, type CreateTopicSpec, type MetadataLogWriter } from './controller.js';
 import { MetadataImage, type MetadataRecord } from './image.js';
+
+/** This node is not (or no longer) the active controller: answered as NOT_CONTROLLER. */
+export class NotControllerError extends Error {
+  readonly code = 'NOT_CONTROLLER';
+  constructor(message = 'this controller is not the active controller') {
+    super(message);
+    this.name = 'NotControllerError';
+  }
+}
+
+interface PendingWrite {
+  epoch: number;
+  resolve: (offset: number) => void;
+  reject: (e: Error) => void;
+}
 
 /** A controller announcing itself when it becomes the quorum leader (Kafka's RegisterControllerRecord). */
 export interface RegisterControllerRecord {
@@ -102,12 +136,23 @@ export class QuorumControllerNode {
   private snapshotPending = false;
   private raft: RaftManager | null = null;
   private stopped = false;
+  /** The Controller while this node is the active controller, with the epoch it leads. */
+  private active: { controller: Controller; epoch: number } | null = null;
+  /** Proposed operations waiting for their commit, by the offset of their entry. */
+  private readonly pending = new Map<number, PendingWrite>();
 
   private constructor(
     readonly nodeId: number,
+    private readonly config: BrokerConfig,
     private readonly snapshotBytes: number,
     private readonly logger: Logger,
+    private readonly advertised: { host: string; port: number },
   ) {}
+
+  /** The Controller, when this node is the active controller. */
+  get activeController(): Controller | null {
+    return this.active?.controller ?? null;
+  }
 
   get image(): MetadataImage {
     return this.state.image;
@@ -136,8 +181,8 @@ export class QuorumControllerNode {
 
     const dir = join(config.dataDir, `${METADATA_TOPIC}-${METADATA_PARTITION}`);
     fs.mkdirSync(dir, { recursive: true });
-    const node = new QuorumControllerNode(nodeId, config.number('metadata.log.max.record.bytes.between.snapshots'), logger);
     const advertised = voters.find((v) => v.id === nodeId)!;
+    const node = new QuorumControllerNode(nodeId, config, config.number('metadata.log.max.record.bytes.between.snapshots'), logger, advertised);
     node.raft = await RaftManager.start({
       nodeId,
       voters,
@@ -153,7 +198,7 @@ export class QuorumControllerNode {
         appendLingerMs: config.number('controller.quorum.append.linger.ms'),
       },
       logger: logger.child('raft'),
-      extraApis: [node.describeQuorumApi()],
+      extraApis: [node.describeQuorumApi(), node.brokerRegistrationApi(), node.createTopicsApi()],
       listener: {
         handleCommit: (offset, entry) => node.applyCommitted(offset, entry),
         handleLoadSnapshot: (id, data) => {
@@ -162,7 +207,7 @@ export class QuorumControllerNode {
           logger.info('loaded metadata snapshot', { endOffset: id.endOffset, epoch: id.epoch });
         },
         handleLeaderChange: (leaderId, epoch) => {
-          if (leaderId === nodeId) setImmediate(() => node.registerAsLeader(epoch, advertised.host, advertised.port));
+          if (node.active !== null && (leaderId !== nodeId || epoch !== node.active.epoch)) node.deactivate();
         },
       },
     });
@@ -176,19 +221,46 @@ export class QuorumControllerNode {
     return this.raft.propose([Buffer.from(JSON.stringify(records))]);
   }
 
-  private registerAsLeader(epoch: number, host: string, port: number): void {
+  /** Runs after this leader's LeaderChange entry is applied: the image holds everything committed before its epoch. */
+  private activate(epoch: number): void {
     const client = this.raft?.client;
-    if (client === undefined || !client.isLeader() || client.currentEpoch !== epoch) return;
-    this.propose([{ type: 'RegisterController', controllerId: this.nodeId, host, port, leaderEpoch: epoch }]);
+    if (this.stopped || client === undefined || !client.isLeader() || client.currentEpoch !== epoch || this.active !== null) return;
+    const writer: MetadataLogWriter = { append: (records) => this.write(records) };
+    this.active = { controller: new Controller(this.state.image, writer, this.config, this.nodeId, this.logger), epoch };
+    this.logger.info('active controller', { nodeId: this.nodeId, epoch });
+    this.propose([{ type: 'RegisterController', controllerId: this.nodeId, host: this.advertised.host, port: this.advertised.port, leaderEpoch: epoch }]);
+  }
+
+  private deactivate(): void {
+    this.active = null;
+    for (const p of this.pending.values()) p.reject(new NotControllerError('leadership moved before the operation committed'));
+    this.pending.clear();
+  }
+
+  /** The active controller's MetadataLogWriter: propose one entry, resolve when it commits. */
+  private write(records: readonly MetadataRecord[]): Promise<number> {
+    const at = this.active === null ? null : this.propose(records);
+    if (at === null) return Promise.reject(new NotControllerError());
+    return new Promise((resolve, reject) => this.pending.set(at.offset, { epoch: at.epoch, resolve, reject }));
   }
 
   private applyCommitted(offset: number, entry: LogEntry): void {
-    if (!entry.control) {
+    if (entry.control) {
+      const change = JSON.parse(entry.value.toString('utf8')) as LeaderChangeMessage;
+      // Not from inside the commit callback: proposing re-enters the Raft client.
+      if (change.leaderId === this.nodeId) setImmediate(() => this.activate(entry.epoch));
+    } else {
       const records = JSON.parse(entry.value.toString('utf8')) as QuorumRecord[];
       for (const r of records) applyRecord(this.state, r, offset);
       this.bytesSinceSnapshot += entry.value.length;
     }
     this.state.nextOffset = offset + 1;
+    const waiting = this.pending.get(offset);
+    if (waiting !== undefined) {
+      this.pending.delete(offset);
+      if (entry.epoch === waiting.epoch) waiting.resolve(offset);
+      else waiting.reject(new NotControllerError('the operation was lost in a leader change'));
+    }
     if (this.bytesSinceSnapshot >= this.snapshotBytes && !this.snapshotPending) {
       // Not from inside the commit callback: the Raft client counts this entry as applied when it returns.
       this.snapshotPending = true;
@@ -236,10 +308,100 @@ export class QuorumControllerNode {
     };
   }
 
+  /** BrokerRegistration (key 62, v0–4): a broker's endpoint, as a RegisterBroker record; the broker epoch is the metadata offset after it. */
+  private brokerRegistrationApi(): ControllerApi {
+    return {
+      apiKey: ApiKey.BrokerRegistration,
+      minVersion: 0,
+      maxVersion: 4,
+      handle: async (body): Promise<BrokerRegistrationResponse> => {
+        const request = body as BrokerRegistrationRequest;
+        const answer = (errorCode: number, brokerEpoch = -1): BrokerRegistrationResponse => ({ throttleTimeMs: 0, errorCode, brokerEpoch });
+        const clusterId = this.config.raw('cluster.id');
+        if (clusterId !== null && request.clusterId !== clusterId) return answer(ErrorCode.INCONSISTENT_CLUSTER_ID);
+        const listener = request.listeners[0];
+        if (request.brokerId < 0 || listener === undefined) return answer(ErrorCode.INVALID_REQUEST);
+        const active = this.active?.controller;
+        if (active === undefined) return answer(ErrorCode.NOT_CONTROLLER);
+        try {
+          await active.run(() => ({
+            records: [{ type: 'RegisterBroker', brokerId: request.brokerId, host: listener.host, port: listener.port, rack: request.rack, incarnationId: request.incarnationId }],
+            result: undefined,
+          }));
+          return answer(ErrorCode.NONE, active.image.offset);
+        } catch (e) {
+          if (e instanceof NotControllerError) return answer(ErrorCode.NOT_CONTROLLER);
+          throw e;
+        }
+      },
+    };
+  }
+
+  /** CreateTopics (key 19, v0–7) on the active controller, as the broker handler answers it (handlers/create-topics.ts). */
+  private createTopicsApi(): ControllerApi {
+    return {
+      apiKey: ApiKey.CreateTopics,
+      minVersion: 0,
+      maxVersion: 7,
+      handle: async (body, version): Promise<CreateTopicsResponse> => {
+        const request = body as CreateTopicsRequest;
+        const fail = (name: string, errorCode: number, errorMessage: string | null): CreateTopicsResponseCreatableTopicResult => ({
+          name,
+          topicId: ZERO_UUID,
+          errorCode,
+          errorMessage,
+          topicConfigErrorCode: ErrorCode.NONE,
+          numPartitions: -1,
+          replicationFactor: -1,
+          configs: [],
+        });
+        const counts = new Map<string, number>();
+        for (const t of request.topics) counts.set(t.name, (counts.get(t.name) ?? 0) + 1);
+        const duplicates = [...counts].filter(([, n]) => n > 1).map(([name]) => fail(name, ErrorCode.INVALID_REQUEST, 'Duplicate topic name.'));
+        const specs: CreateTopicSpec[] = request.topics
+          .filter((t) => counts.get(t.name) === 1)
+          .map((t) => ({
+            name: t.name,
+            numPartitions: t.numPartitions,
+            replicationFactor: t.replicationFactor,
+            assignments: t.assignments.map((a) => ({ partitionIndex: a.partitionIndex, brokerIds: [...a.brokerIds] })),
+            configs: t.configs.map((c): [string, string | null] => [c.name, c.value]),
+          }));
+        const active = this.active?.controller;
+        const notController = (): CreateTopicsResponse => ({ throttleTimeMs: 0, topics: [...specs.map((t) => fail(t.name, ErrorCode.NOT_CONTROLLER, 'This node is not the active controller.')), ...duplicates] });
+        if (active === undefined) return notController();
+        let created;
+        try {
+          created = specs.length > 0 ? await active.createTopics(specs, version >= 1 && request.validateOnly) : [];
+        } catch (e) {
+          if (e instanceof NotControllerError) return notController();
+          throw e;
+        }
+        const topics = created.map(
+          (r): CreateTopicsResponseCreatableTopicResult =>
+            r.errorCode !== ErrorCode.NONE
+              ? fail(r.name, r.errorCode, r.errorMessage)
+              : {
+                  name: r.name,
+                  topicId: r.topicId !== '' ? r.topicId : ZERO_UUID,
+                  errorCode: ErrorCode.NONE,
+                  errorMessage: null,
+                  topicConfigErrorCode: ErrorCode.NONE,
+                  numPartitions: r.numPartitions,
+                  replicationFactor: r.replicationFactor,
+                  configs: topicConfigEntries(r.configs, this.config).map((e) => ({ name: e.name, value: e.value, readOnly: e.readOnly, configSource: e.source, isSensitive: false })),
+                },
+        );
+        return { throttleTimeMs: 0, topics: [...topics, ...duplicates] };
+      },
+    };
+  }
+
   /** Resigns leadership if held, and stops. */
   async shutdown(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    this.deactivate();
     await this.raft?.close();
     this.logger.info('controller stopped', { nodeId: this.nodeId });
   }
