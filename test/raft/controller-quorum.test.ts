@@ -1,9 +1,10 @@
 /**
  * Three controller-only `strand broker` processes (process.roles=controller) form the metadata
- * quorum over TCP: they elect a leader, which registers itself in the replicated metadata log;
- * kill -9 of the leader makes the other two elect a new one in a later epoch that commits its own
- * registration; the killed node restarts and catches up; after a clean stop every node's log
- * holds the same committed records.
+ * quorum over TCP: they elect a leader, which registers itself in the replicated metadata log and,
+ * as the active controller, registers a broker and creates a topic; kill -9 of the leader makes
+ * the other two elect a new one in a later epoch that commits its own registration and knows the
+ * topic; the killed node restarts and catches up; after a clean stop every node's log holds the
+ * same committed records.
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -11,6 +12,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { ErrorCode } from '../../src/protocol/errors.js';
 import { ApiKey } from '../../src/protocol/messages/index.js';
 import { FileRaftLog } from '../../src/raft/file-store.js';
 import { freePort, STRAND_BIN } from '../../src/testing/broker-process.js';
@@ -39,6 +41,15 @@ async function waitFor<T>(what: string, probe: () => Promise<T | null>, timeoutM
     if (v !== null) return v;
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+async function request(port: number, apiKey: number, version: number, body: unknown): Promise<any> {
+  const conn = await ProtocolConnection.connect('127.0.0.1', port, 'quorum-test');
+  try {
+    return await conn.send(apiKey, version, body);
+  } finally {
+    conn.close();
   }
 }
 
@@ -114,12 +125,36 @@ test('three controller processes: election, kill -9 of the leader, re-election, 
   const first = await settled(nodes, 1, 2);
   const leader = nodes.find((n) => n.id === first.leaderId)!;
 
+  // Real metadata through the active controller: a broker registration and a topic.
+  const registered = await request(leader.port, ApiKey.BrokerRegistration, 0, {
+    brokerId: 101,
+    clusterId: '',
+    incarnationId: 'AAAAAAAAAAAAAAAAAAAAAQ',
+    listeners: [{ name: 'PLAINTEXT', host: '127.0.0.1', port: 9092, securityProtocol: 0 }],
+    features: [],
+    rack: null,
+    isMigratingZkBroker: false,
+    logDirs: [],
+    previousBrokerEpoch: -1,
+  });
+  assert.equal(registered.errorCode, 0);
+  const createOrders = { topics: [{ name: 'orders', numPartitions: 4, replicationFactor: 1, assignments: [], configs: [] }], timeoutMs: 5000, validateOnly: false };
+  assert.equal((await request(leader.port, ApiKey.CreateTopics, 7, createOrders)).topics[0].errorCode, 0);
+
   const killedAt = Date.now();
   await stop(leader, 'SIGKILL');
   const survivors = nodes.filter((n) => n !== leader);
   const second = await settled(survivors, first.leaderEpoch + 1, first.highWatermark + 2);
   console.log(`new leader ${second.leaderId} in epoch ${second.leaderEpoch} (was ${first.leaderId} in ${first.leaderEpoch}) ${Date.now() - killedAt} ms after kill -9`);
   assert.notEqual(second.leaderId, leader.id);
+
+  // The new active controller has the topic committed under the old one.
+  const newLeader = nodes.find((n) => n.id === second.leaderId)!;
+  const again = await waitFor('the new active controller', async () => {
+    const r = await request(newLeader.port, ApiKey.CreateTopics, 7, createOrders).catch(() => null);
+    return r === null || r.topics[0].errorCode === ErrorCode.NOT_CONTROLLER ? null : r;
+  });
+  assert.equal(again.topics[0].errorCode, ErrorCode.TOPIC_ALREADY_EXISTS);
 
   start(leader);
   const third = await settled(nodes, second.leaderEpoch, second.highWatermark);
@@ -142,5 +177,6 @@ test('three controller processes: election, kill -9 of the leader, re-election, 
   const registrations = reference.filter((e) => e.includes('RegisterController')).map((e) => JSON.parse(e.slice(e.indexOf(':') + 1))[0]);
   assert(registrations.some((r) => r.controllerId === first.leaderId && r.leaderEpoch === first.leaderEpoch));
   assert(registrations.some((r) => r.controllerId === second.leaderId && r.leaderEpoch === second.leaderEpoch));
+  assert(reference.some((e) => e.includes('"type":"Topic","name":"orders"')), 'the topic is in the committed log');
   for (const log of logs) log.close();
 });
