@@ -660,19 +660,7 @@ export class RaftClient {
     if (m.candidateEpoch < this.epoch) return respond(ErrorCode.FENCED_LEADER_EPOCH, false);
     if (m.candidateEpoch > this.epoch) this.becomeUnattached(m.candidateEpoch, -1);
 
-    let grant: boolean;
-    if (this.observer) grant = false;
-    else switch (this.role) {
-      case 'unattached':
-        grant = this.votedId === -1 || this.votedId === m.candidateId || this.config.testingBugs?.voteTwice === true;
-        break;
-      case 'candidate':
-        grant = this.config.testingBugs?.voteTwice === true && m.candidateId !== this.config.nodeId;
-        break;
-      default:
-        // A follower has a leader in this epoch; a leader or resigned leader voted for itself.
-        grant = false;
-    }
+    let grant = this.mayVoteFor(m.candidateId);
     if (grant) {
       const myLastEpoch = this.lastEpoch();
       grant = m.lastOffsetEpoch > myLastEpoch || (m.lastOffsetEpoch === myLastEpoch && m.lastOffset >= this.log.endOffset);
@@ -684,6 +672,20 @@ export class RaftClient {
       this.electionDeadlineMs = this.clock.nowMs() + this.randomElectionTimeoutMs();
     }
     respond(ErrorCode.NONE, grant);
+  }
+
+  /** Whether this replica may give its vote of the current epoch to `candidateId` (the log comparison aside). */
+  private mayVoteFor(candidateId: number): boolean {
+    if (this.observer) return false;
+    switch (this.role) {
+      case 'unattached':
+        return this.votedId === -1 || this.votedId === candidateId || this.config.testingBugs?.voteTwice === true;
+      case 'candidate':
+        return this.config.testingBugs?.voteTwice === true;
+      default:
+        // A follower has a leader in this epoch; a leader or resigned leader voted for itself.
+        return false;
+    }
   }
 
   private handleVoteResponse(m: VoteResponse): void {
