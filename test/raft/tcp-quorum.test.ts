@@ -45,7 +45,7 @@ async function waitFor(what: string, cond: () => boolean, timeoutMs = 15000): Pr
   }
 }
 
-const TIMING = { electionTimeoutMs: 300, fetchTimeoutMs: 600, requestTimeoutMs: 500, fetchIntervalMs: 20 };
+const TIMING = { electionTimeoutMs: 500, fetchTimeoutMs: 1500, requestTimeoutMs: 500, fetchIntervalMs: 20 };
 
 test('three voters over TCP: election, replication, snapshot catch-up, hand-over', { timeout: 60000 }, async (t) => {
   const root = mkdtempSync(join(tmpdir(), 'strand-raft-tcp-'));
