@@ -91,6 +91,7 @@ export async function brokerCommand(argv: string[]): Promise<number> {
   let node: { shutdown(): Promise<void> };
   if (!roles.includes('broker')) {
     // A controller-only node: a voter of the metadata quorum (docs/CLUSTER.md).
+    if (metricsPort !== undefined) logger.warn('--metrics-port is not served by a controller-only node yet');
     node = await QuorumControllerNode.start(config, logger.child('controller'));
   } else {
     if (config.quorumVoters !== null) logger.warn('controller.quorum.voters is not used by a node with the broker role yet: its metadata stays local (docs/CLUSTER.md)');
