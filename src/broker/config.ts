@@ -123,6 +123,14 @@ export const BROKER_CONFIGS: readonly ConfigDef[] = [
   { name: 'node.id', type: 'int', default: '1', min: 0, doc: 'this broker\'s id', readOnly: true },
   { name: 'broker.id', type: 'int', default: '-1', min: -1, doc: 'synonym of node.id', readOnly: true },
   { name: 'process.roles', type: 'list', default: 'broker,controller', oneOf: ['broker', 'controller'], doc: 'roles of this node (a single node is both)', readOnly: true },
+  { name: 'controller.quorum.voters', type: 'list', default: null, doc: 'the metadata quorum\'s voters as id@host:port; when set on a node with process.roles=controller, the node is a voter of a Raft quorum (docs/CLUSTER.md); a node with the broker role keeps its metadata local for now', readOnly: true },
+  { name: 'controller.listener.names', type: 'list', default: null, doc: 'the listeners (by name) that speak the Raft protocol on a controller node', readOnly: true },
+  { name: 'controller.quorum.election.timeout.ms', type: 'int', default: '1000', min: 1, doc: 'how long a voter without a leader waits (randomly up to twice this) before standing for election', readOnly: true },
+  { name: 'controller.quorum.fetch.timeout.ms', type: 'int', default: '2000', min: 1, doc: 'a follower without a successful fetch for this long stands for election; a leader not fetched from by a majority for this long resigns', readOnly: true },
+  { name: 'controller.quorum.request.timeout.ms', type: 'int', default: '2000', min: 1, doc: 'how long a quorum request waits for its answer before it is sent again', readOnly: true },
+  { name: 'controller.quorum.retry.backoff.ms', type: 'int', default: '20', min: 0, doc: 'wait before retrying a failed quorum request', readOnly: true },
+  { name: 'controller.quorum.append.linger.ms', type: 'int', default: '25', min: 0, doc: 'how long the quorum leader gathers metadata records before one flush', readOnly: true },
+  { name: 'metadata.log.max.record.bytes.between.snapshots', type: 'long', default: '20971520', min: 1, doc: 'a controller snapshots its metadata image after this many bytes of committed records, and deletes the log below the snapshot', readOnly: true },
   { name: 'listeners', type: 'list', default: 'PLAINTEXT://127.0.0.1:9092', doc: 'addresses the broker listens on (loopback by default)', readOnly: true },
   { name: 'advertised.listeners', type: 'list', default: null, doc: 'addresses given to clients in Metadata; defaults to listeners', readOnly: true },
   { name: 'log.dirs', type: 'list', default: null, doc: 'data directory (one is supported)', readOnly: true },
@@ -243,6 +251,28 @@ export function parseListeners(value: string): Listener[] {
     });
 }
 
+export interface QuorumVoter {
+  id: number;
+  host: string;
+  port: number;
+}
+
+/** Parses `controller.quorum.voters`: `id@host:port,...` (an IPv6 host in brackets). */
+export function parseQuorumVoters(value: string): QuorumVoter[] {
+  const voters = value
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '')
+    .map((s) => {
+      const m = /^(\d+)@(\[[^\]]*\]|[^:@]+):(\d+)$/.exec(s);
+      if (!m || Number(m[3]) > 65535) throw new ConfigError(`bad controller.quorum.voters entry '${s}': expected id@host:port`);
+      return { id: Number(m[1]), host: m[2]!.replace(/^\[|\]$/g, ''), port: Number(m[3]) };
+    });
+  if (voters.length === 0) throw new ConfigError('controller.quorum.voters is empty');
+  if (new Set(voters.map((v) => v.id)).size !== voters.length) throw new ConfigError(`controller.quorum.voters names a node twice: ${value}`);
+  return voters;
+}
+
 /**
  * The broker's static configuration: values from server.properties and --override, validated,
  * over Kafka's defaults. Unknown keys are kept (and reported by `unknownKeys`) so that a Kafka
@@ -264,6 +294,16 @@ export class BrokerConfig {
     }
     parseListeners(this.string('listeners'));
     if (this.has('advertised.listeners')) parseListeners(this.string('advertised.listeners'));
+    if (this.has('controller.quorum.voters')) parseQuorumVoters(this.string('controller.quorum.voters'));
+  }
+
+  /** `controller.quorum.voters`, or null when not set (a single node with local metadata). */
+  get quorumVoters(): QuorumVoter[] | null {
+    return this.has('controller.quorum.voters') ? parseQuorumVoters(this.string('controller.quorum.voters')) : null;
+  }
+
+  get processRoles(): Array<'broker' | 'controller'> {
+    return this.string('process.roles').split(',').filter((r) => r !== '') as Array<'broker' | 'controller'>;
   }
 
   has(name: string): boolean {

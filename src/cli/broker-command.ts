@@ -7,6 +7,7 @@ import { Broker } from '../broker/broker.js';
 import { BrokerConfig, ConfigError, parseProperties } from '../broker/config.js';
 import { createLogger } from '../broker/logger.js';
 import { startConsole, type ConsoleServer } from '../console/server.js';
+import { QuorumControllerNode } from '../broker/metadata/quorum-controller.js';
 
 export const BROKER_HELP = `Usage: strand broker [options]
 
@@ -26,6 +27,9 @@ Options:
   -h, --help              show this help
 
 --host/--port set listeners=PLAINTEXT://HOST:PORT and win over --config and --override.
+A node with process.roles=controller and controller.quorum.voters=1@HOST:PORT,... runs as a
+voter of the Raft metadata quorum on its controller listener (controller.listener.names);
+see docs/CLUSTER.md for what a cluster does so far.
 Broker configs use Kafka's names (num.partitions, log.retention.ms, log.segment.bytes,
 message.max.bytes, auto.create.topics.enable, ...); see docs/CONFIGURATION.md.
 Log level: STRAND_LOG_LEVEL=debug|info|warn|error (default info).`;
@@ -95,27 +99,38 @@ export async function brokerCommand(argv: string[]): Promise<number> {
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
-  const broker = await Broker.start(config, logger, { metricsPort: metricsPort === undefined ? undefined : Number(metricsPort), metricsHost: values['metrics-host'] });
+  const roles = config.processRoles;
+  let node: { shutdown(): Promise<void> };
   // The console is a client of this broker (the console layer sits on the client, not in the
   // broker): it connects to the broker's own listener, as it would to any cluster.
   let console_: ConsoleServer | null = null;
-  const consolePort = config.number('strand.console.port');
-  if (consolePort >= 0) {
-    const own = broker.addresses[0]!;
-    const target = own.host === '0.0.0.0' || own.host === '' ? '127.0.0.1' : own.host === '::' ? '::1' : own.host;
-    try {
-      console_ = await startConsole({ brokers: [`${target.includes(':') ? `[${target}]` : target}:${own.port}`], port: consolePort, host: config.string('strand.console.host'), logger: logger.child('console') });
-      logger.info('web console listening', { url: console_.url });
-    } catch (e) {
-      logger.error('web console failed to start', { error: e });
-      await broker.shutdown();
-      return 1;
+  if (!roles.includes('broker')) {
+    // A controller-only node: a voter of the metadata quorum (docs/CLUSTER.md).
+    if (metricsPort !== undefined) logger.warn('--metrics-port is not served by a controller-only node yet');
+    if (config.number('strand.console.port') >= 0) logger.warn('the web console is served only by a node with the broker role');
+    node = await QuorumControllerNode.start(config, logger.child('controller'));
+  } else {
+    if (config.quorumVoters !== null) logger.warn('controller.quorum.voters is not used by a node with the broker role yet: its metadata stays local (docs/CLUSTER.md)');
+    const broker = await Broker.start(config, logger, { metricsPort: metricsPort === undefined ? undefined : Number(metricsPort), metricsHost: values['metrics-host'] });
+    node = broker;
+    const consolePort = config.number('strand.console.port');
+    if (consolePort >= 0) {
+      const own = broker.addresses[0]!;
+      const target = own.host === '0.0.0.0' || own.host === '' ? '127.0.0.1' : own.host === '::' ? '::1' : own.host;
+      try {
+        console_ = await startConsole({ brokers: [`${target.includes(':') ? `[${target}]` : target}:${own.port}`], port: consolePort, host: config.string('strand.console.host'), logger: logger.child('console') });
+        logger.info('web console listening', { url: console_.url });
+      } catch (e) {
+        logger.error('web console failed to start', { error: e });
+        await broker.shutdown();
+        return 1;
+      }
     }
   }
   await stopRequested;
   try {
     await console_?.close();
-    await broker.shutdown();
+    await node.shutdown();
   } catch (e) {
     logger.error('shutdown failed', { error: e });
     return 1;

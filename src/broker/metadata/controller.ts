@@ -12,7 +12,15 @@ import { ErrorCode } from '../../protocol/errors.js';
 import { BrokerConfig, ConfigError, validateTopicConfigs } from '../config.js';
 import type { Logger } from '../logger.js';
 import { MetadataImage, type MetadataRecord } from './image.js';
-import type { MetadataLog } from './metadata-log.js';
+
+/**
+ * Where the controller's records go: the local metadata log (metadata-log.ts) on a single node,
+ * or the Raft quorum on a controller node (quorum-controller.ts). `append` resolves with the first
+ * record's offset once the records are durable (fsynced, or committed by the quorum).
+ */
+export interface MetadataLogWriter {
+  append(records: readonly MetadataRecord[]): Promise<number>;
+}
 
 export const TOPIC_NAME_MAX_LENGTH = 249;
 const LEGAL_TOPIC = /^[a-zA-Z0-9._-]+$/;
@@ -120,7 +128,7 @@ export class Controller {
 
   constructor(
     private image_: MetadataImage,
-    private readonly log: MetadataLog,
+    private readonly log: MetadataLogWriter,
     readonly config: BrokerConfig,
     readonly nodeId: number,
     private readonly logger: Logger,
