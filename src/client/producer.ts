@@ -177,6 +177,8 @@ interface Batch {
   /** Bytes of buffer space the batch's records hold (released on completion). */
   bytes: number;
   createdAt: number;
+  /** Creation order among all batches: a partition's batches take their sequence numbers in this order. */
+  ordinal: number;
   attempts: number;
   retryAt: number;
   encoded: Buffer | null;
@@ -190,6 +192,8 @@ interface PartitionQueue {
   ready: Batch[];
   /** Batches of this partition awaiting a response. */
   inFlight: number;
+  /** Idempotent: batches that have their sequence numbers and no final answer yet (in flight or back in `ready`). */
+  unresolved: Set<Batch>;
   /** Transactional: the transaction (serial) this partition was last added to. */
   txnAdded: number;
   /** Transactional: waiting for or in an AddPartitionsToTxn. */
@@ -304,6 +308,7 @@ export class Producer<K = Buffer | string | null, V = Buffer | string | null> {
   private producerId = -1;
   private producerEpoch = -1;
   private readonly sequences = new Map<string, number>();
+  private nextOrdinal = 0;
   private idempotent_ = false;
   private readonly transactionalId: string | null;
   private readonly transactionTimeoutMs: number;
@@ -724,7 +729,7 @@ export class Producer<K = Buffer | string | null, V = Buffer | string | null> {
     if (qs === undefined) this.queues.set(topic, (qs = []));
     let q = qs[partition];
     if (q === undefined) {
-      q = { topic, partition, open: null, ready: [], inFlight: 0, txnAdded: -1, adding: false };
+      q = { topic, partition, open: null, ready: [], inFlight: 0, unresolved: new Set(), txnAdded: -1, adding: false };
       qs[partition] = q;
       this.allQueues.push(q);
     }
@@ -757,6 +762,7 @@ export class Producer<K = Buffer | string | null, V = Buffer | string | null> {
       sinks: [],
       bytes: 0,
       createdAt: Date.now(),
+      ordinal: this.nextOrdinal++,
       attempts: 0,
       retryAt: 0,
       encoded: null,
@@ -872,6 +878,7 @@ export class Producer<K = Buffer | string | null, V = Buffer | string | null> {
       const k = `${b.topic}\u0000${b.partition}`;
       baseSequence = this.sequences.get(k) ?? 0;
       this.sequences.set(k, (baseSequence + b.count) % 2147483648);
+      b.queue.unresolved.add(b);
     }
     const builder = b.builder!;
     const encoded = builder.build({ compression: this.codec, producerId: this.producerId, producerEpoch: this.producerEpoch, baseSequence, transactional: this.transactionalId !== null });
@@ -933,6 +940,12 @@ export class Producer<K = Buffer | string | null, V = Buffer | string | null> {
       }
       const e = new KafkaError(r.errorCode, `Produce to ${b.topic}-${b.partition}`, r.errorMessage);
       if (e.needsMetadataRefresh) refresh = true;
+      if (r.errorCode === ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER && this.hasOlderUnresolved(b)) {
+        // An earlier batch of the partition failed or is being retried: the broker refuses the
+        // gap, and this batch goes again after it (as Kafka's producer does), not failed for good.
+        this.retryOrFail(b, new StrandError('OUT_OF_ORDER_SEQUENCE_NUMBER', `${e.message}; retried after the earlier batches of the partition`, { retriable: true, cause: e }));
+        continue;
+      }
       this.retryOrFail(b, e);
     }
     if (refresh) this.cluster.refreshMetadata().then(() => this.scheduleDrain(0), () => this.scheduleDrain(this.retryBackoffMs));
@@ -949,8 +962,12 @@ export class Producer<K = Buffer | string | null, V = Buffer | string | null> {
     if (e instanceof StrandError && e.needsMetadataRefresh) void this.cluster.refreshMetadata().catch(() => {});
     b.retryAt = Date.now() + backoffMs(b.attempts, this.retryBackoffMs, this.retryBackoffMaxMs);
     if (channels.retry.hasSubscribers) channels.retry.publish({ what: 'produce', topic: b.topic, partition: b.partition, attempt: b.attempts, error: e });
-    // Back at the head of its partition's queue, ahead of later batches.
-    b.queue.ready.unshift(b);
+    // Back into its partition's queue in creation (= sequence) order: several batches failed by one
+    // lost connection are re-sent oldest first, so the broker sees their sequences in order.
+    const ready = b.queue.ready;
+    let at = 0;
+    while (at < ready.length && ready[at]!.ordinal < b.ordinal) at++;
+    ready.splice(at, 0, b);
     this.scheduleDrain(b.retryAt - Date.now());
   }
 
@@ -990,7 +1007,14 @@ export class Producer<K = Buffer | string | null, V = Buffer | string | null> {
     this.finish(b);
   }
 
+  /** Whether an earlier batch of `b`'s partition still waits for its final answer. */
+  private hasOlderUnresolved(b: Batch): boolean {
+    for (const o of b.queue.unresolved) if (o.ordinal < b.ordinal) return true;
+    return false;
+  }
+
   private finish(b: Batch): void {
+    b.queue.unresolved.delete(b);
     b.sinks = [];
     b.builder = null;
     b.encoded = null;

@@ -163,13 +163,11 @@ test("Strand's producer, one batch in flight per partition: Produce responses lo
 });
 
 // Found with this proxy: with several batches of a partition in flight, a lost connection fails
-// them oldest first and each is put back at the head of the partition's queue, so they are
-// re-sent newest first; the broker answers OUT_OF_ORDER_SEQUENCE_NUMBER (as Kafka does) and the
-// producer fails those records for good. Kafka's Java producer re-enqueues retried batches in
-// sequence order and retries OUT_OF_ORDER_SEQUENCE_NUMBER while earlier batches are unresolved.
-// The fix belongs in src/client/producer.ts (retryOrFail: insert the batch in base-sequence order
-// instead of unshifting it — tried, this test then passes); until then this runs as a todo.
-test("Strand's producer, five batches in flight per partition (the default): Produce responses lost with the connection; the log holds each record exactly once, in order", { timeout: 120000, todo: 'producer.ts re-sends retried batches of a partition newest first (OUT_OF_ORDER_SEQUENCE_NUMBER)' }, async () => {
+// them all; the producer puts each back in its partition's queue in sequence order (it once put
+// each at the head, re-sending them newest first, which the broker refuses with
+// OUT_OF_ORDER_SEQUENCE_NUMBER), and retries OUT_OF_ORDER_SEQUENCE_NUMBER while an earlier batch
+// of the partition is unresolved, as Kafka's Java producer does.
+test("Strand's producer, five batches in flight per partition (the default): Produce responses lost with the connection; the log holds each record exactly once, in order", { timeout: 120000 }, async () => {
   const topic = uniqueTopic('idem-drop-strand-5');
   await createTopic(topic);
   proxy.reset(every(6, 6, 'drop'));
