@@ -468,8 +468,8 @@ export class RaftClient {
   private appendEntries(entries: readonly LogEntry[]): void {
     let last = this.lastEpoch();
     for (const e of entries) {
-      assert(e.epoch >= last, `entry of epoch ${e.epoch} after epoch ${last}`);
-      assert(e.epoch <= this.epoch, `entry of epoch ${e.epoch} from the future (current ${this.epoch})`);
+      if (e.epoch < last) assert.fail(`entry of epoch ${e.epoch} after epoch ${last}`);
+      if (e.epoch > this.epoch) assert.fail(`entry of epoch ${e.epoch} from the future (current ${this.epoch})`);
       last = e.epoch;
     }
     this.log.append(entries);

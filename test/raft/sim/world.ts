@@ -48,7 +48,7 @@ export class Scheduler {
   private readonly heap: ScheduledEvent[] = [];
 
   at(timeMs: number, run: () => void): void {
-    assert(timeMs >= this.nowMs, `scheduling in the past: ${timeMs} < ${this.nowMs}`);
+    if (timeMs < this.nowMs) assert.fail(`scheduling in the past: ${timeMs} < ${this.nowMs}`);
     const e = { timeMs, seq: this.seq++, run };
     const h = this.heap;
     h.push(e);
@@ -119,7 +119,7 @@ export class SimLog implements RaftLogStore {
   }
   entry(offset: number): LogEntry {
     const e = this.volatile.entries[offset - this.volatile.start];
-    assert(e !== undefined, `no entry at ${offset} (log ${this.logStartOffset}..${this.endOffset})`);
+    if (e === undefined) assert.fail(`no entry at ${offset} (log ${this.logStartOffset}..${this.endOffset})`);
     return e;
   }
   append(entries: readonly LogEntry[]): void {
