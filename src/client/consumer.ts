@@ -235,6 +235,7 @@ export class Consumer<K = Buffer | null, V = Buffer | null> extends EventEmitter
   /** run() was called (the consumer may have stopped since, e.g. on a handler failure). */
   private started = false;
   private stopping = false;
+  private closing: Promise<void> | null = null;
   private loop: Promise<void> | null = null;
   private heartbeatTimer: NodeJS.Timeout | null = null;
   private commitTimer: NodeJS.Timeout | null = null;
@@ -456,8 +457,13 @@ export class Consumer<K = Buffer | null, V = Buffer | null> extends EventEmitter
   }
 
   /** Stops fetching, waits for the handlers in progress, commits, leaves the group, closes connections. */
-  async close(): Promise<void> {
-    if (this.stopping) return;
+  close(): Promise<void> {
+    // A second call (e.g. the user's, after runExactlyOnce stopped a fenced pipeline) waits for the first.
+    this.closing ??= this.closeOnce();
+    return this.closing;
+  }
+
+  private async closeOnce(): Promise<void> {
     this.stopping = true;
     const wasRunning = this.started;
     this.running = false;
