@@ -16,9 +16,9 @@
  *    is handed to every `changes()` iterator. Changes are emitted while loading too; `caughtUp`
  *    tells them apart.
  *  - Caught up: a partition is caught up once its position reaches the end offset it had at
- *    start, or once a fetch below that offset returns nothing (the rest of the log was compacted
- *    away or is transaction markers). When every partition is, `ready()` resolves and the
- *    `caughtUp` event fires, once. A topic with no records is caught up at once.
+ *    start, or once a fetch below that offset returns nothing for it in a response not cut short by
+ *    its byte limit (the rest of the log was compacted away). When every partition is, `ready()`
+ *    resolves and the `caughtUp` event fires, once. A topic with no records is caught up at once.
  *  - Back-pressure: a `changes()` iterator holds at most `maxBufferedChanges` changes; while one
  *    is full, no further fetch is sent.
  *  - Errors: retriable ones (leader moved, connection lost) are retried after a metadata refresh;

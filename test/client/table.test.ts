@@ -155,7 +155,7 @@ test('an unknown topic rejects ready() with UNKNOWN_TOPIC_OR_PARTITION', T, asyn
   await t.close();
 });
 
-/** A transaction written by hand over the protocol (Strand's client has no transactional api yet). */
+/** A transaction written by hand over the protocol, so this test checks the table alone, not the client's transactional producer. */
 async function transactional(c: ProtocolConnection, tid: string) {
   const retry = async <T extends { errorCode: number }>(send: () => Promise<T>): Promise<T> => {
     for (;;) {
