@@ -12,7 +12,7 @@
  */
 import { ErrorCode } from '../../protocol/errors.js';
 import { FindCoordinatorApi, type FindCoordinatorResponse, type FindCoordinatorResponseCoordinator } from '../../protocol/messages/index.js';
-import { defineHandler } from './handler.js';
+import { defineHandler, endpointFor } from './handler.js';
 
 export const findCoordinatorHandler = defineHandler({
   api: FindCoordinatorApi,
@@ -29,7 +29,7 @@ export const findCoordinatorHandler = defineHandler({
       const txnKey = ctx.version >= 1 && req.keyType === 1;
       const loaded = txnKey ? broker.exactlyOnce.ensureLoaded() : broker.groupCoordinator.ready;
       if (self === undefined || !loaded) return { key, nodeId: -1, host: '', port: -1, errorCode: ErrorCode.COORDINATOR_NOT_AVAILABLE, errorMessage: 'The coordinator is not loaded yet' };
-      return { key, nodeId: self.brokerId, host: self.host, port: self.port, errorCode: ErrorCode.NONE, errorMessage: null };
+      return { key, nodeId: self.brokerId, ...endpointFor(ctx, self), errorCode: ErrorCode.NONE, errorMessage: null };
     };
     if (ctx.version >= 4) {
       return { throttleTimeMs: 0, errorCode: ErrorCode.NONE, errorMessage: null, nodeId: -1, host: '', port: -1, coordinators: req.coordinatorKeys.map(answer) };

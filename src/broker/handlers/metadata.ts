@@ -15,7 +15,7 @@ import { MetadataApi, type MetadataResponse, type MetadataResponseTopic } from '
 import { ZERO_UUID } from '../../protocol/reader.js';
 import type { MetadataImage, TopicImage } from '../metadata/image.js';
 import { invalidTopicName } from '../metadata/controller.js';
-import { defineHandler } from './handler.js';
+import { defineHandler, endpointFor } from './handler.js';
 
 /** Kafka AclOperation codes as bits: READ 3, WRITE 4, CREATE 5, DELETE 6, ALTER 7, DESCRIBE 8, DESCRIBE_CONFIGS 10, ALTER_CONFIGS 11. */
 const TOPIC_OPERATIONS = [3, 4, 5, 6, 7, 8, 10, 11].reduce((m, b) => m | (1 << b), 0);
@@ -89,7 +89,7 @@ export const metadataHandler = defineHandler({
     }
     return {
       throttleTimeMs: 0,
-      brokers: [...image.brokers.values()].map((b) => ({ nodeId: b.brokerId, host: b.host, port: b.port, rack: b.rack })),
+      brokers: [...image.brokers.values()].map((b) => ({ nodeId: b.brokerId, ...endpointFor(ctx, b), rack: b.rack })),
       clusterId: broker.clusterId,
       controllerId: broker.nodeId,
       topics,

@@ -1,0 +1,93 @@
+/**
+ * The security part of the metadata image: SCRAM credentials and ACLs, as applied from the
+ * metadata log (Kafka's UserScramCredentialRecord / AccessControlEntryRecord and their removals).
+ *
+ * A SCRAM credential is stored as salt, iterations, StoredKey and ServerKey (base64 in the JSON
+ * record): never a password, nor the salted password. Immutable like MetadataImage.
+ */
+import type { ScramCredential, ScramMechanism } from '../../protocol/scram.js';
+
+export type ResourceTypeName = 'Topic' | 'Group' | 'Cluster' | 'TransactionalId';
+export type PatternTypeName = 'Literal' | 'Prefixed';
+export type Operation =
+  | 'All'
+  | 'Read'
+  | 'Write'
+  | 'Create'
+  | 'Delete'
+  | 'Alter'
+  | 'Describe'
+  | 'ClusterAction'
+  | 'DescribeConfigs'
+  | 'AlterConfigs'
+  | 'IdempotentWrite';
+export type Permission = 'Allow' | 'Deny';
+
+export interface AclBinding {
+  resourceType: ResourceTypeName;
+  resourceName: string;
+  patternType: PatternTypeName;
+  principal: string;
+  host: string;
+  operation: Operation;
+  permission: Permission;
+}
+
+export type SecurityRecord =
+  | { type: 'UserScramCredential'; name: string; mechanism: ScramMechanism; salt: string; iterations: number; storedKey: string; serverKey: string }
+  | { type: 'RemoveUserScramCredential'; name: string; mechanism: ScramMechanism }
+  | ({ type: 'Acl'; id: string } & AclBinding)
+  | { type: 'RemoveAcl'; id: string };
+
+export const SECURITY_RECORD_TYPES: ReadonlySet<string> = new Set(['UserScramCredential', 'RemoveUserScramCredential', 'Acl', 'RemoveAcl']);
+
+export class SecurityImage {
+  static readonly EMPTY = new SecurityImage(new Map(), new Map());
+
+  private constructor(
+    /** user → mechanism → credential. */
+    readonly scram: ReadonlyMap<string, ReadonlyMap<ScramMechanism, ScramCredential>>,
+    /** ACL id → binding. */
+    readonly acls: ReadonlyMap<string, AclBinding>,
+  ) {}
+
+  credential(user: string, mechanism: ScramMechanism): ScramCredential | undefined {
+    return this.scram.get(user)?.get(mechanism);
+  }
+
+  apply(record: SecurityRecord): SecurityImage {
+    switch (record.type) {
+      case 'UserScramCredential': {
+        const scram = new Map(this.scram);
+        const mine = new Map(scram.get(record.name) ?? []);
+        mine.set(record.mechanism, {
+          salt: Buffer.from(record.salt, 'base64'),
+          iterations: record.iterations,
+          storedKey: Buffer.from(record.storedKey, 'base64'),
+          serverKey: Buffer.from(record.serverKey, 'base64'),
+        });
+        scram.set(record.name, mine);
+        return new SecurityImage(scram, this.acls);
+      }
+      case 'RemoveUserScramCredential': {
+        const scram = new Map(this.scram);
+        const mine = new Map(scram.get(record.name) ?? []);
+        mine.delete(record.mechanism);
+        if (mine.size === 0) scram.delete(record.name);
+        else scram.set(record.name, mine);
+        return new SecurityImage(scram, this.acls);
+      }
+      case 'Acl': {
+        const acls = new Map(this.acls);
+        const { type: _type, id, ...binding } = record;
+        acls.set(id, binding);
+        return new SecurityImage(this.scram, acls);
+      }
+      case 'RemoveAcl': {
+        const acls = new Map(this.acls);
+        acls.delete(record.id);
+        return new SecurityImage(this.scram, acls);
+      }
+    }
+  }
+}
