@@ -13,6 +13,7 @@
 import { ErrorCode } from '../../protocol/errors.js';
 import { DescribeClusterApi, defaultDescribeClusterResponse, type DescribeClusterResponse } from '../../protocol/messages/index.js';
 import { defineHandler, endpointFor } from './handler.js';
+import { authorizeCluster, authorizedOperations, CLUSTER_NAME } from '../security/authorizer.js';
 
 /** Kafka AclOperation codes as bits: CREATE 5, ALTER 7, DESCRIBE 8, CLUSTER_ACTION 9, DESCRIBE_CONFIGS 10, ALTER_CONFIGS 11, IDEMPOTENT_WRITE 12 (as metadata.ts). */
 const CLUSTER_OPERATIONS = [5, 7, 8, 9, 10, 11, 12].reduce((m, b) => m | (1 << b), 0);
@@ -34,6 +35,7 @@ export const describeClusterHandler = defineHandler({
       return refuse(ErrorCode.MISMATCHED_ENDPOINT_TYPE, 'The request was sent to an endpoint of type BROKER, but we wanted an endpoint of type CONTROLLER');
     }
     if (req.endpointType !== EndpointType.BROKER) return refuse(ErrorCode.UNSUPPORTED_ENDPOINT_TYPE, `Unsupported endpoint type ${req.endpointType}`);
+    if (!authorizeCluster(ctx, 'Describe')) return refuse(ErrorCode.CLUSTER_AUTHORIZATION_FAILED, 'Cluster authorization failed.');
     const image = broker.image;
     return {
       throttleTimeMs: 0,
@@ -43,7 +45,7 @@ export const describeClusterHandler = defineHandler({
       clusterId: broker.clusterId,
       controllerId: broker.nodeId,
       brokers: [...image.brokers.values()].map((b) => ({ brokerId: b.brokerId, ...endpointFor(ctx, b), rack: b.rack })),
-      clusterAuthorizedOperations: req.includeClusterAuthorizedOperations ? CLUSTER_OPERATIONS : OMITTED,
+      clusterAuthorizedOperations: req.includeClusterAuthorizedOperations ? (broker.authorizer.enabled ? authorizedOperations(ctx, 'Cluster', CLUSTER_NAME) : CLUSTER_OPERATIONS) : OMITTED,
     };
   },
 });

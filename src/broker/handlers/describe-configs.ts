@@ -38,6 +38,7 @@ import {
 import { invalidTopicName } from '../metadata/controller.js';
 import type { MetadataImage } from '../metadata/image.js';
 import { defineHandler } from './handler.js';
+import { authorize, authorizeCluster } from '../security/authorizer.js';
 
 /** Kafka's ConfigResource.Type codes. */
 export const ResourceType = { UNKNOWN: 0, TOPIC: 2, BROKER: 4, BROKER_LOGGER: 8 } as const;
@@ -132,6 +133,8 @@ export const describeConfigsHandler = defineHandler({
         ),
       });
       const keys = res.configurationKeys === null ? null : new Set(res.configurationKeys);
+      if (res.resourceType === ResourceType.TOPIC && !authorize(ctx, 'DescribeConfigs', 'Topic', res.resourceName)) return out(ErrorCode.TOPIC_AUTHORIZATION_FAILED, 'Authorization failed.');
+      if (res.resourceType === ResourceType.BROKER && !authorizeCluster(ctx, 'DescribeConfigs')) return out(ErrorCode.CLUSTER_AUTHORIZATION_FAILED, 'Authorization failed.');
       switch (res.resourceType) {
         case ResourceType.TOPIC: {
           const bad = invalidTopicName(res.resourceName);

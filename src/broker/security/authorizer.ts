@@ -105,6 +105,18 @@ export class Authorizer {
     return applies.some((a) => a.permission === 'Allow' && grants.has(a.operation));
   }
 
+  /**
+   * Whether some ACL lets the principal do `op` on some resource of `type` (Kafka's
+   * authorizeByResourceType, used for idempotent producers): an allow for the operation (or All)
+   * that no deny of the same principal on a wildcard covers.
+   */
+  authorizeAny(image: SecurityImage, principal: string, host: string, op: Operation, type: ResourceTypeName): boolean {
+    if (!this.enabled || this.superUsers.has(principal)) return true;
+    const applies = this.aclsOf(image, type).filter((a) => (a.principal === principal || a.principal === 'User:*') && (a.host === WILDCARD || a.host === host) && (a.operation === op || a.operation === 'All'));
+    if (applies.some((a) => a.permission === 'Deny' && a.patternType === 'Literal' && a.resourceName === WILDCARD)) return false;
+    return applies.some((a) => a.permission === 'Allow');
+  }
+
   /** Kafka's authorized_operations bit set for a resource (Metadata / DescribeGroups / DescribeCluster). */
   authorizedOperations(image: SecurityImage, principal: string, host: string, type: ResourceTypeName, name: string): number {
     return OPERATIONS_OF[type].filter((op) => this.authorize(image, principal, host, op, type, name)).reduce((bits, op) => bits | (1 << OPERATION_CODE[op]), 0);
@@ -120,6 +132,10 @@ export function authorize(ctx: AuthorizeContext, op: Operation, type: ResourceTy
   const ok = authorizer.authorize(ctx.broker.image.security, ctx.security.principal, ctx.security.clientHost, op, type, name);
   if (!ok) ctx.logger.debug('authorization denied', { principal: ctx.security.principal, host: ctx.security.clientHost, operation: op, resourceType: type, resourceName: name });
   return ok;
+}
+
+export function authorizeAny(ctx: AuthorizeContext, op: Operation, type: ResourceTypeName): boolean {
+  return ctx.broker.authorizer.authorizeAny(ctx.broker.image.security, ctx.security.principal, ctx.security.clientHost, op, type);
 }
 
 export const authorizeCluster = (ctx: AuthorizeContext, op: Operation): boolean => authorize(ctx, op, 'Cluster', CLUSTER_NAME);
