@@ -32,6 +32,7 @@ import { loadSendfile } from './sendfile.js';
 import { ANONYMOUS, mapDistinguishedName, parsePrincipalMappingRules, peerDistinguishedName, tlsServerOptions } from './security/tls.js';
 import type { SecurityProtocol } from './config.js';
 import { Authorizer } from './security/authorizer.js';
+import { QuotaManager } from './security/quotas.js';
 
 export interface BrokerAddress {
   host: string;
@@ -95,7 +96,12 @@ export class Broker {
     readonly exactlyOnce: ExactlyOnce,
     /** ACL checks (security/authorizer.ts); allows everything unless authorizer.class.name is set. */
     readonly authorizer: Authorizer,
-  ) {}
+  ) {
+    this.quotas = new QuotaManager(config);
+  }
+
+  /** Client quota rates (security/quotas.ts). */
+  readonly quotas: QuotaManager;
 
   get nodeId(): number {
     return this.config.nodeId;

@@ -179,6 +179,8 @@ export const BROKER_CONFIGS: readonly ConfigDef[] = [
   { name: 'super.users', type: 'string', default: null, doc: 'principals allowed everything, separated by semicolons (User:admin;User:CN=broker)', readOnly: true },
   { name: 'allow.everyone.if.no.acl.found', type: 'boolean', default: 'false', doc: 'with the authorizer on, allow access to a resource that has no ACL at all', readOnly: true },
   { name: 'max.connections', type: 'int', default: String(INT_MAX), min: 0, doc: 'most client connections open at once (over all listeners); further connections are closed at once', readOnly: true },
+  { name: 'quota.window.num', type: 'int', default: '11', min: 1, doc: 'samples kept to measure client quota rates', readOnly: true },
+  { name: 'quota.window.size.seconds', type: 'int', default: '1', min: 1, doc: 'length of each client quota sample', readOnly: true },
   { name: 'max.connections.per.ip', type: 'int', default: String(INT_MAX), min: 0, doc: 'most connections open at once from one IP address', readOnly: true },
   ...brokerSynonymDefs(),
 ];

@@ -35,6 +35,7 @@ import type { Logger } from './logger.js';
 import type { SecurityProtocol } from './config.js';
 import { AuthenticationError, SaslServerSession, type SaslMechanism } from './security/sasl.js';
 import { authenticationFailed } from './security/session.js';
+import { throttleFor } from './security/quota-enforcement.js';
 
 interface Slot {
   done: boolean;
@@ -94,6 +95,9 @@ export class Connection {
 
   /** SASL state on SASL listeners. */
   private readonly sasl: SaslServerSession | null;
+  /** Quota throttling (KIP-219): nothing more is read from this client before this time. */
+  private mutedUntilMs = 0;
+  private muteTimer: NodeJS.Timeout | null = null;
   /** Set by a request whose answer must be the last on this connection (failed authentication). */
   private closeAfterReason: string | null = null;
   readonly security: ConnectionSecurity;
@@ -180,6 +184,7 @@ export class Connection {
 
   private onClose(): void {
     this.closed = true;
+    if (this.muteTimer !== null) clearTimeout(this.muteTimer);
     for (const slot of this.slots) if (slot.chunks) releaseAll(slot.chunks);
     this.abort.abort();
     this.pending = [];
@@ -195,7 +200,21 @@ export class Connection {
   }
 
   private busy(): boolean {
-    return this.inFlight >= MAX_IN_FLIGHT || this.socket.writableLength > this.limits.maxPendingResponseBytes;
+    return this.inFlight >= MAX_IN_FLIGHT || this.socket.writableLength > this.limits.maxPendingResponseBytes || (this.mutedUntilMs > 0 && Date.now() < this.mutedUntilMs);
+  }
+
+  /** Stops reading from this client for `ms` (its quota is exceeded); the response already sent says so. */
+  private mute(ms: number): void {
+    const until = Date.now() + ms;
+    if (until <= this.mutedUntilMs) return;
+    this.mutedUntilMs = until;
+    if (this.muteTimer !== null) clearTimeout(this.muteTimer);
+    this.muteTimer = setTimeout(() => {
+      this.muteTimer = null;
+      this.mutedUntilMs = 0;
+      this.updateFlow();
+    }, ms);
+    this.updateFlow();
   }
 
   /** Handles every complete buffered frame while there is room; never re-entered. */
@@ -319,7 +338,16 @@ export class Connection {
       try {
         const started = performance.now();
         const response = await handler.handle(body, ctx);
-        this.broker.metrics.observeRequest(handler.api.name, (performance.now() - started) / 1000);
+        const elapsedMs = performance.now() - started;
+        this.broker.metrics.observeRequest(handler.api.name, elapsedMs / 1000);
+        const throttleMs = throttleFor(this.broker, this.security.principal, header.clientId ?? '', apiKey, body, response, elapsedMs);
+        if (throttleMs > 0) {
+          if (response !== null && typeof (response as { throttleTimeMs?: unknown }).throttleTimeMs === 'number') {
+            const r = response as { throttleTimeMs: number };
+            r.throttleTimeMs = Math.max(r.throttleTimeMs, throttleMs);
+          }
+          this.mute(throttleMs);
+        }
         this.complete(slot, response === null ? null : this.encode(handler.api.encodeResponse, response, apiKey, version, header.correlationId));
         if (this.closeAfterReason !== null) this.reject(this.closeAfterReason, { api: handler.api.name, clientId: header.clientId });
       } catch (e) {

@@ -39,6 +39,8 @@ import { alterUserScramCredentialsHandler } from './alter-user-scram-credentials
 import { createAclsHandler } from './create-acls.js';
 import { describeAclsHandler } from './describe-acls.js';
 import { deleteAclsHandler } from './delete-acls.js';
+import { alterClientQuotasHandler } from './alter-client-quotas.js';
+import { describeClientQuotasHandler } from './describe-client-quotas.js';
 
 export const HANDLERS: readonly ApiHandler<any, any>[] = [
   produceHandler,
@@ -77,6 +79,8 @@ export const HANDLERS: readonly ApiHandler<any, any>[] = [
   createAclsHandler,
   describeAclsHandler,
   deleteAclsHandler,
+  alterClientQuotasHandler,
+  describeClientQuotasHandler,
 ].sort((a, b) => a.api.key - b.api.key);
 
 export const HANDLER_BY_KEY: ReadonlyMap<number, ApiHandler<any, any>> = new Map(HANDLERS.map((h) => [h.api.key, h]));

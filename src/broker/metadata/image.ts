@@ -127,6 +127,7 @@ export class MetadataImage {
       case 'RemoveUserScramCredential':
       case 'Acl':
       case 'RemoveAcl':
+      case 'ClientQuota':
         return new MetadataImage(this.topicsByName, this.topicsById, this.brokers, this.brokerConfigs, offset, this.nextProducerId, this.security.apply(record));
       case 'RegisterBroker': {
         const brokers = new Map(this.brokers);

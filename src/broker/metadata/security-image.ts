@@ -33,22 +33,37 @@ export interface AclBinding {
   permission: Permission;
 }
 
+/**
+ * A client quota entity: `user` and/or `client-id`; a null name is that type's default entity
+ * (`<default>`), an absent one means the entity does not name that type.
+ */
+export interface QuotaEntity {
+  user?: string | null;
+  clientId?: string | null;
+}
+
+export const quotaEntityKey = (e: QuotaEntity): string => JSON.stringify([e.user === undefined ? 0 : e.user, e.clientId === undefined ? 0 : e.clientId]);
+
 export type SecurityRecord =
   | { type: 'UserScramCredential'; name: string; mechanism: ScramMechanism; salt: string; iterations: number; storedKey: string; serverKey: string }
   | { type: 'RemoveUserScramCredential'; name: string; mechanism: ScramMechanism }
   | ({ type: 'Acl'; id: string } & AclBinding)
-  | { type: 'RemoveAcl'; id: string };
+  | { type: 'RemoveAcl'; id: string }
+  /** `value` null removes the quota. */
+  | { type: 'ClientQuota'; entity: QuotaEntity; key: string; value: number | null };
 
-export const SECURITY_RECORD_TYPES: ReadonlySet<string> = new Set(['UserScramCredential', 'RemoveUserScramCredential', 'Acl', 'RemoveAcl']);
+export const SECURITY_RECORD_TYPES: ReadonlySet<string> = new Set(['UserScramCredential', 'RemoveUserScramCredential', 'Acl', 'RemoveAcl', 'ClientQuota']);
 
 export class SecurityImage {
-  static readonly EMPTY = new SecurityImage(new Map(), new Map());
+  static readonly EMPTY = new SecurityImage(new Map(), new Map(), new Map());
 
   private constructor(
     /** user → mechanism → credential. */
     readonly scram: ReadonlyMap<string, ReadonlyMap<ScramMechanism, ScramCredential>>,
     /** ACL id → binding. */
     readonly acls: ReadonlyMap<string, AclBinding>,
+    /** Client quotas by entity key (quotaEntityKey). */
+    readonly quotas: ReadonlyMap<string, { entity: QuotaEntity; values: ReadonlyMap<string, number> }>,
   ) {}
 
   credential(user: string, mechanism: ScramMechanism): ScramCredential | undefined {
@@ -67,7 +82,7 @@ export class SecurityImage {
           serverKey: Buffer.from(record.serverKey, 'base64'),
         });
         scram.set(record.name, mine);
-        return new SecurityImage(scram, this.acls);
+        return new SecurityImage(scram, this.acls, this.quotas);
       }
       case 'RemoveUserScramCredential': {
         const scram = new Map(this.scram);
@@ -75,18 +90,28 @@ export class SecurityImage {
         mine.delete(record.mechanism);
         if (mine.size === 0) scram.delete(record.name);
         else scram.set(record.name, mine);
-        return new SecurityImage(scram, this.acls);
+        return new SecurityImage(scram, this.acls, this.quotas);
       }
       case 'Acl': {
         const acls = new Map(this.acls);
         const { type: _type, id, ...binding } = record;
         acls.set(id, binding);
-        return new SecurityImage(this.scram, acls);
+        return new SecurityImage(this.scram, acls, this.quotas);
       }
       case 'RemoveAcl': {
         const acls = new Map(this.acls);
         acls.delete(record.id);
-        return new SecurityImage(this.scram, acls);
+        return new SecurityImage(this.scram, acls, this.quotas);
+      }
+      case 'ClientQuota': {
+        const key = quotaEntityKey(record.entity);
+        const quotas = new Map(this.quotas);
+        const values = new Map(quotas.get(key)?.values ?? []);
+        if (record.value === null) values.delete(record.key);
+        else values.set(record.key, record.value);
+        if (values.size === 0) quotas.delete(key);
+        else quotas.set(key, { entity: record.entity, values });
+        return new SecurityImage(this.scram, this.acls, quotas);
       }
     }
   }
