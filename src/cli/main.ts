@@ -13,6 +13,7 @@ import { RECORDS_HELP, recordsCommand } from './commands/records.js';
 import { CLUSTER_HELP, clusterCommand } from './commands/cluster.js';
 import { PERF_HELP, perfCommand } from './commands/perf.js';
 import { COMPLETION_HELP, completionCommand } from './commands/completion.js';
+import { ACLS_HELP, aclsCommand, QUOTAS_HELP, quotasCommand, USERS_HELP, usersCommand } from './commands/security.js';
 
 const HELP = `Usage: strand <command> [options]
 
@@ -27,10 +28,14 @@ Commands:
   records       delete records before an offset
   cluster       cluster status: brokers, controller, topics, groups
   perf          load generator: perf produce | perf consume (records/s, MB/s, latency)
+  users         SCRAM credentials: users scram set | delete | describe
+  acls          ACLs: acls add | list | remove
+  quotas        client quotas: quotas set | remove | describe
   completion    shell completion script (strand completion bash)
   help          show this help
 
-Every client command takes --bootstrap-server HOST:PORT (default 127.0.0.1:9092) and --json.
+Every client command takes --bootstrap-server HOST:PORT (default 127.0.0.1:9092), --json, and
+--command-config FILE for TLS / SASL (docs/SECURITY.md).
 Run 'strand <command> --help' for a command's options. Docs: docs/CLI.md.`;
 
 const COMMANDS: Record<string, { help: string; run: (argv: string[]) => Promise<number> }> = {
@@ -43,6 +48,9 @@ const COMMANDS: Record<string, { help: string; run: (argv: string[]) => Promise<
   cluster: { help: CLUSTER_HELP, run: clusterCommand },
   perf: { help: PERF_HELP, run: perfCommand },
   completion: { help: COMPLETION_HELP, run: completionCommand },
+  users: { help: USERS_HELP, run: usersCommand },
+  acls: { help: ACLS_HELP, run: aclsCommand },
+  quotas: { help: QUOTAS_HELP, run: quotasCommand },
 };
 
 export const COMMAND_NAMES = Object.keys(COMMANDS);
