@@ -17,7 +17,7 @@ const NOT_YET: string[] = [
   'Consumer groups (classic protocol) work with KafkaJS, librdkafka (including cooperative-sticky and static membership) and kafka-python; offsets live in the compacted `__consumer_offsets` (Kafka\'s record format, 50 partitions). The KIP-848 consumer protocol (ConsumerGroupHeartbeat) is not offered.',
   'Transactions: InitProducerId, AddPartitionsToTxn and EndTxn up to v3 (transactions v2, KIP-890 part 2, is not implemented), AddOffsetsToTxn and TxnOffsetCommit up to v3. Not yet: DescribeTransactions, ListTransactions, DescribeProducers (KIP-664) and the transaction CLI; the transactional API in Strand\'s client.',
   'Several record batches for one partition in one Produce are accepted and appended in order (Kafka v3+ requires exactly one).',
-  'SASL, TLS and ACLs (SaslHandshake, SaslAuthenticate, CreateAcls, DescribeAcls, DeleteAcls): the security issue.',
+  'Security (docs/SECURITY.md): TLS with PEM key stores only (no JKS/PKCS12); SASL PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512 (no GSSAPI/Kerberos, OAUTHBEARER or delegation tokens); PLAIN is checked against SCRAM credentials (no JAAS user lists); Strand\'s own client does not re-authenticate (KIP-368) — its connection is closed at the session end and reopened; ACLs on Topic, Group, Cluster and TransactionalId (not DelegationToken or User resources); IP quotas and controller_mutation_rate are not supported.',
   'Replication and the Raft quorum (OffsetForLeaderEpoch, ElectLeaders, AlterPartitionReassignments, ListPartitionReassignments, KRaft apis): the cluster issue. A single broker is its own controller; `replication.factor` above 1 is refused with INVALID_REPLICATION_FACTOR.',
   'Incremental fetch sessions (KIP-227) are declined: every Fetch answer carries session id 0 and is a full response, which every client handles.',
   'Message formats v0 and v1 (magic 0/1): Produce answers UNSUPPORTED_FOR_MESSAGE_FORMAT for them, and Strand does not down-convert: a Fetch v0–3 that would return records gets UNSUPPORTED_VERSION for that partition, as Kafka does with `message.downconversion.enable=false`. Produce v0–2 and Fetch v0–3 are advertised because librdkafka turns gzip and snappy on only when they are; it then produces and fetches with v3+/v4+ and magic 2.',
@@ -25,7 +25,7 @@ const NOT_YET: string[] = [
   'Produce v10–11 and Fetch v14+ (leader hints in tags, replica state) are not advertised yet.',
   'Dynamic broker configs (AlterConfigs on a BROKER resource) are refused; broker configs come from server.properties and --override.',
   'Log compaction: the cleaner compacts `cleanup.policy=compact` topics and the internal topics (tombstones and empty transactions\' markers kept for `delete.retention.ms` via KIP-534 delete horizons, aborted records removed, crash-safe swap). Not yet: keeping the last batch of each producer for its state (Strand relies on its producer-state snapshots), the client table view, and dirty ratio / last run in the CLI and console.',
-  'Quotas and throttling: `throttle_time_ms` is always 0.',
+  'Quotas: producer_byte_rate, consumer_byte_rate and request_percentage per user / client id throttle with `throttle_time_ms` and a muted channel; request_percentage measures a request from decode to response ready (Kafka measures I/O thread time), and Fetch is charged to consumer_byte_rate only.',
 ];
 
 function compatibility(): string {
