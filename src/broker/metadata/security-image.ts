@@ -52,8 +52,6 @@ export type SecurityRecord =
   /** `value` null removes the quota. */
   | { type: 'ClientQuota'; entity: QuotaEntity; key: string; value: number | null };
 
-export const SECURITY_RECORD_TYPES: ReadonlySet<string> = new Set(['UserScramCredential', 'RemoveUserScramCredential', 'Acl', 'RemoveAcl', 'ClientQuota']);
-
 export class SecurityImage {
   static readonly EMPTY = new SecurityImage(new Map(), new Map(), new Map());
 
