@@ -127,7 +127,8 @@ export class Connection {
       get principal(): string {
         return sasl === null ? tlsPrincipal : (sasl.principal ?? 'User:ANONYMOUS');
       },
-      clientHost: socket.remoteAddress ?? '',
+      // An IPv4 client of a dual-stack listener shows as ::ffff:a.b.c.d; ACL hosts name it a.b.c.d.
+      clientHost: (socket.remoteAddress ?? '').replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/, ''),
       sasl,
       closeAfterResponse(reason: string): void {
         self.closeAfterReason ??= reason;

@@ -88,6 +88,7 @@ async function login(user: string): Promise<ProtocolConnection> {
 }
 
 interface Acl {
+  host?: string;
   resourceType: number;
   resourceName: string;
   resourcePatternType?: number;
@@ -212,6 +213,15 @@ test('a principal without Describe does not see the topic in Metadata', async ()
   // A topic that does not exist answers the same as one that is hidden: existence does not leak.
   assert.equal((await metadata(reader, ['no-such-topic'])).topics[0]!.errorCode, ErrorCode.TOPIC_AUTHORIZATION_FAILED);
   reader.close();
+});
+
+test('an ACL applies only to clients from its host', async () => {
+  await createAcls([{ resourceType: TOPIC, resourceName: 'hidden', principal: 'User:writer', operation: OP.Describe, host: '10.9.9.9' } as Acl]);
+  const writer = await login('writer');
+  assert.deepEqual((await metadata(writer, null)).topics.map((t) => t.name), ['logs-app']);
+  await createAcls([{ resourceType: TOPIC, resourceName: 'hidden', principal: 'User:writer', operation: OP.Describe, host: '127.0.0.1' } as Acl]);
+  assert.deepEqual((await metadata(writer, null)).topics.map((t) => t.name).sort(), ['hidden', 'logs-app']);
+  writer.close();
 });
 
 test('a transactional producer needs Write on its transactional id', { ...skipUnless('kafkajs'), timeout: 60000 }, async () => {
