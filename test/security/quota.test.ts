@@ -149,6 +149,23 @@ test('AlterClientQuotas / DescribeClientQuotas: validation, filters, and Kafka p
   c.close();
 });
 
+test('request_percentage throttles a client that keeps a handler busy', { timeout: 30000 }, async () => {
+  // The most specific entity: an earlier test gave /users/<default> request_percentage=50, which
+  // (by Kafka's precedence) wins over a /clients/busy-client quota for this unauthenticated client.
+  const entity = [{ entityType: 'user', entityName: 'ANONYMOUS' }, { entityType: 'client-id', entityName: 'busy-client' }];
+  await alterQuotas([{ entity, ops: [{ key: 'request_percentage', value: 0.01, remove: false }] }]);
+  const c = await connect('busy-client');
+  let throttle = 0;
+  const started = Date.now();
+  for (let i = 0; i < 5000 && throttle === 0 && Date.now() - started < 15000; i++) {
+    const r = await c.send<{ throttleTimeMs: number }>(ApiKey.Metadata, 12, { topics: null, allowAutoTopicCreation: false, includeTopicAuthorizedOperations: false });
+    throttle = r.throttleTimeMs;
+  }
+  assert.ok(throttle > 0, 'Metadata responses carry throttle_time_ms once the handler time is over 0.01 %');
+  c.close();
+  await alterQuotas([{ entity, ops: [{ key: 'request_percentage', value: 0, remove: true }] }]);
+});
+
 test('max.connections.per.ip closes connections over the limit; others keep working', { timeout: 30000 }, async () => {
   const s = await startStrand({ config: { 'max.connections.per.ip': 2 } });
   try {
