@@ -20,6 +20,7 @@ import {
   type CreateAclsResponse,
   type CreateTopicsResponse,
   type DeleteAclsResponse,
+  type DescribeClusterResponse,
   type DeleteTopicsResponse,
   type DescribeAclsResponse,
   type FetchResponse,
@@ -259,6 +260,10 @@ test('CreateAcls / DescribeAcls / DeleteAcls: filters, cluster authorization, an
   const reader = await login('reader');
   const refused = await reader.send<DescribeAclsResponse>(ApiKey.DescribeAcls, 3, { resourceTypeFilter: 1, resourceNameFilter: null, patternTypeFilter: 1, principalFilter: null, hostFilter: null, operation: 1, permissionType: 1 });
   assert.equal(refused.errorCode, ErrorCode.CLUSTER_AUTHORIZATION_FAILED);
+  // DescribeCluster is open to everyone (as Kafka); the cluster operations it reports are the caller's.
+  const cluster = await reader.send<DescribeClusterResponse>(ApiKey.DescribeCluster, 1, { includeClusterAuthorizedOperations: true, endpointType: 1 });
+  assert.equal(cluster.errorCode, ErrorCode.NONE);
+  assert.equal(cluster.clusterAuthorizedOperations, 0);
   assert.equal((await createAcls([{ resourceType: TOPIC, resourceName: 'x', principal: 'User:reader', operation: OP.All }], 'reader')).results[0]!.errorCode, ErrorCode.CLUSTER_AUTHORIZATION_FAILED);
   reader.close();
 

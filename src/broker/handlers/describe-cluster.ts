@@ -35,7 +35,6 @@ export const describeClusterHandler = defineHandler({
       return refuse(ErrorCode.MISMATCHED_ENDPOINT_TYPE, 'The request was sent to an endpoint of type BROKER, but we wanted an endpoint of type CONTROLLER');
     }
     if (req.endpointType !== EndpointType.BROKER) return refuse(ErrorCode.UNSUPPORTED_ENDPOINT_TYPE, `Unsupported endpoint type ${req.endpointType}`);
-    if (!authorizeCluster(ctx, 'Describe')) return refuse(ErrorCode.CLUSTER_AUTHORIZATION_FAILED, 'Cluster authorization failed.');
     const image = broker.image;
     return {
       throttleTimeMs: 0,
@@ -45,7 +44,8 @@ export const describeClusterHandler = defineHandler({
       clusterId: broker.clusterId,
       controllerId: broker.nodeId,
       brokers: [...image.brokers.values()].map((b) => ({ brokerId: b.brokerId, ...endpointFor(ctx, b), rack: b.rack })),
-      clusterAuthorizedOperations: req.includeClusterAuthorizedOperations ? (broker.authorizer.enabled ? authorizedOperations(ctx, 'Cluster', CLUSTER_NAME) : CLUSTER_OPERATIONS) : OMITTED,
+      // As Kafka: anyone may describe the cluster; the operations are those it may do (none without Describe).
+      clusterAuthorizedOperations: req.includeClusterAuthorizedOperations ? (broker.authorizer.enabled ? (authorizeCluster(ctx, 'Describe') ? authorizedOperations(ctx, 'Cluster', CLUSTER_NAME) : 0) : CLUSTER_OPERATIONS) : OMITTED,
     };
   },
 });
