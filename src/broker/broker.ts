@@ -10,6 +10,7 @@
  * indexes), and mark the shutdown clean last.
  */
 import { createServer, type Server, type Socket } from 'node:net';
+import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -28,10 +29,22 @@ import type { GroupCoordinator } from '../coordinator/group-coordinator.js';
 import { loadGroupCoordinator, newGroupCoordinator } from './group-coordinator-setup.js';
 import { loadExactlyOnceIfPresent, setUpExactlyOnce, type ExactlyOnce } from './transaction-coordinator-setup.js';
 import { loadSendfile } from './sendfile.js';
+import { ANONYMOUS, mapDistinguishedName, parsePrincipalMappingRules, peerDistinguishedName, tlsServerOptions } from './security/tls.js';
+import type { SecurityProtocol } from './config.js';
+import { Authorizer } from './security/authorizer.js';
+import { QuotaManager } from './security/quotas.js';
 
 export interface BrokerAddress {
   host: string;
   port: number;
+}
+
+/** A bound listener: its name, protocol, bound address and the address advertised for it. */
+export interface BoundListener {
+  name: string;
+  securityProtocol: SecurityProtocol;
+  bound: BrokerAddress;
+  advertised: BrokerAddress;
 }
 
 async function loadOrCreateMetaProperties(dataDir: string, nodeId: number, configured: string | null, logger: Logger): Promise<{ clusterId: string; formatted: boolean }> {
@@ -64,6 +77,8 @@ export class Broker {
   private nextConnectionId = 0;
   private stopping: Promise<void> | null = null;
   private addresses_: BrokerAddress[] = [];
+  private listeners_: BoundListener[] = [];
+  private readonly connectionsPerIp = new Map<string, number>();
   /** Request, traffic and log metrics (metrics.ts); served over HTTP with `metricsPort`. */
   readonly metrics = new BrokerMetrics();
   private metricsServer: MetricsServer | null = null;
@@ -79,7 +94,14 @@ export class Broker {
     readonly groupCoordinator: GroupCoordinator,
     /** Producer ids, the transaction coordinator and its marker writer (issue 5). */
     readonly exactlyOnce: ExactlyOnce,
-  ) {}
+    /** ACL checks (security/authorizer.ts); allows everything unless authorizer.class.name is set. */
+    readonly authorizer: Authorizer,
+  ) {
+    this.quotas = new QuotaManager(config);
+  }
+
+  /** Client quota rates (security/quotas.ts). */
+  readonly quotas: QuotaManager;
 
   get nodeId(): number {
     return this.config.nodeId;
@@ -94,6 +116,16 @@ export class Broker {
     return this.addresses_;
   }
 
+  /** Every bound listener with its advertised address (Metadata answers the client's own listener). */
+  get listeners(): readonly BoundListener[] {
+    return this.listeners_;
+  }
+
+  /** The address advertised for `listener` (the first listener's when unknown). */
+  advertisedFor(listener: string): BrokerAddress {
+    return (this.listeners_.find((l) => l.name === listener) ?? this.listeners_[0]!).advertised;
+  }
+
   get connectionCount(): number {
     return this.connections.size;
   }
@@ -105,6 +137,8 @@ export class Broker {
 
   static async start(config: BrokerConfig, logger: Logger, opts: { metricsPort?: number; metricsHost?: string } = {}): Promise<Broker> {
     const dataDir = config.dataDir;
+    const authorizer = new Authorizer(config);
+    parsePrincipalMappingRules(config.string('ssl.principal.mapping.rules'));
     await mkdir(dataDir, { recursive: true });
     const { clusterId, formatted } = await loadOrCreateMetaProperties(dataDir, config.nodeId, config.raw('cluster.id'), logger);
     for (const k of config.unknownKeys) logger.warn('ignoring unknown broker config', { name: k });
@@ -129,12 +163,13 @@ export class Broker {
     controller.onChange((next, previous) => replicaManager.applyImage(next, previous));
     const groupCoordinator = newGroupCoordinator(config, controller, logger.child('group-coordinator'));
     const exactlyOnce = setUpExactlyOnce(config, controller, replicaManager, groupCoordinator, logger.child('transaction-coordinator'));
-    const broker = new Broker(config, logger, clusterId, logManager, metadataLog, controller, replicaManager, groupCoordinator, exactlyOnce);
+    const broker = new Broker(config, logger, clusterId, logManager, metadataLog, controller, replicaManager, groupCoordinator, exactlyOnce, authorizer);
     replicaManager.metrics = broker.metrics;
     await broker.listen();
-    const adv = config.advertisedListeners[0]!;
-    const bound = broker.addresses[0]!;
-    await controller.registerBroker(adv.host, adv.port === 0 ? bound.port : adv.port);
+    // Other brokers reach this one on inter.broker.listener.name (default: the first listener).
+    const inter = config.raw('inter.broker.listener.name') ?? broker.listeners_[0]!.name;
+    const adv = broker.advertisedFor(inter);
+    await controller.registerBroker(adv.host, adv.port);
     // Group requests meanwhile get COORDINATOR_LOAD_IN_PROGRESS / COORDINATOR_NOT_AVAILABLE (clients retry).
     await loadGroupCoordinator(groupCoordinator, config, controller, replicaManager, logger.child('group-coordinator'));
     // After the group coordinator: resumed commits write markers to __consumer_offsets too.
@@ -161,12 +196,44 @@ export class Broker {
       maxPendingResponseBytes: MAX_PENDING_RESPONSE_BYTES,
       sendfile: zeroCopy.sendfile,
     };
+    const protocols = this.config.securityProtocolMap;
+    const advertised = this.config.advertisedListeners;
+    const networkLogger = this.logger.child('network');
+    const rules = parsePrincipalMappingRules(this.config.string('ssl.principal.mapping.rules'));
     for (const l of this.config.listeners) {
-      const server = createServer({ noDelay: true, allowHalfOpen: true }, (socket: Socket) => {
+      const securityProtocol = protocols.get(l.name)!;
+      const tls = securityProtocol === 'SSL' || securityProtocol === 'SASL_SSL';
+      const accept = (socket: Socket, principal: string): void => {
+        if (!this.admit(socket, l.name)) return;
         const id = `${l.name}-${this.nextConnectionId++}`;
-        const conn = new Connection(id, socket, this, this.logger.child('network'), limits);
+        const conn = new Connection(id, socket, this, networkLogger, limits, { name: l.name, securityProtocol }, principal);
         this.connections.add(conn);
-      });
+      };
+      let server: Server;
+      if (tls) {
+        const tlsServer = createTlsServer({ ...tlsServerOptions(this.config, l.name), noDelay: true, allowHalfOpen: true }, (socket: TLSSocket) => {
+          // ssl.client.auth=requested lets a client without a certificate in, not one with a bad one.
+          if (!socket.authorized && socket.getPeerCertificate() !== null && Object.keys(socket.getPeerCertificate()).length > 0) {
+            this.metrics.authenticationFailures++;
+            networkLogger.info('closing connection: client certificate not trusted', { listener: l.name, remote: socket.remoteAddress, reason: String(socket.authorizationError) });
+            socket.destroy();
+            return;
+          }
+          const dn = peerDistinguishedName(socket);
+          const user = dn === null ? null : mapDistinguishedName(dn, rules);
+          if (dn !== null && user === null) {
+            this.metrics.authenticationFailures++;
+            networkLogger.info('closing connection: no ssl.principal.mapping.rules rule matches the client certificate', { listener: l.name, remote: socket.remoteAddress, dn });
+            socket.destroy();
+            return;
+          }
+          accept(socket, user === null ? ANONYMOUS : `User:${user}`);
+        });
+        tlsServer.on('tlsClientError', (e, socket) => networkLogger.info('TLS handshake failed', { listener: l.name, remote: socket.remoteAddress, error: e.message }));
+        server = tlsServer;
+      } else {
+        server = createServer({ noDelay: true, allowHalfOpen: true }, (socket: Socket) => accept(socket, ANONYMOUS));
+      }
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
         server.listen(l.port, l.host, () => {
@@ -178,8 +245,29 @@ export class Broker {
       const addr = server.address();
       if (addr === null || typeof addr === 'string') throw new Error('listener has no address');
       this.addresses_.push({ host: l.host, port: addr.port });
+      const adv = advertised.find((a) => a.name === l.name) ?? (l.host === '' || l.host === '0.0.0.0' || l.host === '::' ? { ...l, host: '127.0.0.1' } : l);
+      this.listeners_.push({ name: l.name, securityProtocol, bound: { host: l.host, port: addr.port }, advertised: { host: adv.host, port: adv.port === 0 ? addr.port : adv.port } });
       this.servers.push(server);
     }
+  }
+
+  /** `max.connections` and `max.connections.per.ip`: a connection over either limit is closed at once. */
+  private admit(socket: Socket, listener: string): boolean {
+    const ip = socket.remoteAddress ?? '';
+    const fromIp = this.connectionsPerIp.get(ip) ?? 0;
+    const over = this.connections.size >= this.config.number('max.connections') ? 'max.connections' : fromIp >= this.config.number('max.connections.per.ip') ? 'max.connections.per.ip' : null;
+    if (over !== null) {
+      this.logger.child('network').warn(`closing connection: ${over} reached`, { listener, remote: ip, open: this.connections.size, fromIp });
+      socket.destroy();
+      return false;
+    }
+    this.connectionsPerIp.set(ip, fromIp + 1);
+    socket.once('close', () => {
+      const n = (this.connectionsPerIp.get(ip) ?? 1) - 1;
+      if (n <= 0) this.connectionsPerIp.delete(ip);
+      else this.connectionsPerIp.set(ip, n);
+    });
+    return true;
   }
 
   connectionClosed(conn: Connection): void {

@@ -169,6 +169,29 @@ export const BROKER_CONFIGS: readonly ConfigDef[] = [
   { name: 'producer.id.expiration.ms', type: 'int', default: '86400000', min: 1, doc: 'producer state of an idle idempotent producer is dropped after this long (by batch timestamp)' },
   { name: 'producer.id.expiration.check.interval.ms', type: 'int', default: '600000', min: 1, doc: 'how often expired producer ids are removed' },
   { name: 'cluster.id', type: 'string', default: null, doc: 'cluster id; generated on first start and kept in meta.properties', readOnly: true },
+  { name: 'listener.security.protocol.map', type: 'list', default: 'PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL', doc: 'listener name → security protocol (PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL)', readOnly: true },
+  { name: 'inter.broker.listener.name', type: 'string', default: null, doc: 'the listener registered in the metadata log for other brokers; default the first listener', readOnly: true },
+  { name: 'ssl.keystore.type', type: 'string', default: 'PEM', oneOf: ['PEM'], doc: 'key store format: PEM only', readOnly: true },
+  { name: 'ssl.keystore.location', type: 'string', default: null, doc: 'PEM file with the private key and its certificate chain (SSL and SASL_SSL listeners)', readOnly: true },
+  { name: 'ssl.keystore.certificate.chain', type: 'password', default: null, doc: 'the certificate chain as inline PEM (instead of ssl.keystore.location)', readOnly: true },
+  { name: 'ssl.keystore.key', type: 'password', default: null, doc: 'the private key as inline PEM (instead of ssl.keystore.location)', readOnly: true },
+  { name: 'ssl.key.password', type: 'password', default: null, doc: 'passphrase of an encrypted private key', readOnly: true },
+  { name: 'ssl.truststore.type', type: 'string', default: 'PEM', oneOf: ['PEM'], doc: 'trust store format: PEM only', readOnly: true },
+  { name: 'ssl.truststore.location', type: 'string', default: null, doc: 'PEM file of the CA certificates client certificates are checked against', readOnly: true },
+  { name: 'ssl.truststore.certificates', type: 'password', default: null, doc: 'the trusted CA certificates as inline PEM (instead of ssl.truststore.location)', readOnly: true },
+  { name: 'ssl.client.auth', type: 'string', default: 'none', oneOf: ['none', 'requested', 'required'], doc: 'client certificates: none, requested (checked when given) or required (mutual TLS)', readOnly: true },
+  { name: 'ssl.enabled.protocols', type: 'list', default: 'TLSv1.2,TLSv1.3', oneOf: ['TLSv1.2', 'TLSv1.3'], doc: 'TLS versions accepted', readOnly: true },
+  { name: 'ssl.principal.mapping.rules', type: 'string', default: 'DEFAULT', doc: 'rules mapping a client certificate\'s distinguished name to a user name: RULE:pattern/replacement/[LU],... then DEFAULT (the whole DN)', readOnly: true },
+  { name: 'sasl.enabled.mechanisms', type: 'list', default: 'SCRAM-SHA-256,SCRAM-SHA-512', oneOf: ['PLAIN', 'SCRAM-SHA-256', 'SCRAM-SHA-512'], doc: 'SASL mechanisms offered on SASL listeners (PLAIN checks the password against the user\'s SCRAM credential)', readOnly: true },
+  { name: 'connections.max.reauth.ms', type: 'long', default: '0', min: 0, doc: 'KIP-368: a SASL session lasts this long; the client must re-authenticate before it ends or its connection is closed (0: sessions never end)', readOnly: true },
+  { name: 'connection.failed.authentication.delay.ms', type: 'int', default: '100', min: 0, doc: 'delay before a failed authentication is answered (and the connection closed), to slow down password guessing', readOnly: true },
+  { name: 'authorizer.class.name', type: 'string', default: '', doc: 'set to org.apache.kafka.metadata.authorizer.StandardAuthorizer (or kafka.security.authorizer.AclAuthorizer) to check ACLs; empty: every principal may do everything', readOnly: true },
+  { name: 'super.users', type: 'string', default: null, doc: 'principals allowed everything, separated by semicolons (User:admin;User:CN=broker)', readOnly: true },
+  { name: 'allow.everyone.if.no.acl.found', type: 'boolean', default: 'false', doc: 'with the authorizer on, allow access to a resource that has no ACL at all', readOnly: true },
+  { name: 'max.connections', type: 'int', default: String(INT_MAX), min: 0, doc: 'most client connections open at once (over all listeners); further connections are closed at once', readOnly: true },
+  { name: 'quota.window.num', type: 'int', default: '11', min: 1, doc: 'samples kept to measure client quota rates', readOnly: true },
+  { name: 'quota.window.size.seconds', type: 'int', default: '1', min: 1, doc: 'length of each client quota sample', readOnly: true },
+  { name: 'max.connections.per.ip', type: 'int', default: String(INT_MAX), min: 0, doc: 'most connections open at once from one IP address', readOnly: true },
   ...brokerSynonymDefs(),
 ];
 
@@ -239,6 +262,12 @@ export interface Listener {
   port: number;
 }
 
+export const SECURITY_PROTOCOLS = ['PLAINTEXT', 'SSL', 'SASL_PLAINTEXT', 'SASL_SSL'] as const;
+export type SecurityProtocol = (typeof SECURITY_PROTOCOLS)[number];
+
+/** Configs that may be set per listener with a `listener.name.<listener>.` prefix (as Kafka allows for ssl.* and sasl.*). */
+const LISTENER_SCOPED = /^(ssl\.|sasl\.|connections\.max\.reauth\.ms$)/;
+
 export function parseListeners(value: string): Listener[] {
   return value
     .split(',')
@@ -282,8 +311,19 @@ export class BrokerConfig {
   private readonly values = new Map<string, string>();
   readonly unknownKeys: string[] = [];
 
+  /** `listener.name.<listener>.<config>` overrides, keyed by lower-case listener name then config name. */
+  private readonly perListener = new Map<string, Map<string, string>>();
+
   constructor(props: Map<string, string>) {
     for (const [k, v] of props) {
+      const prefixed = /^listener\.name\.([A-Za-z0-9_]+)\.(.+)$/.exec(k);
+      if (prefixed !== null && LISTENER_SCOPED.test(prefixed[2]!) && BROKER_BY_NAME.has(prefixed[2]!)) {
+        const norm = validateValue(BROKER_BY_NAME.get(prefixed[2]!)!, v);
+        const listener = prefixed[1]!.toLowerCase();
+        if (!this.perListener.has(listener)) this.perListener.set(listener, new Map());
+        if (norm !== null) this.perListener.get(listener)!.set(prefixed[2]!, norm);
+        continue;
+      }
       const def = BROKER_BY_NAME.get(k);
       if (def === undefined) {
         this.unknownKeys.push(k);
@@ -292,9 +332,41 @@ export class BrokerConfig {
       const norm = validateValue(def, v);
       if (norm !== null) this.values.set(k, norm);
     }
-    parseListeners(this.string('listeners'));
-    if (this.has('advertised.listeners')) parseListeners(this.string('advertised.listeners'));
+    const map = this.securityProtocolMap;
+    const listeners = parseListeners(this.string('listeners'));
+    const names = new Set<string>();
+    for (const l of listeners) {
+      if (!map.has(l.name)) throw new ConfigError(`listener ${l.name} has no security protocol in listener.security.protocol.map`);
+      if (names.has(l.name)) throw new ConfigError(`listener ${l.name} appears twice in listeners`);
+      names.add(l.name);
+    }
+    if (this.has('advertised.listeners')) {
+      for (const l of parseListeners(this.string('advertised.listeners'))) {
+        if (!names.has(l.name)) throw new ConfigError(`advertised listener ${l.name} is not in listeners`);
+      }
+    }
+    const inter = this.raw('inter.broker.listener.name');
+    if (inter !== null && !names.has(inter)) throw new ConfigError(`inter.broker.listener.name ${inter} is not in listeners`);
     if (this.has('controller.quorum.voters')) parseQuorumVoters(this.string('controller.quorum.voters'));
+  }
+
+  /** Listener name → security protocol, from `listener.security.protocol.map`. */
+  get securityProtocolMap(): Map<string, SecurityProtocol> {
+    const out = new Map<string, SecurityProtocol>();
+    for (const entry of this.string('listener.security.protocol.map').split(',')) {
+      if (entry === '') continue;
+      const [name, protocol] = entry.split(':');
+      if (name === undefined || protocol === undefined || !(SECURITY_PROTOCOLS as readonly string[]).includes(protocol)) {
+        throw new ConfigError(`listener.security.protocol.map: bad entry '${entry}' (expected NAME:${SECURITY_PROTOCOLS.join('|')})`);
+      }
+      out.set(name, protocol as SecurityProtocol);
+    }
+    return out;
+  }
+
+  /** A config as it applies to one listener: `listener.name.<listener>.<name>` if set, else the broker-wide value. */
+  forListener(listener: string, name: string): string | null {
+    return this.perListener.get(listener.toLowerCase())?.get(name) ?? this.raw(name);
   }
 
   /** `controller.quorum.voters`, or null when not set (a single node with local metadata). */

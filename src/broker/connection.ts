@@ -30,8 +30,12 @@ import { peerGone, socketFd, type Sendfile } from './sendfile.js';
 import type { Broker } from './broker.js';
 import { apiVersionsResponse } from './handlers/api-versions.js';
 import { HANDLER_BY_KEY } from './handlers/index.js';
-import type { RequestContext } from './handlers/handler.js';
+import type { ConnectionSecurity, RequestContext } from './handlers/handler.js';
 import type { Logger } from './logger.js';
+import type { SecurityProtocol } from './config.js';
+import { AuthenticationError, SaslServerSession, type SaslMechanism } from './security/sasl.js';
+import { authenticationFailed } from './security/session.js';
+import { throttleFor } from './security/quota-enforcement.js';
 
 interface Slot {
   done: boolean;
@@ -119,13 +123,47 @@ export class Connection {
   private readonly abort = new AbortController();
   private readonly settled = new Set<Promise<void>>();
 
+  /** SASL state on SASL listeners. */
+  private readonly sasl: SaslServerSession | null;
+  /** Quota throttling (KIP-219): nothing more is read from this client before this time. */
+  private mutedUntilMs = 0;
+  private muteTimer: NodeJS.Timeout | null = null;
+  /** Set by a request whose answer must be the last on this connection (failed authentication). */
+  private closeAfterReason: string | null = null;
+  readonly security: ConnectionSecurity;
+
   constructor(
     readonly id: string,
     private readonly socket: Socket,
     private readonly broker: Broker,
     private readonly logger: Logger,
     private readonly limits: ConnectionLimits,
+    listener: { name: string; securityProtocol: SecurityProtocol },
+    /** The principal of the TLS client certificate, else User:ANONYMOUS. */
+    tlsPrincipal: string,
   ) {
+    const saslListener = listener.securityProtocol === 'SASL_PLAINTEXT' || listener.securityProtocol === 'SASL_SSL';
+    const sasl = saslListener
+      ? new SaslServerSession(
+          broker.config.forListener(listener.name, 'sasl.enabled.mechanisms')!.split(',') as SaslMechanism[],
+          Number(broker.config.forListener(listener.name, 'connections.max.reauth.ms')),
+        )
+      : null;
+    this.sasl = sasl;
+    const self = this;
+    this.security = {
+      listener: listener.name,
+      securityProtocol: listener.securityProtocol,
+      get principal(): string {
+        return sasl === null ? tlsPrincipal : (sasl.principal ?? 'User:ANONYMOUS');
+      },
+      // An IPv4 client of a dual-stack listener shows as ::ffff:a.b.c.d; ACL hosts name it a.b.c.d.
+      clientHost: (socket.remoteAddress ?? '').replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/, ''),
+      sasl,
+      closeAfterResponse(reason: string): void {
+        self.closeAfterReason ??= reason;
+      },
+    };
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('drain', () => this.updateFlow());
@@ -177,6 +215,7 @@ export class Connection {
 
   private onClose(): void {
     this.closed = true;
+    if (this.muteTimer !== null) clearTimeout(this.muteTimer);
     for (const slot of this.slots) if (slot.chunks) releaseAll(slot.chunks);
     this.abort.abort();
     this.pending = [];
@@ -192,7 +231,21 @@ export class Connection {
   }
 
   private busy(): boolean {
-    return this.inFlight >= MAX_IN_FLIGHT || this.socket.writableLength > this.limits.maxPendingResponseBytes;
+    return this.inFlight >= MAX_IN_FLIGHT || this.socket.writableLength > this.limits.maxPendingResponseBytes || (this.mutedUntilMs > 0 && Date.now() < this.mutedUntilMs);
+  }
+
+  /** Stops reading from this client for `ms` (its quota is exceeded); the response already sent says so. */
+  private mute(ms: number): void {
+    const until = Date.now() + ms;
+    if (until <= this.mutedUntilMs) return;
+    this.mutedUntilMs = until;
+    if (this.muteTimer !== null) clearTimeout(this.muteTimer);
+    this.muteTimer = setTimeout(() => {
+      this.muteTimer = null;
+      this.mutedUntilMs = 0;
+      this.updateFlow();
+    }, ms);
+    this.updateFlow();
   }
 
   /** Handles every complete buffered frame while there is room; never re-entered. */
@@ -307,6 +360,10 @@ export class Connection {
    * returns only after its appends are written), or is left to the GC when anything went wrong.
    */
   private onFrame(frame: Buffer, pooled: Buffer | null): void {
+    if (this.sasl !== null && this.sasl.state === 'raw') {
+      this.onRawSaslToken(this.sasl, frame);
+      return;
+    }
     const r = new Reader(frame);
     const header = readRequestHeader(r);
     if (!r.ok) {
@@ -330,6 +387,16 @@ export class Connection {
       this.reject('unsupported api version', { api: handler.api.name, version, min: handler.minVersion, max: handler.maxVersion, clientId: header.clientId });
       return;
     }
+    if (this.sasl !== null && apiKey !== ApiKey.SaslHandshake && apiKey !== ApiKey.SaslAuthenticate) {
+      if (!this.sasl.authenticated && apiKey !== ApiKey.ApiVersions) {
+        this.reject('request before SASL authentication', { api: handler.api.name, clientId: header.clientId });
+        return;
+      }
+      if (this.sasl.authenticated && this.sasl.expired(Date.now())) {
+        this.reject('SASL session expired without re-authentication (connections.max.reauth.ms)', { api: handler.api.name, clientId: header.clientId, principal: this.sasl.principal });
+        return;
+      }
+    }
     if (CAPTURE_DIR !== undefined) captureFrame(frame, handler.api.name, version, header.clientId);
     const body = handler.api.decodeRequest(r, version);
     if (!r.ok) {
@@ -345,18 +412,56 @@ export class Connection {
       connectionId: this.id,
       logger: this.logger,
       signal: this.abort.signal,
+      security: this.security,
     };
     const work = (async () => {
       try {
         const started = performance.now();
         const response = await handler.handle(body, ctx);
         if (pooled !== null) returnFrameBuffer(pooled);
-        this.broker.metrics.observeRequest(handler.api.name, (performance.now() - started) / 1000);
+        const elapsedMs = performance.now() - started;
+        this.broker.metrics.observeRequest(handler.api.name, elapsedMs / 1000);
+        const throttleMs = throttleFor(this.broker, this.security.principal, header.clientId ?? '', apiKey, body, response, elapsedMs);
+        if (throttleMs > 0) {
+          if (response !== null && typeof (response as { throttleTimeMs?: unknown }).throttleTimeMs === 'number') {
+            const r = response as { throttleTimeMs: number };
+            r.throttleTimeMs = Math.max(r.throttleTimeMs, throttleMs);
+          }
+          this.mute(throttleMs);
+        }
         this.complete(slot, response === null ? null : this.encode(handler.api.encodeResponse, response, apiKey, version, header.correlationId));
+        if (this.closeAfterReason !== null) this.reject(this.closeAfterReason, { api: handler.api.name, clientId: header.clientId });
       } catch (e) {
         this.logger.error('request failed', { api: handler.api.name, version, correlationId: header.correlationId, error: e, stack: e instanceof Error ? e.stack : undefined });
         this.destroy('request failed', { api: handler.api.name });
         this.complete(slot, null);
+      }
+    })();
+    this.settled.add(work);
+    void work.finally(() => this.settled.delete(work));
+  }
+
+  /**
+   * A bare SASL token after SaslHandshake v0 (no Kafka header): answered with the server's token
+   * behind an INT32 size (PLAIN's empty answer is just the size 0). A failure closes the
+   * connection after the delay, without an answer: raw SASL has no way to carry an error.
+   */
+  private onRawSaslToken(sasl: SaslServerSession, token: Buffer): void {
+    const slot = this.newSlot();
+    const work = (async () => {
+      try {
+        const { response } = await sasl.authenticate(token, this.broker.image, Date.now);
+        const size = Buffer.alloc(4);
+        size.writeInt32BE(response.length, 0);
+        this.complete(slot, [size, response]);
+      } catch (e) {
+        if (!(e instanceof AuthenticationError)) {
+          this.logger.error('SASL authentication failed unexpectedly', { error: e, stack: e instanceof Error ? e.stack : undefined });
+        } else {
+          await authenticationFailed({ broker: this.broker, logger: this.logger, signal: this.abort.signal, connectionId: this.id, security: this.security }, sasl.mechanism ?? 'unknown', e);
+        }
+        this.complete(slot, null);
+        this.reject('authentication failed');
       }
     })();
     this.settled.add(work);

@@ -54,6 +54,8 @@ export class BrokerMetrics {
   private readonly recordsIn = new Map<string, number>();
   private readonly bytesOut = new Map<string, number>();
   private readonly recordsOut = new Map<string, number>();
+  /** Failed SASL authentications and TLS client certificates refused (security/session.ts). */
+  authenticationFailures = 0;
 
   /** One request handled (connection.ts, after the handler). */
   observeRequest(api: string, seconds: number): void {
@@ -102,6 +104,8 @@ export class BrokerMetrics {
     perTopic('strand_records_out_total', 'Records returned by Fetch from in-memory reads, per topic.', this.recordsOut);
     family('strand_connections', 'gauge', 'Open client connections.');
     out.push(`strand_connections ${src.connectionCount}`);
+    family('strand_authentication_failures_total', 'counter', 'Failed SASL authentications.');
+    out.push(`strand_authentication_failures_total ${this.authenticationFailures}`);
     const parts = [...src.partitions()].sort((a, b) => a.topic.localeCompare(b.topic) || a.index - b.index);
     const hw = new Map<string, number>();
     const gauge = (name: string, help: string, f: (p: Partition) => number): void => {

@@ -32,6 +32,8 @@ voter of the Raft metadata quorum on its controller listener (controller.listene
 see docs/CLUSTER.md for what a cluster does so far.
 Broker configs use Kafka's names (num.partitions, log.retention.ms, log.segment.bytes,
 message.max.bytes, auto.create.topics.enable, ...); see docs/CONFIGURATION.md.
+TLS, SASL, ACLs and quotas (listeners=SASL_SSL://..., ssl.keystore.location, sasl.enabled.mechanisms,
+authorizer.class.name, ...) are set the same way; see docs/SECURITY.md.
 Log level: STRAND_LOG_LEVEL=debug|info|warn|error (default info).`;
 
 export async function brokerCommand(argv: string[]): Promise<number> {

@@ -4,7 +4,9 @@
  * nothing else), human tables or `--json`, and errors that name the Kafka error and say what to do.
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { Kafka } from '../client/kafka.js';
+import { readFileSync } from 'node:fs';
+import { Kafka, type KafkaOptions } from '../client/kafka.js';
+import { parseProperties } from '../broker/config.js';
 import type { Admin } from '../client/admin.js';
 import { StrandError } from '../client/errors.js';
 
@@ -31,12 +33,16 @@ type Options = NonNullable<ParseArgsConfig['options']>;
 
 export const COMMON_OPTIONS = {
   'bootstrap-server': { type: 'string', short: 'b' },
+  'command-config': { type: 'string' },
   json: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const satisfies Options;
 
 export const COMMON_HELP = `Common options:
   -b, --bootstrap-server HOST:PORT[,...]  brokers to connect to (default ${DEFAULT_BOOTSTRAP}, or $STRAND_BOOTSTRAP_SERVER)
+      --command-config FILE                client security settings, Kafka properties (or $STRAND_COMMAND_CONFIG):
+                                           security.protocol, ssl.truststore.location, ssl.keystore.location,
+                                           ssl.key.password, sasl.mechanism, sasl.jaas.config (docs/SECURITY.md)
       --json                               machine-readable output
   -h, --help                               show this help`;
 
@@ -74,13 +80,70 @@ export function bootstrapOf(values: { 'bootstrap-server'?: string }): string[] {
   return list;
 }
 
+type ClientValues = { 'bootstrap-server'?: string; 'command-config'?: string };
+
+/**
+ * TLS and SASL settings from a Kafka-style client properties file (`--command-config`, as Kafka's
+ * tools take it): `security.protocol`; PEM files for `ssl.truststore.location` and
+ * `ssl.keystore.location` (key and certificate chain), `ssl.key.password`,
+ * `ssl.endpoint.identification.algorithm=` (empty: no host name check); `sasl.mechanism` with
+ * `sasl.jaas.config` (`... username="u" password="p";`) or `sasl.username` / `sasl.password`.
+ */
+export function securityFromProperties(text: string, source: string): Pick<KafkaOptions, 'ssl' | 'sasl'> {
+  const props = parseProperties(text);
+  const protocol = props.get('security.protocol') ?? 'PLAINTEXT';
+  if (!['PLAINTEXT', 'SSL', 'SASL_PLAINTEXT', 'SASL_SSL'].includes(protocol)) throw new CliError(`${source}: security.protocol must be PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL, got '${protocol}'`, null, 2);
+  const out: Pick<KafkaOptions, 'ssl' | 'sasl'> = {};
+  const read = (key: string): string => {
+    try {
+      return readFileSync(props.get(key)!, 'utf8');
+    } catch (e) {
+      throw new CliError(`${source}: cannot read ${key} ${props.get(key)}: ${(e as Error).message}`, null, 2);
+    }
+  };
+  if (protocol === 'SSL' || protocol === 'SASL_SSL') {
+    const tls: Exclude<KafkaOptions['ssl'], boolean | undefined> = {};
+    if (props.has('ssl.truststore.location')) tls.ca = read('ssl.truststore.location');
+    if (props.has('ssl.keystore.location')) {
+      const pem = read('ssl.keystore.location');
+      tls.key = pem;
+      tls.cert = pem;
+    }
+    if (props.has('ssl.key.password')) tls.passphrase = props.get('ssl.key.password')!;
+    if (props.get('ssl.endpoint.identification.algorithm') === '') tls.checkServerIdentity = () => undefined;
+    out.ssl = tls;
+  }
+  if (protocol === 'SASL_PLAINTEXT' || protocol === 'SASL_SSL') {
+    const mechanism = props.get('sasl.mechanism') ?? 'PLAIN';
+    if (mechanism !== 'PLAIN' && mechanism !== 'SCRAM-SHA-256' && mechanism !== 'SCRAM-SHA-512') throw new CliError(`${source}: sasl.mechanism must be PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512, got '${mechanism}'`, null, 2);
+    const jaas = props.get('sasl.jaas.config') ?? '';
+    const quoted = (name: string): string | undefined => new RegExp(`${name}\\s*=\\s*"((?:[^"\\\\]|\\\\.)*)"`).exec(jaas)?.[1]?.replace(/\\(.)/g, '$1');
+    const username = props.get('sasl.username') ?? quoted('username');
+    const password = props.get('sasl.password') ?? quoted('password');
+    if (username === undefined || password === undefined) throw new CliError(`${source}: SASL needs sasl.jaas.config with username="..." password="..." (or sasl.username and sasl.password)`, null, 2);
+    out.sasl = { mechanism, username, password };
+  }
+  return out;
+}
+
 /** A Kafka client for a command: short retries so an unreachable cluster fails in seconds, not minutes. */
-export function kafkaFor(values: { 'bootstrap-server'?: string }): Kafka {
-  return new Kafka({ brokers: bootstrapOf(values), clientId: 'strand-cli', connectTimeoutMs: 5000, retry: { retries: 3, initialRetryTimeMs: 100, maxRetryTimeMs: 1000 } });
+export function kafkaFor(values: ClientValues): Kafka {
+  const file = values['command-config'] ?? process.env['STRAND_COMMAND_CONFIG'];
+  let security: Pick<KafkaOptions, 'ssl' | 'sasl'> = {};
+  if (file !== undefined && file !== '') {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (e) {
+      throw new CliError(`cannot read --command-config ${file}: ${(e as Error).message}`, null, 2);
+    }
+    security = securityFromProperties(text, file);
+  }
+  return new Kafka({ brokers: bootstrapOf(values), clientId: 'strand-cli', connectTimeoutMs: 5000, retry: { retries: 3, initialRetryTimeMs: 100, maxRetryTimeMs: 1000 }, ...security });
 }
 
 /** Runs `fn` with a connected admin client, closing it afterwards. */
-export async function withAdmin<T>(values: { 'bootstrap-server'?: string }, fn: (admin: Admin) => Promise<T>): Promise<T> {
+export async function withAdmin<T>(values: ClientValues, fn: (admin: Admin) => Promise<T>): Promise<T> {
   const admin = kafkaFor(values).admin();
   try {
     await admin.connect();

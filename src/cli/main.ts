@@ -15,6 +15,7 @@ import { PERF_HELP, perfCommand } from './commands/perf.js';
 import { COMPLETION_HELP, completionCommand } from './commands/completion.js';
 import { TRANSACTIONS_HELP, transactionsCommand } from './commands/transactions.js';
 import { CONSOLE_HELP, consoleCommand } from './commands/console.js';
+import { ACLS_HELP, aclsCommand, QUOTAS_HELP, quotasCommand, USERS_HELP, usersCommand } from './commands/security.js';
 
 const HELP = `Usage: strand <command> [options]
 
@@ -31,10 +32,14 @@ Commands:
   cluster       cluster status: brokers, controller, topics, groups
   perf          load generator: perf produce | perf consume (records/s, MB/s, latency)
   console       serve the web console for a cluster (topics, messages, groups, live charts)
+  users         SCRAM credentials: users scram set | delete | describe
+  acls          ACLs: acls add | list | remove
+  quotas        client quotas: quotas set | remove | describe
   completion    shell completion script (strand completion bash)
   help          show this help
 
-Every client command takes --bootstrap-server HOST:PORT (default 127.0.0.1:9092) and --json.
+Every client command takes --bootstrap-server HOST:PORT (default 127.0.0.1:9092), --json, and
+--command-config FILE for TLS / SASL (docs/SECURITY.md).
 Run 'strand <command> --help' for a command's options. Docs: docs/CLI.md.`;
 
 const COMMANDS: Record<string, { help: string; run: (argv: string[]) => Promise<number> }> = {
@@ -49,6 +54,9 @@ const COMMANDS: Record<string, { help: string; run: (argv: string[]) => Promise<
   perf: { help: PERF_HELP, run: perfCommand },
   completion: { help: COMPLETION_HELP, run: completionCommand },
   console: { help: CONSOLE_HELP, run: consoleCommand },
+  users: { help: USERS_HELP, run: usersCommand },
+  acls: { help: ACLS_HELP, run: aclsCommand },
+  quotas: { help: QUOTAS_HELP, run: quotasCommand },
 };
 
 export const COMMAND_NAMES = Object.keys(COMMANDS);

@@ -40,6 +40,7 @@ import type { Cluster, TopicInfo } from './cluster.js';
 import type { Connection } from './connection.js';
 import { KafkaError, StrandError } from './errors.js';
 import { describeLogCleaner, type LogCleanerDescription } from './log-cleaner.js';
+import { AdminSecurity } from './admin-security.js';
 
 export interface NewTopic {
   name: string;
@@ -222,10 +223,15 @@ function timestampOf(spec: OffsetSpec): number {
 export class Admin {
   private closed = false;
 
+  /** SCRAM users, ACLs and client quotas (admin-security.ts). */
+  readonly security: AdminSecurity;
+
   constructor(
     readonly cluster: Cluster,
     private readonly ownsCluster = false,
-  ) {}
+  ) {
+    this.security = new AdminSecurity(() => this.cluster.withRetry('controller', () => this.controller()));
+  }
 
   async connect(): Promise<void> {
     await this.cluster.withRetry('connect', () => this.cluster.anyConnection());

@@ -14,7 +14,7 @@
 import { ZERO_UUID } from '../protocol/reader.js';
 import { ErrorCode } from '../protocol/errors.js';
 import { FindCoordinatorApi, MetadataApi, type MetadataResponse } from '../protocol/messages/index.js';
-import { Connection } from './connection.js';
+import { Connection, type ConnectionOptions, type SaslOptions } from './connection.js';
 import { ConnectionError, KafkaError, StrandError } from './errors.js';
 import { nullLogger, type ClientLogger } from './logger.js';
 import { channels } from './connection.js';
@@ -40,6 +40,10 @@ export interface ClusterOptions {
   allowAutoTopicCreation?: boolean;
   retry?: RetryOptions;
   logger?: ClientLogger;
+  /** TLS to every broker: true, or node:tls options (ca, cert, key, rejectUnauthorized, ...). */
+  ssl?: ConnectionOptions['ssl'];
+  /** SASL login on every connection: { mechanism: 'PLAIN' | 'SCRAM-SHA-256' | 'SCRAM-SHA-512', username, password }. */
+  sasl?: SaslOptions;
 }
 
 export interface BrokerInfo {
@@ -114,10 +118,23 @@ export class Cluster {
     this.allowAutoTopicCreation = opts.allowAutoTopicCreation ?? false;
     this.retryOptions = { retries: 5, initialRetryTimeMs: 100, maxRetryTimeMs: 1000, ...opts.retry };
     this.logger = opts.logger ?? nullLogger;
+    this.security = { ssl: opts.ssl, sasl: opts.sasl };
   }
 
+  private readonly security: Pick<ClusterOptions, 'ssl' | 'sasl'>;
+
   private open(host: string, port: number, nodeId: number): Promise<Connection> {
-    return Connection.connect({ host, port, nodeId, clientId: this.clientId, connectTimeoutMs: this.connectTimeoutMs, requestTimeoutMs: this.requestTimeoutMs, logger: this.logger });
+    return Connection.connect({
+      host,
+      port,
+      nodeId,
+      clientId: this.clientId,
+      connectTimeoutMs: this.connectTimeoutMs,
+      requestTimeoutMs: this.requestTimeoutMs,
+      logger: this.logger,
+      ...(this.security.ssl !== undefined ? { ssl: this.security.ssl } : {}),
+      ...(this.security.sasl !== undefined ? { sasl: this.security.sasl } : {}),
+    });
   }
 
   private checkOpen(): void {

@@ -14,10 +14,12 @@
  * - Bounded: at most `maxInFlight` requests wait for their responses; more wait in `request()`
  *   for a slot (FIFO), which is the client's back-pressure towards one broker.
  */
-import { connect, type Socket } from 'node:net';
+import { connect, isIP, type Socket } from 'node:net';
+import { connect as connectTls, type ConnectionOptions as TlsConnectionOptions } from 'node:tls';
 import { channel } from 'node:diagnostics_channel';
 import { requestHeaderVersion, responseHeaderVersion } from '../protocol/apis.js';
-import { ApiVersionsApi, decodeResponseHeader, encodeRequestHeader, type ApiVersionsResponse } from '../protocol/messages/index.js';
+import { ApiVersionsApi, decodeResponseHeader, encodeRequestHeader, SaslAuthenticateApi, SaslHandshakeApi, type ApiVersionsResponse } from '../protocol/messages/index.js';
+import { ScramClient, ScramError } from '../protocol/scram.js';
 import { ErrorCode } from '../protocol/errors.js';
 import { Reader } from '../protocol/reader.js';
 import { Writer } from '../protocol/writer.js';
@@ -76,6 +78,15 @@ export const CLIENT_VERSIONS: ReadonlyMap<number, readonly [number, number]> = n
   [65, [0, 0]], // DescribeTransactions
   [66, [0, 1]], // ListTransactions
   [10000, [0, 0]], // DescribeLogCleaner (Strand extension)
+  [17, [1, 1]], // SaslHandshake: then SaslAuthenticate
+  [36, [0, 2]], // SaslAuthenticate
+  [29, [1, 3]], // DescribeAcls: with pattern types
+  [30, [1, 3]], // CreateAcls
+  [31, [1, 3]], // DeleteAcls
+  [48, [0, 1]], // DescribeClientQuotas
+  [49, [0, 1]], // AlterClientQuotas
+  [50, [0, 0]], // DescribeUserScramCredentials
+  [51, [0, 0]], // AlterUserScramCredentials
 ]);
 
 /** node:diagnostics_channel channels the client publishes on (observability hooks). */
@@ -100,6 +111,16 @@ export interface ConnectionOptions {
   /** Requests awaiting a response before `request()` waits for a slot (default 64). */
   maxInFlight?: number;
   logger?: ClientLogger;
+  /** TLS (the broker's SSL / SASL_SSL listener): true, or node:tls options (ca, cert, key, ...). */
+  ssl?: boolean | TlsConnectionOptions;
+  /** SASL (SASL_PLAINTEXT / SASL_SSL listeners), done right after ApiVersions. */
+  sasl?: SaslOptions;
+}
+
+export interface SaslOptions {
+  mechanism: 'PLAIN' | 'SCRAM-SHA-256' | 'SCRAM-SHA-512';
+  username: string;
+  password: string;
 }
 
 interface InFlight {
@@ -177,12 +198,16 @@ export class Connection {
   static async connect(opts: ConnectionOptions): Promise<Connection> {
     const timeoutMs = opts.connectTimeoutMs ?? 10000;
     const socket = await new Promise<Socket>((resolve, reject) => {
-      const s = connect({ host: opts.host, port: opts.port });
+      const tlsOptions = opts.ssl === true ? {} : opts.ssl === false || opts.ssl === undefined ? null : opts.ssl;
+      const s =
+        tlsOptions === null
+          ? connect({ host: opts.host, port: opts.port })
+          : connectTls({ host: opts.host, port: opts.port, ...(isIP(opts.host) === 0 ? { servername: opts.host } : {}), ...tlsOptions });
       const timer = setTimeout(() => {
         s.destroy();
         reject(new ConnectionError(`connecting to ${opts.host}:${opts.port} timed out after ${timeoutMs} ms`));
       }, timeoutMs);
-      s.once('connect', () => {
+      s.once(tlsOptions === null ? 'connect' : 'secureConnect', () => {
         clearTimeout(timer);
         s.off('error', onError);
         resolve(s);
@@ -196,6 +221,7 @@ export class Connection {
     const conn = new Connection(socket, opts);
     try {
       await conn.negotiate();
+      if (opts.sasl !== undefined) await conn.authenticate(opts.sasl);
     } catch (e) {
       conn.close();
       throw e;
@@ -215,6 +241,34 @@ export class Connection {
     }
     if (resp.errorCode !== 0) throw new KafkaError(resp.errorCode, `ApiVersions from ${this.address}`);
     for (const k of resp.apiKeys) this.brokerVersions.set(k.apiKey, { min: k.minVersion, max: k.maxVersion });
+  }
+
+  /**
+   * SaslHandshake v1 then SaslAuthenticate (PLAIN: one token; SCRAM: RFC 5802's two round trips,
+   * checking the server's signature). Failures are KafkaErrors (SASL_AUTHENTICATION_FAILED,
+   * UNSUPPORTED_SASL_MECHANISM); the broker closes the connection after them.
+   */
+  private async authenticate(sasl: SaslOptions): Promise<void> {
+    const hs = await this.request(SaslHandshakeApi, { mechanism: sasl.mechanism }, { version: 1 });
+    if (hs.errorCode !== ErrorCode.NONE) throw new KafkaError(hs.errorCode, `SASL ${sasl.mechanism} with ${this.address} (the broker offers ${hs.mechanisms.join(', ') || 'none'})`);
+    const version = Math.min(2, this.brokerVersions.get(SaslAuthenticateApi.key)?.max ?? 0);
+    const step = async (token: Buffer): Promise<Buffer> => {
+      const r = await this.request(SaslAuthenticateApi, { authBytes: token }, { version });
+      if (r.errorCode !== ErrorCode.NONE) throw new KafkaError(r.errorCode, r.errorMessage ?? `SASL authentication with ${this.address} failed`);
+      return r.authBytes;
+    };
+    if (sasl.mechanism === 'PLAIN') {
+      await step(Buffer.from(`\u0000${sasl.username}\u0000${sasl.password}`, 'utf8'));
+      return;
+    }
+    const scram = new ScramClient(sasl.mechanism, sasl.username, sasl.password);
+    try {
+      const serverFirst = await step(scram.first());
+      scram.verify(await step(await scram.final(serverFirst)));
+    } catch (e) {
+      if (e instanceof ScramError) throw new ConnectionError(`SCRAM with ${this.address}: ${e.message}`);
+      throw e;
+    }
   }
 
   /** True when the broker offers the api in a version the client speaks (at least `atLeast`). */

@@ -51,5 +51,7 @@ export { stringSerde, jsonSerde, bytesSerde, serializers, type Serializer, type 
 export { channels as diagnosticsChannels } from './connection.js';
 export type { ClientLogger } from './logger.js';
 export type { RetryOptions } from './cluster.js';
+export type { SaslOptions } from './connection.js';
+export { AdminSecurity, type AclBinding, type AclFilter, type AclOperation, type AclPatternType, type AclPermission, type AclResourceType, type QuotaEntity, type ScramUser } from './admin-security.js';
 export type { CompressionName } from '../protocol/compression.js';
 export type { RecordHeader } from '../protocol/records.js';

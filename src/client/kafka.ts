@@ -2,7 +2,7 @@
  * The entry point: `new Kafka({ brokers })` holds the shared settings; `producer()`,
  * `consumer()`, `admin()` and `table()` create clients, each with its own connections.
  */
-import { Cluster, type RetryOptions } from './cluster.js';
+import { Cluster, type ClusterOptions, type RetryOptions } from './cluster.js';
 import type { ClientLogger } from './logger.js';
 import { Producer, type ProducerOptions } from './producer.js';
 import { Admin } from './admin.js';
@@ -21,6 +21,10 @@ export interface KafkaOptions {
   /** Retries of metadata, coordinator and admin requests (producer and consumer have their own). */
   retry?: RetryOptions;
   logger?: ClientLogger;
+  /** TLS (SSL / SASL_SSL listeners): true, or node:tls options such as { ca: [pem] }. */
+  ssl?: ClusterOptions['ssl'];
+  /** SASL: { mechanism: 'PLAIN' | 'SCRAM-SHA-256' | 'SCRAM-SHA-512', username, password }. */
+  sasl?: ClusterOptions['sasl'];
 }
 
 export class Kafka {

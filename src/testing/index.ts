@@ -17,8 +17,9 @@ import { join } from 'node:path';
 import { Broker } from '../broker/broker.js';
 import { BrokerConfig } from '../broker/config.js';
 import { createLogger, silentLogger, type Level } from '../broker/logger.js';
-import { ProtocolConnection } from './protocol-client.js';
-import { ApiKey, type CreateTopicsResponse } from '../protocol/messages/index.js';
+import type { SecurityProtocol } from '../broker/config.js';
+import { newCredential, type ScramMechanism } from '../protocol/scram.js';
+import { credentialRecord } from '../broker/security/credentials.js';
 
 export interface TestTopic {
   name: string;
@@ -39,6 +40,14 @@ export interface StartStrandOptions {
   logLevel?: Level;
   /** Port to listen on; default 0 (ephemeral). */
   port?: number;
+  /**
+   * Secured listeners opened beside the PLAINTEXT one (which stays, for test setup), each on an
+   * ephemeral port: `['SASL_SSL']`. TLS needs the key store in `config`
+   * (`ssl.keystore.location`, ...); SASL uses `sasl.enabled.mechanisms` from `config`.
+   */
+  securityProtocols?: SecurityProtocol[];
+  /** SCRAM users created before startStrand resolves (both mechanisms unless given). */
+  users?: Array<{ name: string; password: string; mechanisms?: ScramMechanism[] }>;
 }
 
 export interface StrandTestBroker {
@@ -50,6 +59,10 @@ export interface StrandTestBroker {
   readonly dataDir: string;
   /** The broker itself (for tests that look inside). */
   readonly broker: Broker;
+  /** `127.0.0.1:<port>` of the listener with this security protocol (PLAINTEXT is `bootstrap`). */
+  bootstrapFor(protocol: SecurityProtocol): string;
+  /** Adds or replaces a SCRAM user (salted and hashed into the metadata log, as AlterUserScramCredentials does). */
+  addUser(name: string, password: string, mechanisms?: ScramMechanism[]): Promise<void>;
   /** Creates topics (existing ones are an error). */
   createTopics(topics: Array<TestTopic | string>): Promise<void>;
   /** Shuts the broker down cleanly and removes its temporary data directory. */
@@ -67,7 +80,8 @@ export async function startStrand(opts: StartStrandOptions = {}): Promise<Strand
   const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'strand-inproc-'));
   const props = new Map<string, string>(Object.entries(TEST_DEFAULTS));
   for (const [k, v] of Object.entries(opts.config ?? {})) props.set(k, String(v));
-  props.set('listeners', `PLAINTEXT://127.0.0.1:${opts.port ?? 0}`);
+  const extra = (opts.securityProtocols ?? []).filter((p) => p !== 'PLAINTEXT');
+  props.set('listeners', [`PLAINTEXT://127.0.0.1:${opts.port ?? 0}`, ...extra.map((p) => `${p}://127.0.0.1:0`)].join(','));
   props.set('log.dirs', dataDir);
   const logger = opts.logLevel ? createLogger({ level: opts.logLevel, component: 'strand' }) : silentLogger;
   let broker: Broker;
@@ -81,29 +95,23 @@ export async function startStrand(opts: StartStrandOptions = {}): Promise<Strand
   const bootstrap = `${host}:${port}`;
   let stopped: Promise<void> | null = null;
 
+  // Through the controller, not the wire: test setup works whatever the listeners and ACLs are.
   const createTopics = async (topics: Array<TestTopic | string>): Promise<void> => {
     if (topics.length === 0) return;
-    const c = await ProtocolConnection.connect(host, port, 'strand-testing');
-    try {
-      const resp = await c.send<CreateTopicsResponse>(ApiKey.CreateTopics, 5, {
-        topics: topics.map((t) => {
-          const tt = typeof t === 'string' ? { name: t } : t;
-          return {
-            name: tt.name,
-            numPartitions: tt.partitions ?? 1,
-            replicationFactor: -1,
-            assignments: [],
-            configs: Object.entries(tt.configs ?? {}).map(([name, value]) => ({ name, value })),
-          };
-        }),
-        timeoutMs: 10000,
-        validateOnly: false,
-      });
-      const failed = resp.topics.filter((t) => t.errorCode !== 0);
-      if (failed.length > 0) throw new Error(`createTopics failed: ${failed.map((t) => `${t.name}: error ${t.errorCode} ${t.errorMessage ?? ''}`).join('; ')}`);
-    } finally {
-      c.close();
-    }
+    const results = await broker.controller.createTopics(
+      topics.map((t) => {
+        const tt = typeof t === 'string' ? { name: t } : t;
+        return { name: tt.name, numPartitions: tt.partitions ?? 1, replicationFactor: -1, assignments: [], configs: Object.entries(tt.configs ?? {}) };
+      }),
+      false,
+    );
+    const failed = results.filter((t) => t.errorCode !== 0);
+    if (failed.length > 0) throw new Error(`createTopics failed: ${failed.map((t) => `${t.name}: error ${t.errorCode} ${t.errorMessage ?? ''}`).join('; ')}`);
+  };
+
+  const addUser = async (name: string, password: string, mechanisms: ScramMechanism[] = ['SCRAM-SHA-256', 'SCRAM-SHA-512']): Promise<void> => {
+    const records = await Promise.all(mechanisms.map(async (m) => credentialRecord(name, m, await newCredential(m, password))));
+    await broker.controller.run(() => ({ records, result: undefined }));
   };
 
   const handle: StrandTestBroker = {
@@ -113,6 +121,12 @@ export async function startStrand(opts: StartStrandOptions = {}): Promise<Strand
     host,
     dataDir,
     broker,
+    bootstrapFor(protocol: SecurityProtocol): string {
+      const l = broker.listeners.find((x) => x.securityProtocol === protocol);
+      if (l === undefined) throw new Error(`no ${protocol} listener: start with securityProtocols: ['${protocol}']`);
+      return `${l.advertised.host}:${l.advertised.port}`;
+    },
+    addUser,
     createTopics,
     stop() {
       stopped ??= (async () => {
@@ -123,6 +137,7 @@ export async function startStrand(opts: StartStrandOptions = {}): Promise<Strand
     },
   };
   try {
+    for (const u of opts.users ?? []) await addUser(u.name, u.password, u.mechanisms);
     await createTopics(opts.topics ?? []);
   } catch (e) {
     await handle.stop();

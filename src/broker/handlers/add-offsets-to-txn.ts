@@ -10,6 +10,7 @@ import { ErrorCode } from '../../protocol/errors.js';
 import { AddOffsetsToTxnApi, type AddOffsetsToTxnResponse } from '../../protocol/messages/index.js';
 import { OFFSETS_TOPIC } from '../../coordinator/group-records.js';
 import { defineHandler } from './handler.js';
+import { authorize } from '../security/authorizer.js';
 import { fencedError, txnCoordinatorUnavailable } from './txn-util.js';
 
 export const addOffsetsToTxnHandler = defineHandler({
@@ -17,6 +18,8 @@ export const addOffsetsToTxnHandler = defineHandler({
   minVersion: 0,
   maxVersion: 3,
   async handle(req, ctx): Promise<AddOffsetsToTxnResponse> {
+    if (!authorize(ctx, 'Write', 'TransactionalId', req.transactionalId)) return { throttleTimeMs: 0, errorCode: ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED };
+    if (!authorize(ctx, 'Read', 'Group', req.groupId)) return { throttleTimeMs: 0, errorCode: ErrorCode.GROUP_AUTHORIZATION_FAILED };
     const unavailable = txnCoordinatorUnavailable(ctx);
     if (unavailable !== ErrorCode.NONE) return { throttleTimeMs: 0, errorCode: unavailable };
     const gc = ctx.broker.groupCoordinator;

@@ -15,6 +15,7 @@ import { ErrorCode } from '../../protocol/errors.js';
 import { AddPartitionsToTxnApi, type AddPartitionsToTxnResponse } from '../../protocol/messages/index.js';
 import type { TxnPartition } from '../../coordinator/transaction-records.js';
 import { defineHandler } from './handler.js';
+import { authorize } from '../security/authorizer.js';
 import { fencedError, txnCoordinatorUnavailable } from './txn-util.js';
 
 export const addPartitionsToTxnHandler = defineHandler({
@@ -29,6 +30,9 @@ export const addPartitionsToTxnHandler = defineHandler({
       resultsByTransaction: [],
       resultsByTopicV3AndBelow: topics.map((t) => ({ name: t.name, resultsByPartition: t.partitions.map((p) => ({ partitionIndex: p, partitionErrorCode: code(t.name, p) })) })),
     });
+    if (!authorize(ctx, 'Write', 'TransactionalId', req.v3AndBelowTransactionalId)) return answer(() => ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED);
+    const deniedTopics = new Set(topics.filter((t) => !authorize(ctx, 'Write', 'Topic', t.name)).map((t) => t.name));
+    if (deniedTopics.size > 0) return answer((t) => (deniedTopics.has(t) ? ErrorCode.TOPIC_AUTHORIZATION_FAILED : ErrorCode.OPERATION_NOT_ATTEMPTED));
     const unavailable = txnCoordinatorUnavailable(ctx);
     if (unavailable !== ErrorCode.NONE) return answer(() => unavailable);
     const image = ctx.broker.image;

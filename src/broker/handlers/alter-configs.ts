@@ -23,6 +23,7 @@ import { brokerConfigDef } from '../config.js';
 import type { AdminResult, TopicConfigChange } from '../metadata/controller.js';
 import { brokerResourceError, ResourceType } from './describe-configs.js';
 import { defineHandler, type RequestContext } from './handler.js';
+import { authorize, authorizeCluster } from '../security/authorizer.js';
 
 export interface ConfigResourceRequest {
   resourceType: number;
@@ -58,6 +59,12 @@ export async function alterConfigResources(
       continue;
     }
     kept.push(r);
+    // AlterConfigs on the topic, or on the cluster for broker resources (Kafka's KafkaApis).
+    const allowed = r.resourceType === ResourceType.BROKER ? authorizeCluster(ctx, 'AlterConfigs') : r.resourceType === ResourceType.TOPIC ? authorize(ctx, 'AlterConfigs', 'Topic', r.resourceName) : true;
+    if (!allowed) {
+      answers.push({ errorCode: r.resourceType === ResourceType.BROKER ? ErrorCode.CLUSTER_AUTHORIZATION_FAILED : ErrorCode.TOPIC_AUTHORIZATION_FAILED, errorMessage: 'Authorization failed.' });
+      continue;
+    }
     if (r.precheck !== null) {
       answers.push(r.precheck);
       continue;

@@ -28,6 +28,6 @@ export function untilAborted<T>(work: Promise<T>, ctx: RequestContext, onAbort: 
 
 /** The client address Kafka shows for a member ("/127.0.0.1"); the context does not carry it yet. */
 export function clientHostOf(ctx: RequestContext): string {
-  const host = (ctx as { clientHost?: string }).clientHost;
-  return host === undefined ? '' : `/${host}`;
+  const host = ctx.security.clientHost;
+  return host === '' ? '' : `/${host}`;
 }

@@ -18,6 +18,7 @@
 import { ErrorCode } from '../../protocol/errors.js';
 import { CreatePartitionsApi, type CreatePartitionsResponse, type CreatePartitionsResponseCreatePartitionsTopicResult } from '../../protocol/messages/index.js';
 import { defineHandler } from './handler.js';
+import { authorize } from '../security/authorizer.js';
 
 export const createPartitionsHandler = defineHandler({
   api: CreatePartitionsApi,
@@ -26,7 +27,8 @@ export const createPartitionsHandler = defineHandler({
   async handle(req, ctx): Promise<CreatePartitionsResponse> {
     const counts = new Map<string, number>();
     for (const t of req.topics) counts.set(t.name, (counts.get(t.name) ?? 0) + 1);
-    const unique = req.topics.filter((t) => counts.get(t.name) === 1);
+    const denied = req.topics.filter((t) => counts.get(t.name) === 1 && !authorize(ctx, 'Alter', 'Topic', t.name)).map((t) => t.name);
+    const unique = req.topics.filter((t) => counts.get(t.name) === 1 && !denied.includes(t.name));
     const outcomes =
       unique.length > 0
         ? await ctx.broker.controller.createPartitions(
@@ -35,6 +37,7 @@ export const createPartitionsHandler = defineHandler({
           )
         : [];
     const results: CreatePartitionsResponseCreatePartitionsTopicResult[] = unique.map((t, i) => ({ name: t.name, ...outcomes[i]! }));
+    for (const name of denied) results.push({ name, errorCode: ErrorCode.TOPIC_AUTHORIZATION_FAILED, errorMessage: 'Authorization failed.' });
     for (const [name, n] of counts) {
       if (n > 1) results.push({ name, errorCode: ErrorCode.INVALID_REQUEST, errorMessage: 'Duplicate topic name.' });
     }

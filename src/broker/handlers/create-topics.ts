@@ -26,6 +26,7 @@ import { ZERO_UUID } from '../../protocol/reader.js';
 import type { CreateTopicSpec } from '../metadata/controller.js';
 import { topicConfigEntries } from './describe-configs.js';
 import { defineHandler } from './handler.js';
+import { authorize, authorizeCluster } from '../security/authorizer.js';
 
 export const createTopicsHandler = defineHandler({
   api: CreateTopicsApi,
@@ -35,8 +36,11 @@ export const createTopicsHandler = defineHandler({
     const broker = ctx.broker;
     const counts = new Map<string, number>();
     for (const t of req.topics) counts.set(t.name, (counts.get(t.name) ?? 0) + 1);
+    // Create on the cluster allows any topic; else Create on each topic (Kafka's KafkaApis).
+    const clusterCreate = authorizeCluster(ctx, 'Create');
+    const denied = new Set(req.topics.filter((t) => counts.get(t.name) === 1 && !clusterCreate && !authorize(ctx, 'Create', 'Topic', t.name)).map((t) => t.name));
     const specs: CreateTopicSpec[] = req.topics
-      .filter((t) => counts.get(t.name) === 1)
+      .filter((t) => counts.get(t.name) === 1 && !denied.has(t.name))
       .map((t) => ({
         name: t.name,
         numPartitions: t.numPartitions,
@@ -59,6 +63,18 @@ export const createTopicsHandler = defineHandler({
           ? topicConfigEntries(r.configs, broker.config).map((e) => ({ name: e.name, value: e.value, readOnly: e.readOnly, configSource: e.source, isSensitive: false }))
           : [],
     }));
+    for (const name of denied) {
+      topics.push({
+        name,
+        topicId: ZERO_UUID,
+        errorCode: ErrorCode.TOPIC_AUTHORIZATION_FAILED,
+        errorMessage: 'Authorization failed.',
+        topicConfigErrorCode: ErrorCode.NONE,
+        numPartitions: -1,
+        replicationFactor: -1,
+        configs: [],
+      });
+    }
     for (const [name, n] of counts) {
       if (n === 1) continue;
       topics.push({

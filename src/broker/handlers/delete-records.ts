@@ -19,6 +19,7 @@ import { DeleteRecordsApi, type DeleteRecordsResponse, type DeleteRecordsRespons
 import { LogClosedError, OffsetOutOfRangeError } from '../../storage/errors.js';
 import { effectiveTopicConfig } from '../config.js';
 import { defineHandler } from './handler.js';
+import { authorize } from '../security/authorizer.js';
 
 export const HIGH_WATERMARK = -1;
 
@@ -32,10 +33,12 @@ export const deleteRecordsHandler = defineHandler({
     const topics = await Promise.all(
       req.topics.map(async (t) => {
         const topic = image.topic(t.name);
+        const allowed = authorize(ctx, 'Delete', 'Topic', t.name);
         const deletable = topic === undefined || (effectiveTopicConfig('cleanup.policy', topic.configs, broker.config).value ?? '').split(',').includes('delete');
         const partitions = await Promise.all(
           t.partitions.map(async (rp): Promise<DeleteRecordsResponseDeleteRecordsPartitionResult> => {
             const fail = (errorCode: number): DeleteRecordsResponseDeleteRecordsPartitionResult => ({ partitionIndex: rp.partitionIndex, lowWatermark: -1, errorCode });
+            if (!allowed) return fail(ErrorCode.TOPIC_AUTHORIZATION_FAILED);
             const p = broker.replicaManager.getPartition(t.name, rp.partitionIndex);
             if (topic === undefined || p === undefined || p.topicId !== topic.topicId) return fail(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION);
             if (!deletable) return fail(ErrorCode.POLICY_VIOLATION);

@@ -18,6 +18,7 @@ import { DeleteTopicsApi, type DeleteTopicsResponse, type DeleteTopicsResponseDe
 import { ZERO_UUID } from '../../protocol/reader.js';
 import type { DeleteTopicTarget } from '../metadata/controller.js';
 import { defineHandler } from './handler.js';
+import { authorize } from '../security/authorizer.js';
 
 export const deleteTopicsHandler = defineHandler({
   api: DeleteTopicsApi,
@@ -57,6 +58,9 @@ export const deleteTopicsHandler = defineHandler({
         if (reported.has(keyOf(t))) continue;
         reported.add(keyOf(t));
         slots.push(result(t.name, t.topicId, ErrorCode.INVALID_REQUEST, t.name !== null ? 'Duplicate topic name.' : 'Duplicate topic id.'));
+      } else if (!authorize(ctx, 'Delete', 'Topic', t.name ?? broker.image.topicsById.get(t.topicId!)?.name ?? '')) {
+        // Kafka answers an unauthorized topic id as unknown, so ids do not reveal names.
+        slots.push(t.name !== null ? result(t.name, null, ErrorCode.TOPIC_AUTHORIZATION_FAILED, 'Authorization failed.') : result(null, t.topicId, ErrorCode.UNKNOWN_TOPIC_ID, 'This server does not host this topic ID.'));
       } else {
         slots.push(null);
         targets.push(t);

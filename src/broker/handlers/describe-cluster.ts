@@ -12,7 +12,8 @@
  */
 import { ErrorCode } from '../../protocol/errors.js';
 import { DescribeClusterApi, defaultDescribeClusterResponse, type DescribeClusterResponse } from '../../protocol/messages/index.js';
-import { defineHandler } from './handler.js';
+import { defineHandler, endpointFor } from './handler.js';
+import { authorizeCluster, authorizedOperations, CLUSTER_NAME } from '../security/authorizer.js';
 
 /** Kafka AclOperation codes as bits: CREATE 5, ALTER 7, DESCRIBE 8, CLUSTER_ACTION 9, DESCRIBE_CONFIGS 10, ALTER_CONFIGS 11, IDEMPOTENT_WRITE 12 (as metadata.ts). */
 const CLUSTER_OPERATIONS = [5, 7, 8, 9, 10, 11, 12].reduce((m, b) => m | (1 << b), 0);
@@ -42,8 +43,9 @@ export const describeClusterHandler = defineHandler({
       endpointType: EndpointType.BROKER,
       clusterId: broker.clusterId,
       controllerId: broker.nodeId,
-      brokers: [...image.brokers.values()].map((b) => ({ brokerId: b.brokerId, host: b.host, port: b.port, rack: b.rack })),
-      clusterAuthorizedOperations: req.includeClusterAuthorizedOperations ? CLUSTER_OPERATIONS : OMITTED,
+      brokers: [...image.brokers.values()].map((b) => ({ brokerId: b.brokerId, ...endpointFor(ctx, b), rack: b.rack })),
+      // As Kafka: anyone may describe the cluster; the operations are those it may do (none without Describe).
+      clusterAuthorizedOperations: req.includeClusterAuthorizedOperations ? (broker.authorizer.enabled ? (authorizeCluster(ctx, 'Describe') ? authorizedOperations(ctx, 'Cluster', CLUSTER_NAME) : 0) : CLUSTER_OPERATIONS) : OMITTED,
     };
   },
 });

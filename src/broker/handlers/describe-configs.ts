@@ -16,7 +16,8 @@
  * - `configuration_keys` null means all; names that do not exist are left out.
  * - v1+: `include_synonyms` lists the sources in precedence order (topic override, broker static,
  *   default); v3+: `include_documentation` and `config_type`. v0 has `is_default` instead of
- *   `config_source` (set from the same source: default ⇔ DEFAULT_CONFIG). Nothing is sensitive.
+ *   `config_source` (set from the same source: default ⇔ DEFAULT_CONFIG). Password configs
+ *   (ssl.key.password, inline PEM keys) are sensitive: described with a null value.
  */
 import { ErrorCode } from '../../protocol/errors.js';
 import {
@@ -37,6 +38,7 @@ import {
 import { invalidTopicName } from '../metadata/controller.js';
 import type { MetadataImage } from '../metadata/image.js';
 import { defineHandler } from './handler.js';
+import { authorize, authorizeCluster } from '../security/authorizer.js';
 
 /** Kafka's ConfigResource.Type codes. */
 export const ResourceType = { UNKNOWN: 0, TOPIC: 2, BROKER: 4, BROKER_LOGGER: 8 } as const;
@@ -49,6 +51,8 @@ export interface ConfigEntry {
   synonyms: Array<{ name: string; value: string | null; source: number }>;
   configType: number;
   documentation: string;
+  /** Password configs: described with a null value, as Kafka does. */
+  sensitive?: boolean;
 }
 
 /** A topic's configs as Kafka describes them (also the v5+ CreateTopics answer). */
@@ -63,12 +67,14 @@ export function topicConfigEntries(overrides: ReadonlyMap<string, string>, broke
 function brokerConfigEntries(config: BrokerConfig, keys: ReadonlySet<string> | null): ConfigEntry[] {
   return BROKER_CONFIGS.filter((d) => keys === null || keys.has(d.name)).map((d) => {
     const set = config.explicitly(d.name);
+    const sensitive = d.type === 'password';
     const synonyms: ConfigEntry['synonyms'] = [];
-    if (set !== undefined) synonyms.push({ name: d.name, value: set, source: ConfigSource.STATIC_BROKER_CONFIG });
+    if (set !== undefined) synonyms.push({ name: d.name, value: sensitive ? null : set, source: ConfigSource.STATIC_BROKER_CONFIG });
     if (d.default !== null) synonyms.push({ name: d.name, value: d.default, source: ConfigSource.DEFAULT_CONFIG });
     return {
       name: d.name,
-      value: config.raw(d.name),
+      value: sensitive ? null : config.raw(d.name),
+      sensitive,
       readOnly: d.readOnly === true,
       source: set !== undefined ? ConfigSource.STATIC_BROKER_CONFIG : ConfigSource.DEFAULT_CONFIG,
       synonyms,
@@ -119,7 +125,7 @@ export const describeConfigsHandler = defineHandler({
             readOnly: e.readOnly,
             isDefault: e.source === ConfigSource.DEFAULT_CONFIG,
             configSource: e.source,
-            isSensitive: false,
+            isSensitive: e.sensitive === true,
             synonyms: synonyms ? e.synonyms : [],
             configType: e.configType,
             documentation: docs ? e.documentation : null,
@@ -127,6 +133,8 @@ export const describeConfigsHandler = defineHandler({
         ),
       });
       const keys = res.configurationKeys === null ? null : new Set(res.configurationKeys);
+      if (res.resourceType === ResourceType.TOPIC && !authorize(ctx, 'DescribeConfigs', 'Topic', res.resourceName)) return out(ErrorCode.TOPIC_AUTHORIZATION_FAILED, 'Authorization failed.');
+      if (res.resourceType === ResourceType.BROKER && !authorizeCluster(ctx, 'DescribeConfigs')) return out(ErrorCode.CLUSTER_AUTHORIZATION_FAILED, 'Authorization failed.');
       switch (res.resourceType) {
         case ResourceType.TOPIC: {
           const bad = invalidTopicName(res.resourceName);

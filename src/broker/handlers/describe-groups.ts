@@ -8,8 +8,10 @@
  * - An unknown group is described as state "Dead" with no error (Kafka's answer).
  * - v3+: authorized operations when asked (every group operation, as there is no authorizer).
  */
+import { ErrorCode } from '../../protocol/errors.js';
 import { DescribeGroupsApi, type DescribeGroupsResponse } from '../../protocol/messages/index.js';
 import { defineHandler } from './handler.js';
+import { authorize, authorizedOperations } from '../security/authorizer.js';
 
 /** AclOperation bits READ 3, DELETE 6, DESCRIBE 8. */
 const GROUP_OPERATIONS = (1 << 3) | (1 << 6) | (1 << 8);
@@ -24,6 +26,9 @@ export const describeGroupsHandler = defineHandler({
     return {
       throttleTimeMs: 0,
       groups: req.groups.map((id) => {
+        if (!authorize(ctx, 'Describe', 'Group', id)) {
+          return { errorCode: ErrorCode.GROUP_AUTHORIZATION_FAILED, groupId: id, groupState: '', protocolType: '', protocolData: '', members: [], authorizedOperations: OMITTED };
+        }
         const s = ctx.broker.groupCoordinator.describeGroup(id);
         return {
           errorCode: s.errorCode,
@@ -39,7 +44,7 @@ export const describeGroupsHandler = defineHandler({
             memberMetadata: m.metadata,
             memberAssignment: m.assignment,
           })),
-          authorizedOperations: ops,
+          authorizedOperations: ops !== OMITTED && ctx.broker.authorizer.enabled ? authorizedOperations(ctx, 'Group', id) : ops,
         };
       }),
     };

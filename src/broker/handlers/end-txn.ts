@@ -13,6 +13,7 @@
 import { ErrorCode } from '../../protocol/errors.js';
 import { EndTxnApi, type EndTxnResponse } from '../../protocol/messages/index.js';
 import { defineHandler } from './handler.js';
+import { authorize } from '../security/authorizer.js';
 import { fencedError, txnCoordinatorUnavailable } from './txn-util.js';
 
 export const endTxnHandler = defineHandler({
@@ -20,6 +21,7 @@ export const endTxnHandler = defineHandler({
   minVersion: 0,
   maxVersion: 3,
   async handle(req, ctx): Promise<EndTxnResponse> {
+    if (!authorize(ctx, 'Write', 'TransactionalId', req.transactionalId)) return { throttleTimeMs: 0, errorCode: ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED, producerId: -1, producerEpoch: -1 };
     const unavailable = txnCoordinatorUnavailable(ctx);
     if (unavailable !== ErrorCode.NONE) return { throttleTimeMs: 0, errorCode: unavailable, producerId: -1, producerEpoch: -1 };
     const errorCode = await ctx.broker.exactlyOnce.coordinator.endTxn(req.transactionalId, req.producerId, req.producerEpoch, req.committed, fencedError(2, ctx.version));

@@ -33,6 +33,7 @@ import {
 import { isLazyRecords } from '../../protocol/writer.js';
 import type { FetchPartitionRequest } from '../replica-manager.js';
 import { defineHandler } from './handler.js';
+import { authorize, authorizeCluster } from '../security/authorizer.js';
 
 const READ_COMMITTED = 1;
 
@@ -47,15 +48,19 @@ export const fetchHandler = defineHandler({
     }
     const image = broker.image;
     const byId = ctx.version >= 13;
+    // A follower (replica id ≥ 0) needs ClusterAction; a consumer needs Read on each topic.
+    const follower = req.replicaId >= 0;
+    const followerAllowed = follower && authorizeCluster(ctx, 'ClusterAction');
     const plan = req.topics.map((t) => {
       const topicImage = byId ? image.topicsById.get(t.topicId) : image.topic(t.topic);
       const name = topicImage?.name ?? t.topic;
+      const allowed = follower ? followerAllowed : byId && topicImage === undefined ? true : authorize(ctx, 'Read', 'Topic', name);
       return {
         topic: t.topic,
         topicId: t.topicId,
         partitions: t.partitions.map((p): FetchPartitionRequest & { index: number } => {
-          const partition = topicImage === undefined ? undefined : broker.replicaManager.getPartition(name, p.partition);
-          let missingError: number = byId && topicImage === undefined ? ErrorCode.UNKNOWN_TOPIC_ID : ErrorCode.UNKNOWN_TOPIC_OR_PARTITION;
+          const partition = topicImage === undefined || !allowed ? undefined : broker.replicaManager.getPartition(name, p.partition);
+          let missingError: number = !allowed ? ErrorCode.TOPIC_AUTHORIZATION_FAILED : byId && topicImage === undefined ? ErrorCode.UNKNOWN_TOPIC_ID : ErrorCode.UNKNOWN_TOPIC_OR_PARTITION;
           let usable = partition;
           if (partition !== undefined && p.currentLeaderEpoch >= 0 && p.currentLeaderEpoch !== partition.leaderEpoch) {
             missingError = p.currentLeaderEpoch < partition.leaderEpoch ? ErrorCode.FENCED_LEADER_EPOCH : ErrorCode.UNKNOWN_LEADER_EPOCH;

@@ -12,7 +12,8 @@
  */
 import { ErrorCode } from '../../protocol/errors.js';
 import { FindCoordinatorApi, type FindCoordinatorResponse, type FindCoordinatorResponseCoordinator } from '../../protocol/messages/index.js';
-import { defineHandler } from './handler.js';
+import { defineHandler, endpointFor } from './handler.js';
+import { authorize } from '../security/authorizer.js';
 
 export const findCoordinatorHandler = defineHandler({
   api: FindCoordinatorApi,
@@ -27,9 +28,13 @@ export const findCoordinatorHandler = defineHandler({
       }
       // Transactional ids (key type 1): the first lookup creates and loads __transaction_state (as Kafka creates it on demand).
       const txnKey = ctx.version >= 1 && req.keyType === 1;
+      if (!authorize(ctx, 'Describe', txnKey ? 'TransactionalId' : 'Group', key)) {
+        const errorCode = txnKey ? ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED : ErrorCode.GROUP_AUTHORIZATION_FAILED;
+        return { key, nodeId: -1, host: '', port: -1, errorCode, errorMessage: 'Authorization failed.' };
+      }
       const loaded = txnKey ? broker.exactlyOnce.ensureLoaded() : broker.groupCoordinator.ready;
       if (self === undefined || !loaded) return { key, nodeId: -1, host: '', port: -1, errorCode: ErrorCode.COORDINATOR_NOT_AVAILABLE, errorMessage: 'The coordinator is not loaded yet' };
-      return { key, nodeId: self.brokerId, host: self.host, port: self.port, errorCode: ErrorCode.NONE, errorMessage: null };
+      return { key, nodeId: self.brokerId, ...endpointFor(ctx, self), errorCode: ErrorCode.NONE, errorMessage: null };
     };
     if (ctx.version >= 4) {
       return { throttleTimeMs: 0, errorCode: ErrorCode.NONE, errorMessage: null, nodeId: -1, host: '', port: -1, coordinators: req.coordinatorKeys.map(answer) };

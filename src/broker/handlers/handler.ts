@@ -9,6 +9,23 @@ import type { Writer } from '../../protocol/writer.js';
 import type { RequestHeader } from '../../protocol/messages/index.js';
 import type { Broker } from '../broker.js';
 import type { Logger } from '../logger.js';
+import type { SecurityProtocol } from '../config.js';
+import type { SaslServerSession } from '../security/sasl.js';
+
+/** Who is on the other end of a connection, and over what (set by the listener and SASL). */
+export interface ConnectionSecurity {
+  /** The listener the client connected to (its advertised address is the one Metadata gives). */
+  readonly listener: string;
+  readonly securityProtocol: SecurityProtocol;
+  /** The authenticated principal, `User:<name>`; `User:ANONYMOUS` when there is none. */
+  readonly principal: string;
+  /** The client's IP address (ACL host matching). */
+  readonly clientHost: string;
+  /** SASL state on SASL listeners, else null. */
+  readonly sasl: SaslServerSession | null;
+  /** Closes the connection once the response to this request is written (failed authentication). */
+  closeAfterResponse(reason: string): void;
+}
 
 export interface ApiCodec<Req, Resp> {
   readonly key: number;
@@ -26,6 +43,7 @@ export interface RequestContext {
   readonly logger: Logger;
   /** Aborted when the connection closes or the broker shuts down: long waits end early. */
   readonly signal: AbortSignal;
+  readonly security: ConnectionSecurity;
 }
 
 export interface ApiHandler<Req = unknown, Resp = unknown> {
@@ -38,4 +56,13 @@ export interface ApiHandler<Req = unknown, Resp = unknown> {
 export function defineHandler<Req, Resp>(h: ApiHandler<Req, Resp>): ApiHandler<Req, Resp> {
   if (h.minVersion > h.maxVersion) throw new Error(`${h.api.name}: empty version range`);
   return h;
+}
+
+/**
+ * A broker's address as the client should dial it: for this broker, the address advertised for
+ * the listener the request came in on (an SSL client gets the SSL port); for another, its
+ * registration.
+ */
+export function endpointFor(ctx: RequestContext, b: { brokerId: number; host: string; port: number }): { host: string; port: number } {
+  return b.brokerId === ctx.broker.nodeId ? ctx.broker.advertisedFor(ctx.security.listener) : { host: b.host, port: b.port };
 }

@@ -38,6 +38,15 @@ import { describeTransactionsHandler } from './describe-transactions.js';
 import { listTransactionsHandler } from './list-transactions.js';
 import { writeTxnMarkersHandler } from './write-txn-markers.js';
 import { describeLogCleanerHandler } from './describe-log-cleaner.js';
+import { saslHandshakeHandler } from './sasl-handshake.js';
+import { saslAuthenticateHandler } from './sasl-authenticate.js';
+import { describeUserScramCredentialsHandler } from './describe-user-scram-credentials.js';
+import { alterUserScramCredentialsHandler } from './alter-user-scram-credentials.js';
+import { createAclsHandler } from './create-acls.js';
+import { describeAclsHandler } from './describe-acls.js';
+import { deleteAclsHandler } from './delete-acls.js';
+import { alterClientQuotasHandler } from './alter-client-quotas.js';
+import { describeClientQuotasHandler } from './describe-client-quotas.js';
 
 export const HANDLERS: readonly ApiHandler<any, any>[] = [
   produceHandler,
@@ -74,6 +83,15 @@ export const HANDLERS: readonly ApiHandler<any, any>[] = [
   describeTransactionsHandler,
   listTransactionsHandler,
   writeTxnMarkersHandler,
+  saslHandshakeHandler,
+  saslAuthenticateHandler,
+  describeUserScramCredentialsHandler,
+  alterUserScramCredentialsHandler,
+  createAclsHandler,
+  describeAclsHandler,
+  deleteAclsHandler,
+  alterClientQuotasHandler,
+  describeClientQuotasHandler,
   // Strand extensions (keys outside Kafka's range; see docs/COMPATIBILITY.md).
   describeLogCleanerHandler,
 ].sort((a, b) => a.api.key - b.api.key);

@@ -16,6 +16,7 @@
 import { ErrorCode } from '../../protocol/errors.js';
 import { InitProducerIdApi, type InitProducerIdResponse } from '../../protocol/messages/index.js';
 import { defineHandler } from './handler.js';
+import { authorize, authorizeAny, authorizeCluster } from '../security/authorizer.js';
 import { fencedError, txnCoordinatorUnavailable } from './txn-util.js';
 
 export const initProducerIdHandler = defineHandler({
@@ -25,6 +26,10 @@ export const initProducerIdHandler = defineHandler({
   async handle(req, ctx): Promise<InitProducerIdResponse> {
     const fail = (errorCode: number): InitProducerIdResponse => ({ throttleTimeMs: 0, errorCode, producerId: -1, producerEpoch: -1 });
     const tid = req.transactionalId;
+    // Kafka: Write on the transactional id; an idempotent producer needs IdempotentWrite on the
+    // cluster or Write on some topic (KIP-679).
+    if (tid !== null && !authorize(ctx, 'Write', 'TransactionalId', tid)) return fail(ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED);
+    if (tid === null && !authorizeCluster(ctx, 'IdempotentWrite') && !authorizeAny(ctx, 'Write', 'Topic')) return fail(ErrorCode.CLUSTER_AUTHORIZATION_FAILED);
     if (tid !== null) {
       const unavailable = txnCoordinatorUnavailable(ctx);
       if (unavailable !== ErrorCode.NONE) return fail(unavailable);

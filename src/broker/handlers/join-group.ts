@@ -18,6 +18,7 @@ import { ErrorCode } from '../../protocol/errors.js';
 import { JoinGroupApi, type JoinGroupResponse } from '../../protocol/messages/index.js';
 import type { JoinResult } from '../../coordinator/group.js';
 import { defineHandler } from './handler.js';
+import { authorize } from '../security/authorizer.js';
 import { clientHostOf, untilAborted } from './coordinator-util.js';
 
 export const joinGroupHandler = defineHandler({
@@ -26,6 +27,9 @@ export const joinGroupHandler = defineHandler({
   maxVersion: 9,
   async handle(req, ctx): Promise<JoinGroupResponse> {
     const v = ctx.version;
+    if (!authorize(ctx, 'Read', 'Group', req.groupId)) {
+      return { throttleTimeMs: 0, errorCode: ErrorCode.GROUP_AUTHORIZATION_FAILED, generationId: -1, protocolType: null, protocolName: v >= 7 ? null : '', leader: '', skipAssignment: false, memberId: req.memberId, members: [] };
+    }
     const work = ctx.broker.groupCoordinator.joinGroup({
       groupId: req.groupId,
       memberId: req.memberId,

@@ -13,6 +13,7 @@
 import { ErrorCode } from '../../protocol/errors.js';
 import { LeaveGroupApi, type LeaveGroupResponse } from '../../protocol/messages/index.js';
 import { defineHandler } from './handler.js';
+import { authorize } from '../security/authorizer.js';
 
 export const leaveGroupHandler = defineHandler({
   api: LeaveGroupApi,
@@ -20,6 +21,7 @@ export const leaveGroupHandler = defineHandler({
   maxVersion: 5,
   handle(req, ctx): LeaveGroupResponse {
     const v = ctx.version;
+    if (!authorize(ctx, 'Read', 'Group', req.groupId)) return { throttleTimeMs: 0, errorCode: ErrorCode.GROUP_AUTHORIZATION_FAILED, members: [] };
     const leaving = v >= 3 ? req.members.map((m) => ({ memberId: m.memberId, groupInstanceId: m.groupInstanceId, reason: v >= 5 ? m.reason : null })) : [{ memberId: req.memberId, groupInstanceId: null, reason: null }];
     const r = ctx.broker.groupCoordinator.leaveGroup(req.groupId, leaving);
     if (v < 3) {

@@ -9,6 +9,7 @@
  */
 import { ListGroupsApi, type ListGroupsResponse } from '../../protocol/messages/index.js';
 import { defineHandler } from './handler.js';
+import { authorize, authorizeCluster } from '../security/authorizer.js';
 
 export const listGroupsHandler = defineHandler({
   api: ListGroupsApi,
@@ -17,7 +18,11 @@ export const listGroupsHandler = defineHandler({
   handle(req, ctx): ListGroupsResponse {
     const v = ctx.version;
     const types = v >= 5 ? req.typesFilter.map((t) => t.toLowerCase()) : [];
-    const groups = types.length > 0 && !types.includes('classic') ? [] : ctx.broker.groupCoordinator.listGroups(v >= 4 ? req.statesFilter : []);
+    // Describe on the cluster lists every group; else only the groups the principal may Describe (Kafka).
+    const all = authorizeCluster(ctx, 'Describe');
+    const groups = (types.length > 0 && !types.includes('classic') ? [] : ctx.broker.groupCoordinator.listGroups(v >= 4 ? req.statesFilter : [])).filter(
+      (g) => all || authorize(ctx, 'Describe', 'Group', g.groupId),
+    );
     return {
       throttleTimeMs: 0,
       errorCode: ctx.broker.groupCoordinator.unavailable(),

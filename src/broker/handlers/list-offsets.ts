@@ -15,6 +15,7 @@ import { ListOffsetsApi, type ListOffsetsResponse, type ListOffsetsResponseListO
 import { Attr, decodeRecordBatch, decodeRecordBatches } from '../../protocol/records.js';
 import type { Partition } from '../replica-manager.js';
 import { defineHandler } from './handler.js';
+import { authorize } from '../security/authorizer.js';
 
 export const LATEST = -1;
 export const EARLIEST = -2;
@@ -59,6 +60,7 @@ export const listOffsetsHandler = defineHandler({
     const topics = await Promise.all(
       req.topics.map(async (t) => {
         const seen = new Map<number, number>();
+        const describable = authorize(ctx, 'Describe', 'Topic', t.name);
         for (const p of t.partitions) seen.set(p.partitionIndex, (seen.get(p.partitionIndex) ?? 0) + 1);
         const partitions = await Promise.all(
           t.partitions.map(async (rp): Promise<ListOffsetsResponseListOffsetsPartitionResponse> => {
@@ -70,6 +72,7 @@ export const listOffsetsHandler = defineHandler({
               offset: -1,
               leaderEpoch: -1,
             };
+            if (!describable) return { ...out, errorCode: ErrorCode.TOPIC_AUTHORIZATION_FAILED };
             if (seen.get(rp.partitionIndex)! > 1) return { ...out, errorCode: ErrorCode.INVALID_REQUEST };
             const p = rm.getPartition(t.name, rp.partitionIndex);
             if (p === undefined) return { ...out, errorCode: ErrorCode.UNKNOWN_TOPIC_OR_PARTITION };

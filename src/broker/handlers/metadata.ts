@@ -8,14 +8,18 @@
  *   default partitions and replication; the answer then carries the new topic.
  * - v10+ carries topic ids; v12 may look topics up by id (unknown → UNKNOWN_TOPIC_ID).
  * - `controller_id` is this broker (it is also the controller); `cluster_id` is from meta.properties.
- * - Authorized operations (v8+) are all operations while there is no authorizer.
+ * - With the authorizer on: listing all topics leaves out those the principal may not Describe;
+ *   a named topic it may not Describe answers TOPIC_AUTHORIZATION_FAILED (existing or not, so
+ *   existence does not leak); auto-creation needs Create on the cluster or the topic, else
+ *   TOPIC_AUTHORIZATION_FAILED. Authorized operations (v8+) are what the principal may do.
  */
 import { ErrorCode } from '../../protocol/errors.js';
 import { MetadataApi, type MetadataResponse, type MetadataResponseTopic } from '../../protocol/messages/index.js';
 import { ZERO_UUID } from '../../protocol/reader.js';
 import type { MetadataImage, TopicImage } from '../metadata/image.js';
 import { invalidTopicName } from '../metadata/controller.js';
-import { defineHandler } from './handler.js';
+import { defineHandler, endpointFor } from './handler.js';
+import { authorize, authorizeCluster, authorizedOperations, CLUSTER_NAME } from '../security/authorizer.js';
 
 /** Kafka AclOperation codes as bits: READ 3, WRITE 4, CREATE 5, DELETE 6, ALTER 7, DESCRIBE 8, DESCRIBE_CONFIGS 10, ALTER_CONFIGS 11. */
 const TOPIC_OPERATIONS = [3, 4, 5, 6, 7, 8, 10, 11].reduce((m, b) => m | (1 << b), 0);
@@ -23,7 +27,7 @@ const TOPIC_OPERATIONS = [3, 4, 5, 6, 7, 8, 10, 11].reduce((m, b) => m | (1 << b
 const CLUSTER_OPERATIONS = [5, 7, 8, 9, 10, 11, 12].reduce((m, b) => m | (1 << b), 0);
 const OMITTED = -2147483648;
 
-export function topicMetadata(t: TopicImage, includeOps: boolean): MetadataResponseTopic {
+export function topicMetadata(t: TopicImage, includeOps: boolean | number): MetadataResponseTopic {
   return {
     errorCode: ErrorCode.NONE,
     name: t.name,
@@ -38,7 +42,7 @@ export function topicMetadata(t: TopicImage, includeOps: boolean): MetadataRespo
       isrNodes: [...p.isr],
       offlineReplicas: [],
     })),
-    topicAuthorizedOperations: includeOps ? TOPIC_OPERATIONS : OMITTED,
+    topicAuthorizedOperations: typeof includeOps === 'number' ? includeOps : includeOps ? TOPIC_OPERATIONS : OMITTED,
   };
 }
 
@@ -61,12 +65,15 @@ export const metadataHandler = defineHandler({
     const all = req.topics === null || (ctx.version === 0 && req.topics.length === 0);
     let image: MetadataImage = broker.image;
     let topics: MetadataResponseTopic[];
+    const describable = (name: string): boolean => authorize(ctx, 'Describe', 'Topic', name);
+    const ops = (t: TopicImage): boolean | number => (includeOps && broker.authorizer.enabled ? authorizedOperations(ctx, 'Topic', t.name) : includeOps);
+    const mayCreate = (name: string): boolean => authorizeCluster(ctx, 'Create') || authorize(ctx, 'Create', 'Topic', name);
     if (all) {
-      topics = [...image.topicsByName.values()].map((t) => topicMetadata(t, includeOps));
+      topics = [...image.topicsByName.values()].filter((t) => describable(t.name)).map((t) => topicMetadata(t, ops(t)));
     } else {
       const allowCreate = (ctx.version < 4 || req.allowAutoTopicCreation) && broker.config.bool('auto.create.topics.enable');
       const toCreate = req
-        .topics!.filter((t) => t.name !== null && image.topic(t.name) === undefined && invalidTopicName(t.name) === null)
+        .topics!.filter((t) => t.name !== null && image.topic(t.name) === undefined && invalidTopicName(t.name) === null && describable(t.name) && mayCreate(t.name))
         .map((t) => t.name!);
       if (allowCreate && toCreate.length > 0) {
         await broker.controller.createTopics(
@@ -80,20 +87,23 @@ export const metadataHandler = defineHandler({
           // Lookup by topic id is v12+; before that the response cannot even carry a null name.
           if (ctx.version < 12) return errorTopic('', rt.topicId, ErrorCode.INVALID_REQUEST);
           const t = image.topicsById.get(rt.topicId);
-          return t === undefined ? errorTopic(null, rt.topicId, ErrorCode.UNKNOWN_TOPIC_ID) : topicMetadata(t, includeOps);
+          if (t !== undefined && !describable(t.name)) return errorTopic(null, rt.topicId, ErrorCode.TOPIC_AUTHORIZATION_FAILED);
+          return t === undefined ? errorTopic(null, rt.topicId, ErrorCode.UNKNOWN_TOPIC_ID) : topicMetadata(t, ops(t));
         }
         if (invalidTopicName(rt.name) !== null) return errorTopic(rt.name, ZERO_UUID, ErrorCode.INVALID_TOPIC_EXCEPTION);
+        if (!describable(rt.name)) return errorTopic(rt.name, ZERO_UUID, ErrorCode.TOPIC_AUTHORIZATION_FAILED);
         const t = image.topic(rt.name);
-        return t === undefined ? errorTopic(rt.name, ZERO_UUID, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION) : topicMetadata(t, includeOps);
+        if (t === undefined && allowCreate && !mayCreate(rt.name)) return errorTopic(rt.name, ZERO_UUID, ErrorCode.TOPIC_AUTHORIZATION_FAILED);
+        return t === undefined ? errorTopic(rt.name, ZERO_UUID, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION) : topicMetadata(t, ops(t));
       });
     }
     return {
       throttleTimeMs: 0,
-      brokers: [...image.brokers.values()].map((b) => ({ nodeId: b.brokerId, host: b.host, port: b.port, rack: b.rack })),
+      brokers: [...image.brokers.values()].map((b) => ({ nodeId: b.brokerId, ...endpointFor(ctx, b), rack: b.rack })),
       clusterId: broker.clusterId,
       controllerId: broker.nodeId,
       topics,
-      clusterAuthorizedOperations: ctx.version >= 8 && ctx.version <= 10 && req.includeClusterAuthorizedOperations ? CLUSTER_OPERATIONS : OMITTED,
+      clusterAuthorizedOperations: ctx.version >= 8 && ctx.version <= 10 && req.includeClusterAuthorizedOperations ? (broker.authorizer.enabled ? authorizedOperations(ctx, 'Cluster', CLUSTER_NAME) : CLUSTER_OPERATIONS) : OMITTED,
     };
   },
 });

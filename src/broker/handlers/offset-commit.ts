@@ -19,6 +19,7 @@ import { ErrorCode } from '../../protocol/errors.js';
 import { OffsetCommitApi, type OffsetCommitResponse } from '../../protocol/messages/index.js';
 import type { OffsetToCommit } from '../../coordinator/group-coordinator.js';
 import { defineHandler } from './handler.js';
+import { authorize } from '../security/authorizer.js';
 
 export const offsetCommitHandler = defineHandler({
   api: OffsetCommitApi,
@@ -27,7 +28,11 @@ export const offsetCommitHandler = defineHandler({
   async handle(req, ctx): Promise<OffsetCommitResponse> {
     const v = ctx.version;
     const offsets: OffsetToCommit[] = [];
+    // Kafka: Read on the group for the request, Read on each topic for its partitions.
+    const groupAllowed = authorize(ctx, 'Read', 'Group', req.groupId);
+    const topicAllowed = new Map(req.topics.map((t) => [t.name, authorize(ctx, 'Read', 'Topic', t.name)]));
     for (const t of req.topics) {
+      if (!groupAllowed || !topicAllowed.get(t.name)) continue;
       for (const p of t.partitions) {
         offsets.push({
           topic: t.name,
@@ -40,7 +45,9 @@ export const offsetCommitHandler = defineHandler({
       }
     }
     const errors =
-      req.groupId === '' && v >= 1 && req.generationIdOrMemberEpoch >= 0
+      offsets.length === 0
+        ? []
+        : req.groupId === '' && v >= 1 && req.generationIdOrMemberEpoch >= 0
         ? offsets.map(() => ErrorCode.INVALID_GROUP_ID)
         : await ctx.broker.groupCoordinator.commitOffsets({
             groupId: req.groupId,
@@ -52,7 +59,13 @@ export const offsetCommitHandler = defineHandler({
     let i = 0;
     return {
       throttleTimeMs: 0,
-      topics: req.topics.map((t) => ({ name: t.name, partitions: t.partitions.map((p) => ({ partitionIndex: p.partitionIndex, errorCode: errors[i++]! })) })),
+      topics: req.topics.map((t) => ({
+        name: t.name,
+        partitions: t.partitions.map((p) => ({
+          partitionIndex: p.partitionIndex,
+          errorCode: !groupAllowed ? ErrorCode.GROUP_AUTHORIZATION_FAILED : !topicAllowed.get(t.name) ? ErrorCode.TOPIC_AUTHORIZATION_FAILED : errors[i++]!,
+        })),
+      })),
     };
   },
 });

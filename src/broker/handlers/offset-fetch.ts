@@ -12,6 +12,7 @@
 import { ErrorCode } from '../../protocol/errors.js';
 import { OffsetFetchApi, type OffsetFetchResponse } from '../../protocol/messages/index.js';
 import { defineHandler } from './handler.js';
+import { authorize } from '../security/authorizer.js';
 
 export const offsetFetchHandler = defineHandler({
   api: OffsetFetchApi,
@@ -20,8 +21,21 @@ export const offsetFetchHandler = defineHandler({
   handle(req, ctx): OffsetFetchResponse {
     const v = ctx.version;
     const gc = ctx.broker.groupCoordinator;
-    const lookup = (groupId: string, topics: Array<{ name: string; partitionIndexes: number[] }> | null) =>
-      gc.fetchOffsets(groupId, topics === null ? null : topics.map((t) => ({ name: t.name, partitions: t.partitionIndexes })));
+    // Kafka: Describe on the group; committed offsets only of topics the principal may Describe
+    // (asked-for ones it may not answer TOPIC_AUTHORIZATION_FAILED, the all-topics form leaves them out).
+    const lookup = (groupId: string, topics: Array<{ name: string; partitionIndexes: number[] }> | null) => {
+      if (!authorize(ctx, 'Describe', 'Group', groupId)) {
+        return { errorCode: ErrorCode.GROUP_AUTHORIZATION_FAILED, topics: [] as ReturnType<typeof gc.fetchOffsets>['topics'] };
+      }
+      const r = gc.fetchOffsets(groupId, topics === null ? null : topics.map((t) => ({ name: t.name, partitions: t.partitionIndexes })));
+      if (!ctx.broker.authorizer.enabled) return r;
+      return {
+        ...r,
+        topics: r.topics
+          .filter((t) => topics !== null || authorize(ctx, 'Describe', 'Topic', t.name))
+          .map((t) => (authorize(ctx, 'Describe', 'Topic', t.name) ? t : { ...t, partitions: t.partitions.map((p) => ({ ...p, offset: -1, leaderEpoch: -1, metadata: '', errorCode: ErrorCode.TOPIC_AUTHORIZATION_FAILED })) })),
+      };
+    };
     const requireStable = v >= 7 && req.requireStable;
     const toPartitions = (ps: ReturnType<typeof lookup>['topics'][number]['partitions'], groupId: string, topic: string) =>
       ps.map((p) => ({

@@ -25,6 +25,7 @@ import {
 import { LogClosedError } from '../../storage/errors.js';
 import { recordsInMemory } from '../../protocol/writer.js';
 import { defineHandler } from './handler.js';
+import { authorize } from '../security/authorizer.js';
 
 const NO_LEADER = { leaderId: -1, leaderEpoch: -1 };
 const ZSTD = 4;
@@ -50,9 +51,13 @@ export const produceHandler = defineHandler({
     const rm = ctx.broker.replicaManager;
     const now = Date.now();
     const validAcks = req.acks === 0 || req.acks === 1 || req.acks === -1;
+    // Kafka: a transactional produce needs Write on its transactional id, and every produce Write on each topic.
+    const txnAllowed = req.transactionalId === null || authorize(ctx, 'Write', 'TransactionalId', req.transactionalId);
     const responses = req.topicData.map((t) => ({
       name: t.name,
       partitionResponses: t.partitionData.map((pd): Promise<ProduceResponsePartitionProduceResponse> | ProduceResponsePartitionProduceResponse => {
+        if (!txnAllowed) return partitionError(pd.index, ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED, null);
+        if (!authorize(ctx, 'Write', 'Topic', t.name)) return partitionError(pd.index, ErrorCode.TOPIC_AUTHORIZATION_FAILED, null);
         if (!validAcks) return partitionError(pd.index, ErrorCode.INVALID_REQUIRED_ACKS, `acks must be 0, 1 or -1, got ${req.acks}`);
         const records = recordsInMemory(pd.records);
         if (ctx.version < 7 && records !== null && containsZstd(records)) {

@@ -14,6 +14,7 @@ import { ErrorCode } from '../../protocol/errors.js';
 import { SyncGroupApi, type SyncGroupResponse } from '../../protocol/messages/index.js';
 import { EMPTY_BUFFER } from '../../coordinator/group.js';
 import { defineHandler } from './handler.js';
+import { authorize } from '../security/authorizer.js';
 import { untilAborted } from './coordinator-util.js';
 
 export const syncGroupHandler = defineHandler({
@@ -22,6 +23,7 @@ export const syncGroupHandler = defineHandler({
   maxVersion: 5,
   async handle(req, ctx): Promise<SyncGroupResponse> {
     const v = ctx.version;
+    if (!authorize(ctx, 'Read', 'Group', req.groupId)) return { throttleTimeMs: 0, errorCode: ErrorCode.GROUP_AUTHORIZATION_FAILED, protocolType: null, protocolName: null, assignment: EMPTY_BUFFER };
     const work = ctx.broker.groupCoordinator.syncGroup({
       groupId: req.groupId,
       generationId: req.generationId,

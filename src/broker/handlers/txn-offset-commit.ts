@@ -17,6 +17,7 @@ import { TxnOffsetCommitApi, type TxnOffsetCommitResponse } from '../../protocol
 import type { OffsetToCommit } from '../../coordinator/group-coordinator.js';
 import { OFFSETS_TOPIC } from '../../coordinator/group-records.js';
 import { defineHandler } from './handler.js';
+import { authorize } from '../security/authorizer.js';
 import { txnCoordinatorUnavailable } from './txn-util.js';
 
 export const txnOffsetCommitHandler = defineHandler({
@@ -29,6 +30,14 @@ export const txnOffsetCommitHandler = defineHandler({
       let i = 0;
       return { throttleTimeMs: 0, topics: req.topics.map((t) => ({ name: t.name, partitions: t.partitions.map((p) => ({ partitionIndex: p.partitionIndex, errorCode: errors(i++) })) })) };
     };
+    if (!authorize(ctx, 'Write', 'TransactionalId', req.transactionalId)) return answer(() => ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED);
+    if (!authorize(ctx, 'Read', 'Group', req.groupId)) return answer(() => ErrorCode.GROUP_AUTHORIZATION_FAILED);
+    const deniedTopics = req.topics.filter((t) => !authorize(ctx, 'Read', 'Topic', t.name)).map((t) => t.name);
+    if (deniedTopics.length > 0) {
+      // Nothing of a commit is applied when part of it may not be (the client retries without those topics).
+      const codes = req.topics.flatMap((t) => t.partitions.map(() => (deniedTopics.includes(t.name) ? ErrorCode.TOPIC_AUTHORIZATION_FAILED : ErrorCode.OPERATION_NOT_ATTEMPTED)));
+      return answer((i) => codes[i]!);
+    }
     const unavailable = txnCoordinatorUnavailable(ctx);
     if (unavailable !== ErrorCode.NONE) return answer(() => unavailable);
     const gc = ctx.broker.groupCoordinator;

@@ -25,7 +25,10 @@ export type MetadataRecord =
   | { type: 'Config'; resourceType: 'topic' | 'broker'; resourceName: string; name: string; value: string | null }
   | { type: 'RegisterBroker'; brokerId: number; host: string; port: number; rack: string | null; incarnationId: string }
   /** A block of producer ids handed to a broker: the next block starts at `nextProducerId` (Kafka's ProducerIdsRecord). */
-  | { type: 'ProducerIds'; brokerId: number; nextProducerId: number };
+  | { type: 'ProducerIds'; brokerId: number; nextProducerId: number }
+  /** SCRAM credentials and ACLs (security-image.ts). */
+  | SecurityRecord;
+import { SecurityImage, type SecurityRecord } from './security-image.js';
 
 export interface PartitionImage {
   readonly topicId: string;
@@ -54,7 +57,7 @@ export interface BrokerRegistration {
 const EMPTY_CONFIGS: ReadonlyMap<string, string> = new Map();
 
 export class MetadataImage {
-  static readonly EMPTY = new MetadataImage(new Map(), new Map(), new Map(), new Map(), -1, 0);
+  static readonly EMPTY = new MetadataImage(new Map(), new Map(), new Map(), new Map(), -1, 0, SecurityImage.EMPTY);
 
   private constructor(
     readonly topicsByName: ReadonlyMap<string, TopicImage>,
@@ -65,6 +68,8 @@ export class MetadataImage {
     readonly offset: number,
     /** The first producer id not yet handed out (ids below it are never reused). */
     readonly nextProducerId: number,
+    /** SCRAM credentials and ACLs. */
+    readonly security: SecurityImage,
   ) {}
 
   topic(name: string): TopicImage | undefined {
@@ -100,14 +105,14 @@ export class MetadataImage {
         const byId = new Map(this.topicsById);
         byName.delete(t.name);
         byId.delete(t.topicId);
-        return new MetadataImage(byName, byId, this.brokers, this.brokerConfigs, offset, this.nextProducerId);
+        return new MetadataImage(byName, byId, this.brokers, this.brokerConfigs, offset, this.nextProducerId, this.security);
       }
       case 'Config': {
         if (record.resourceType === 'broker') {
           const configs = new Map(this.brokerConfigs);
           if (record.value === null) configs.delete(record.name);
           else configs.set(record.name, record.value);
-          return new MetadataImage(this.topicsByName, this.topicsById, this.brokers, configs, offset, this.nextProducerId);
+          return new MetadataImage(this.topicsByName, this.topicsById, this.brokers, configs, offset, this.nextProducerId, this.security);
         }
         const t = this.topicsByName.get(record.resourceName);
         if (t === undefined) return this.at(offset);
@@ -117,17 +122,23 @@ export class MetadataImage {
         return this.withTopic({ ...t, configs }, offset);
       }
       case 'ProducerIds':
-        return new MetadataImage(this.topicsByName, this.topicsById, this.brokers, this.brokerConfigs, offset, Math.max(this.nextProducerId, record.nextProducerId));
+        return new MetadataImage(this.topicsByName, this.topicsById, this.brokers, this.brokerConfigs, offset, Math.max(this.nextProducerId, record.nextProducerId), this.security);
+      case 'UserScramCredential':
+      case 'RemoveUserScramCredential':
+      case 'Acl':
+      case 'RemoveAcl':
+      case 'ClientQuota':
+        return new MetadataImage(this.topicsByName, this.topicsById, this.brokers, this.brokerConfigs, offset, this.nextProducerId, this.security.apply(record));
       case 'RegisterBroker': {
         const brokers = new Map(this.brokers);
         brokers.set(record.brokerId, { brokerId: record.brokerId, host: record.host, port: record.port, rack: record.rack });
-        return new MetadataImage(this.topicsByName, this.topicsById, brokers, this.brokerConfigs, offset, this.nextProducerId);
+        return new MetadataImage(this.topicsByName, this.topicsById, brokers, this.brokerConfigs, offset, this.nextProducerId, this.security);
       }
     }
   }
 
   private at(offset: number): MetadataImage {
-    return new MetadataImage(this.topicsByName, this.topicsById, this.brokers, this.brokerConfigs, offset, this.nextProducerId);
+    return new MetadataImage(this.topicsByName, this.topicsById, this.brokers, this.brokerConfigs, offset, this.nextProducerId, this.security);
   }
 
   private withTopic(t: TopicImage, offset: number): MetadataImage {
@@ -135,6 +146,6 @@ export class MetadataImage {
     const byId = new Map(this.topicsById);
     byName.set(t.name, t);
     byId.set(t.topicId, t);
-    return new MetadataImage(byName, byId, this.brokers, this.brokerConfigs, offset, this.nextProducerId);
+    return new MetadataImage(byName, byId, this.brokers, this.brokerConfigs, offset, this.nextProducerId, this.security);
   }
 }
