@@ -36,7 +36,7 @@ import { ScramClient } from '../../src/protocol/scram.js';
 import { kcat, skipUnless } from '../interop/helpers.js';
 import { makeTestPki, type TestPki } from './certs.js';
 
-const PASSWORDS = new Map(['admin', 'reader', 'writer', 'mixed', 'txn'].map((u) => [u, `pw-${randomBytes(10).toString('hex')}`]));
+const PASSWORDS = new Map(['admin', 'reader', 'writer', 'mixed', 'txn', 'ops'].map((u) => [u, `pw-${randomBytes(10).toString('hex')}`]));
 
 // Kafka's codes: resource types, pattern types, operations, permissions.
 const TOPIC = 2;
@@ -254,6 +254,38 @@ test('a transactional producer needs Write on its transactional id', { ...skipUn
   await txn.send({ topic: 'txn-out', messages: [{ value: 'committed' }] });
   await txn.commit();
   await allowed.disconnect();
+});
+
+test('the operations apis check Kafka\'s operations: WriteTxnMarkers, DescribeLogDirs, DescribeProducers, DescribeTransactions, DescribeLogCleaner', async () => {
+  await createAcls([{ resourceType: TOPIC, resourceName: 'orders', principal: 'User:ops', operation: OP.Read }]);
+  const ops = await login('ops');
+  try {
+    // WriteTxnMarkers: ClusterAction on the cluster.
+    const markers = await ops.send(ApiKey.WriteTxnMarkers, 1, { markers: [{ producerId: 1, producerEpoch: 0, transactionResult: false, topics: [{ name: 'orders', partitionIndexes: [0] }], coordinatorEpoch: 0 }] });
+    assert.equal(markers.markers[0].topics[0].partitions[0].errorCode, ErrorCode.CLUSTER_AUTHORIZATION_FAILED);
+    // DescribeLogDirs: Describe on the cluster.
+    const dirs = await ops.send(ApiKey.DescribeLogDirs, 4, { topics: null });
+    assert.deepEqual([dirs.errorCode, dirs.results.length], [ErrorCode.CLUSTER_AUTHORIZATION_FAILED, 0]);
+    // DescribeProducers: Read on each topic.
+    const producers = await ops.send(ApiKey.DescribeProducers, 0, { topics: [{ name: 'orders', partitionIndexes: [0] }, { name: 'other', partitionIndexes: [0] }] });
+    assert.deepEqual(producers.topics.map((t: { partitions: Array<{ errorCode: number }> }) => t.partitions[0]!.errorCode), [ErrorCode.NONE, ErrorCode.TOPIC_AUTHORIZATION_FAILED]);
+    // DescribeTransactions: Describe on the transactional id, before anything about it is told.
+    const txns = await ops.send(ApiKey.DescribeTransactions, 0, { transactionalIds: ['someone-elses'] });
+    assert.equal(txns.transactionStates[0].errorCode, ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED);
+    // DescribeLogCleaner (Strand's extension): Describe on the topic.
+    const cleaner = await ops.send(ApiKey.DescribeLogCleaner, 0, { topics: [{ name: 'other', partitionIndexes: null }] });
+    assert.equal(cleaner.topics[0].errorCode, ErrorCode.TOPIC_AUTHORIZATION_FAILED);
+  } finally {
+    ops.close();
+  }
+  // The super user gets past every check.
+  const admin = await login('admin');
+  try {
+    assert.equal((await admin.send(ApiKey.DescribeLogDirs, 4, { topics: null })).errorCode, ErrorCode.NONE);
+    assert.equal((await admin.send(ApiKey.DescribeTransactions, 0, { transactionalIds: ['someone-elses'] })).transactionStates[0].errorCode, ErrorCode.TRANSACTIONAL_ID_NOT_FOUND);
+  } finally {
+    admin.close();
+  }
 });
 
 test('CreateAcls / DescribeAcls / DeleteAcls: filters, cluster authorization, and persistence across a restart', { timeout: 60000 }, async () => {

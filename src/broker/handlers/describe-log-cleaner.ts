@@ -33,6 +33,7 @@ import type { LogCleaner } from '../../storage/log-cleaner.js';
 import { effectiveTopicConfig } from '../config.js';
 import type { Partition } from '../replica-manager.js';
 import { defineHandler } from './handler.js';
+import { authorize } from '../security/authorizer.js';
 
 const EMPTY_PARTITION: Omit<PartitionResult, 'partitionIndex' | 'errorCode'> = {
   dirtyRatio: 0,
@@ -112,6 +113,12 @@ export const describeLogCleanerHandler = defineHandler({
     const topics: TopicResult[] = [];
     for (const t of wanted) {
       const topic = image.topic(t.name);
+      // Describe on the topic, as for its metadata: without it a named topic is refused and an
+      // unnamed one (all compacted topics) is left out.
+      if (!authorize(ctx, 'Describe', 'Topic', t.name)) {
+        if (req.topics !== null) topics.push({ name: t.name, errorCode: ErrorCode.TOPIC_AUTHORIZATION_FAILED, cleanupPolicy: '', partitions: [] });
+        continue;
+      }
       if (topic === undefined) {
         topics.push({ name: t.name, errorCode: ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, cleanupPolicy: '', partitions: [] });
         continue;

@@ -19,6 +19,7 @@ import { DescribeLogDirsApi, type DescribeLogDirsResponse, type DescribeLogDirsR
 import { METADATA_TOPIC } from '../metadata/metadata-log.js';
 import type { Partition } from '../replica-manager.js';
 import { defineHandler } from './handler.js';
+import { authorizeCluster } from '../security/authorizer.js';
 
 export const describeLogDirsHandler = defineHandler({
   api: DescribeLogDirsApi,
@@ -26,6 +27,8 @@ export const describeLogDirsHandler = defineHandler({
   maxVersion: 4,
   async handle(req, ctx): Promise<DescribeLogDirsResponse> {
     const broker = ctx.broker;
+    // As Kafka: Describe on the cluster (v3+ says so; older versions just get no directories).
+    if (!authorizeCluster(ctx, 'Describe')) return { throttleTimeMs: 0, errorCode: ctx.version >= 3 ? ErrorCode.CLUSTER_AUTHORIZATION_FAILED : ErrorCode.NONE, results: [] };
     const hosted = [...broker.replicaManager.allPartitions()].filter((p) => p.topic !== METADATA_TOPIC);
     let chosen: Partition[];
     if (req.topics === null) chosen = hosted;

@@ -14,9 +14,12 @@
 import { ErrorCode } from '../../protocol/errors.js';
 import { DescribeProducersApi, type DescribeProducersResponse, type DescribeProducersResponsePartitionResponse } from '../../protocol/messages/index.js';
 import { defineHandler, type RequestContext } from './handler.js';
+import { authorize } from '../security/authorizer.js';
 
 function describePartition(topic: string, index: number, ctx: RequestContext): DescribeProducersResponsePartitionResponse {
   const fail = (errorCode: number, errorMessage: string): DescribeProducersResponsePartitionResponse => ({ partitionIndex: index, errorCode, errorMessage, activeProducers: [] });
+  // As Kafka: Read on the topic.
+  if (!authorize(ctx, 'Read', 'Topic', topic)) return fail(ErrorCode.TOPIC_AUTHORIZATION_FAILED, 'Authorization failed.');
   const image = ctx.broker.image.topic(topic)?.partitions[index];
   if (image === undefined) return fail(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, `This server does not host ${topic}-${index}`);
   const partition = ctx.broker.replicaManager.getPartition(topic, index);

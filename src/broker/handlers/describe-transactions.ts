@@ -20,6 +20,7 @@ import { ErrorCode } from '../../protocol/errors.js';
 import { DescribeTransactionsApi, type DescribeTransactionsResponse, type DescribeTransactionsResponseTransactionState } from '../../protocol/messages/index.js';
 import { TRANSACTION_STATE_TOPIC, TxnState, partitionForTransactionalId } from '../../coordinator/transaction-records.js';
 import { defineHandler, type RequestContext } from './handler.js';
+import { authorize } from '../security/authorizer.js';
 import { txnStateReadable } from './txn-util.js';
 
 function describeOne(tid: string, readable: number | 'absent', ctx: RequestContext): DescribeTransactionsResponseTransactionState {
@@ -33,6 +34,8 @@ function describeOne(tid: string, readable: number | 'absent', ctx: RequestConte
     producerEpoch: -1,
     topics: [],
   };
+  // As Kafka: Describe on the transactional id, checked before anything about the id is told.
+  if (!authorize(ctx, 'Describe', 'TransactionalId', tid)) return { ...out, errorCode: ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED };
   if (readable !== ErrorCode.NONE) return { ...out, errorCode: readable === 'absent' ? ErrorCode.TRANSACTIONAL_ID_NOT_FOUND : readable };
   if (tid === '') return { ...out, errorCode: ErrorCode.TRANSACTIONAL_ID_NOT_FOUND };
   const topic = ctx.broker.image.topic(TRANSACTION_STATE_TOPIC);

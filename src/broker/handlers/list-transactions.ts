@@ -21,6 +21,7 @@ import { ErrorCode } from '../../protocol/errors.js';
 import { ListTransactionsApi, type ListTransactionsResponse } from '../../protocol/messages/index.js';
 import { TXN_STATE_NAMES, TxnState } from '../../coordinator/transaction-records.js';
 import { defineHandler } from './handler.js';
+import { authorize } from '../security/authorizer.js';
 import { txnStateReadable } from './txn-util.js';
 
 const STATE_NAMES = new Set(Object.values(TXN_STATE_NAMES));
@@ -46,6 +47,8 @@ export const listTransactionsHandler = defineHandler({
       if (states.size > 0 && !states.has(state)) continue;
       if (pids.size > 0 && !pids.has(m.producerId)) continue;
       if (durationMs >= 0 && (m.startMs < 0 || now - m.startMs <= durationMs)) continue;
+      // As Kafka: only the ids the caller may Describe.
+      if (!authorize(ctx, 'Describe', 'TransactionalId', m.transactionalId)) continue;
       out.transactionStates.push({ transactionalId: m.transactionalId, producerId: m.producerId, transactionState: state });
     }
     out.transactionStates.sort((a, b) => (a.transactionalId < b.transactionalId ? -1 : a.transactionalId > b.transactionalId ? 1 : 0));

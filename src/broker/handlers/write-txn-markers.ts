@@ -18,9 +18,10 @@
  *   partition, UNKNOWN_TOPIC_OR_PARTITION; not led here, NOT_LEADER_OR_FOLLOWER; an epoch older
  *   than the partition has seen for the producer, INVALID_PRODUCER_EPOCH (nothing written); a
  *   failed write, KAFKA_STORAGE_ERROR.
- * - Like Kafka without an authorizer, anyone may send it: aborting a transaction its coordinator
- *   still considers open loses that transaction's records in the partition, so operators abort
- *   only what `find-hanging` reports.
+ * - With an authorizer it needs ClusterAction on the cluster (else CLUSTER_AUTHORIZATION_FAILED for
+ *   every partition), as Kafka; without one anyone may send it. Aborting a transaction its
+ *   coordinator still considers open loses that transaction's records in the partition, so
+ *   operators abort only what `find-hanging` reports.
  */
 import { ErrorCode } from '../../protocol/errors.js';
 import { WriteTxnMarkersApi, type WriteTxnMarkersResponse, type WriteTxnMarkersResponseWritableTxnMarkerPartitionResult } from '../../protocol/messages/index.js';
@@ -28,6 +29,7 @@ import { OFFSETS_TOPIC } from '../../coordinator/group-records.js';
 import { LogClosedError } from '../../storage/errors.js';
 import { ProducerStateError } from '../../storage/producer-state.js';
 import { defineHandler, type RequestContext } from './handler.js';
+import { authorizeCluster } from '../security/authorizer.js';
 
 async function writeOne(ctx: RequestContext, topic: string, index: number, producerId: number, producerEpoch: number, commit: boolean, coordinatorEpoch: number): Promise<WriteTxnMarkersResponseWritableTxnMarkerPartitionResult> {
   const answer = (errorCode: number): WriteTxnMarkersResponseWritableTxnMarkerPartitionResult => ({ partitionIndex: index, errorCode });
@@ -54,6 +56,10 @@ export const writeTxnMarkersHandler = defineHandler({
   minVersion: 0,
   maxVersion: 1,
   async handle(req, ctx): Promise<WriteTxnMarkersResponse> {
+    // As Kafka: ClusterAction on the cluster, else every partition is refused.
+    if (!authorizeCluster(ctx, 'ClusterAction')) {
+      return { markers: req.markers.map((mk) => ({ producerId: mk.producerId, topics: mk.topics.map((t) => ({ name: t.name, partitions: t.partitionIndexes.map((partitionIndex) => ({ partitionIndex, errorCode: ErrorCode.CLUSTER_AUTHORIZATION_FAILED })) })) })) };
+    }
     const markers = await Promise.all(
       req.markers.map(async (mk) => ({
         producerId: mk.producerId,
