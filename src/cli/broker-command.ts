@@ -117,7 +117,15 @@ export async function brokerCommand(argv: string[]): Promise<number> {
     node = broker;
     const consolePort = config.number('strand.console.port');
     if (consolePort >= 0) {
-      const own = broker.addresses[0]!;
+      // It connects as a plain client: to the first PLAINTEXT listener (with TLS or SASL only,
+      // run `strand console --command-config` instead).
+      const plain = broker.listeners.find((l) => l.securityProtocol === 'PLAINTEXT');
+      if (plain === undefined) {
+        logger.error('the web console needs a PLAINTEXT listener to connect to; use strand console --command-config for a secured cluster');
+        await broker.shutdown();
+        return 1;
+      }
+      const own = plain.bound;
       const target = own.host === '0.0.0.0' || own.host === '' ? '127.0.0.1' : own.host === '::' ? '::1' : own.host;
       try {
         console_ = await startConsole({ brokers: [`${target.includes(':') ? `[${target}]` : target}:${own.port}`], port: consolePort, host: config.string('strand.console.host'), logger: logger.child('console') });

@@ -126,19 +126,22 @@ export function securityFromProperties(text: string, source: string): Pick<Kafka
   return out;
 }
 
+/** The TLS and SASL settings of `--command-config` (or $STRAND_COMMAND_CONFIG); none without it. */
+export function securityFor(values: ClientValues): Pick<KafkaOptions, 'ssl' | 'sasl'> {
+  const file = values['command-config'] ?? process.env['STRAND_COMMAND_CONFIG'];
+  if (file === undefined || file === '') return {};
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new CliError(`cannot read --command-config ${file}: ${(e as Error).message}`, null, 2);
+  }
+  return securityFromProperties(text, file);
+}
+
 /** A Kafka client for a command: short retries so an unreachable cluster fails in seconds, not minutes. */
 export function kafkaFor(values: ClientValues): Kafka {
-  const file = values['command-config'] ?? process.env['STRAND_COMMAND_CONFIG'];
-  let security: Pick<KafkaOptions, 'ssl' | 'sasl'> = {};
-  if (file !== undefined && file !== '') {
-    let text: string;
-    try {
-      text = readFileSync(file, 'utf8');
-    } catch (e) {
-      throw new CliError(`cannot read --command-config ${file}: ${(e as Error).message}`, null, 2);
-    }
-    security = securityFromProperties(text, file);
-  }
+  const security = securityFor(values);
   return new Kafka({ brokers: bootstrapOf(values), clientId: 'strand-cli', connectTimeoutMs: 5000, retry: { retries: 3, initialRetryTimeMs: 100, maxRetryTimeMs: 1000 }, ...security });
 }
 

@@ -30,7 +30,7 @@ import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { dirname, join, normalize, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Kafka } from '../client/kafka.js';
+import { Kafka, type KafkaOptions } from '../client/kafka.js';
 import type { Admin } from '../client/admin.js';
 import { StrandError } from '../client/errors.js';
 import type { ClientLogger } from '../client/logger.js';
@@ -46,6 +46,9 @@ export interface ConsoleOptions {
   host?: string;
   /** Chart sampling interval (default 2000 ms). */
   sampleIntervalMs?: number;
+  /** TLS and SASL settings for the console's client, as the client takes them. */
+  ssl?: KafkaOptions['ssl'];
+  sasl?: KafkaOptions['sasl'];
   logger?: ClientLogger;
 }
 
@@ -156,6 +159,8 @@ export async function startConsole(opts: ConsoleOptions): Promise<ConsoleServer>
     connectTimeoutMs: 5000,
     requestTimeoutMs: 15000,
     retry: { retries: 3, initialRetryTimeMs: 100, maxRetryTimeMs: 1000 },
+    ...(opts.ssl !== undefined ? { ssl: opts.ssl } : {}),
+    ...(opts.sasl !== undefined ? { sasl: opts.sasl } : {}),
     logger: opts.logger,
   });
   const admin: Admin = kafka.admin();

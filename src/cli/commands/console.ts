@@ -3,7 +3,7 @@
  * Ctrl-C. The console talks to the cluster only through Strand's client.
  */
 import { startConsole } from '../../console/server.js';
-import { COMMON_HELP, bootstrapOf, int, parse } from '../common.js';
+import { COMMON_HELP, bootstrapOf, int, parse, securityFor } from '../common.js';
 
 export const CONSOLE_HELP = `Usage: strand console [options]
 
@@ -35,7 +35,7 @@ export async function consoleCommand(argv: string[]): Promise<number> {
   const v = p.values;
   const brokers = bootstrapOf(v);
   const port = int(v.port, '--port', { min: 0 }) ?? 8080;
-  const server = await startConsole({ brokers, port, host: v.host ?? '127.0.0.1' });
+  const server = await startConsole({ brokers, port, host: v.host ?? '127.0.0.1', ...securityFor(v) });
   console.log(`strand console: ${server.url} (cluster ${brokers.join(',')}); Ctrl-C to stop`);
   await new Promise<void>((resolve) => {
     process.once('SIGINT', resolve);
