@@ -319,7 +319,8 @@ test('runExactlyOnce: each batch is transformed and committed with its input off
   );
 });
 
-test('runExactlyOnce with two members and a rebalance in the middle: every input record\'s output exactly once', { timeout: 90000 }, async () => {
+for (const assignor of ['range', 'cooperative-sticky'] as const) {
+test(`runExactlyOnce with two members and a rebalance (${assignor}) in the middle: every input record's output exactly once`, { timeout: 90000 }, async () => {
   const input = uniqueName('eos2-in');
   const output = uniqueName('eos2-out');
   const groupId = uniqueName('eos2-g');
@@ -336,7 +337,7 @@ test('runExactlyOnce with two members and a rebalance in the middle: every input
   let bStarting = false;
   let bJoined = false;
   const start = async (name: string): Promise<{ consumer: Consumer<string | null, string | null>; close(): Promise<void> }> => {
-    const consumer: Consumer<string | null, string | null> = kafka.consumer({ groupId, fromBeginning: true, commit: 'manual', commitOnRevoke: false, heartbeatIntervalMs: 100, keyDeserializer: stringSerde, valueDeserializer: stringSerde });
+    const consumer: Consumer<string | null, string | null> = kafka.consumer({ groupId, assignors: [assignor], fromBeginning: true, commit: 'manual', commitOnRevoke: false, heartbeatIntervalMs: 100, keyDeserializer: stringSerde, valueDeserializer: stringSerde });
     const producer = kafka.producer<string | null, string | null>({ transactionalId: `${groupId}-${name}`, keySerializer: stringSerde, valueSerializer: stringSerde });
     consumer.subscribe(input);
     await runExactlyOnce({
@@ -379,6 +380,7 @@ test('runExactlyOnce with two members and a rebalance in the middle: every input
   assert.equal(values.length, n, `${values.length} output records for ${n} inputs`);
   assert.ok(seen.every((x) => x === 1), 'each input exactly once in the output');
 });
+}
 
 test('runExactlyOnce stops when its producer is fenced by a newer instance: done() rejects with the fencing error, nothing of the zombie is committed', { timeout: 60000 }, async () => {
   const input = uniqueName('eos3-in');
