@@ -823,13 +823,13 @@ export class Consumer<K = Buffer | null, V = Buffer | null> extends EventEmitter
     let prefetch: Promise<FetchedPartition[]> | null = null;
     while (this.running) {
       if (this.needRejoin && !this.manual) {
-        if (prefetch) await prefetch.catch(() => {});
+        if (prefetch) await this.dropFetched(prefetch);
         prefetch = null;
         await this.rebalance();
         continue;
       }
       if ([...this.partitions.values()].some((s) => s.pendingTimestamp !== null)) {
-        if (prefetch) await prefetch.catch(() => {});
+        if (prefetch) await this.dropFetched(prefetch);
         prefetch = null;
         await this.initPositions();
       }
@@ -851,6 +851,21 @@ export class Consumer<K = Buffer | null, V = Buffer | null> extends EventEmitter
       await this.process(fetched, handlers);
     }
     if (prefetch) await prefetch.catch(() => {});
+  }
+
+  /**
+   * Discards a prefetch that will not be handed out. Fetching moved each partition's fetch offset
+   * past the data; partitions kept across the rebalance (cooperative) would otherwise skip it, so
+   * they fetch again from their position.
+   */
+  private async dropFetched(prefetch: Promise<FetchedPartition[]>): Promise<void> {
+    const dropped = await prefetch.catch((): FetchedPartition[] => []);
+    for (const f of dropped) {
+      if (f.state.epoch === f.epoch) {
+        f.state.epoch++;
+        f.state.fetchOffset = f.state.position;
+      }
+    }
   }
 
   private async fetchOnce(): Promise<FetchedPartition[]> {

@@ -319,7 +319,8 @@ test('runExactlyOnce: each batch is transformed and committed with its input off
   );
 });
 
-test('runExactlyOnce with two members and a rebalance in the middle: every input record\'s output exactly once', { timeout: 90000 }, async () => {
+for (const assignor of ['range', 'cooperative-sticky'] as const) {
+test(`runExactlyOnce with two members and a rebalance (${assignor}) in the middle: every input record's output exactly once`, { timeout: 90000 }, async () => {
   const input = uniqueName('eos2-in');
   const output = uniqueName('eos2-out');
   const groupId = uniqueName('eos2-g');
@@ -330,8 +331,13 @@ test('runExactlyOnce with two members and a rebalance in the middle: every input
   await p.close();
 
   let handled = 0;
+  // Member a slows down once b is on its way, so that the rebalance lands mid-stream even on a
+  // loaded machine: it waits for b's start past a quarter of the input, then takes 100 ms a batch
+  // until b has its partitions.
+  let bStarting = false;
+  let bJoined = false;
   const start = async (name: string): Promise<{ consumer: Consumer<string | null, string | null>; close(): Promise<void> }> => {
-    const consumer: Consumer<string | null, string | null> = kafka.consumer({ groupId, fromBeginning: true, commit: 'manual', commitOnRevoke: false, heartbeatIntervalMs: 100, keyDeserializer: stringSerde, valueDeserializer: stringSerde });
+    const consumer: Consumer<string | null, string | null> = kafka.consumer({ groupId, assignors: [assignor], fromBeginning: true, commit: 'manual', commitOnRevoke: false, heartbeatIntervalMs: 100, keyDeserializer: stringSerde, valueDeserializer: stringSerde });
     const producer = kafka.producer<string | null, string | null>({ transactionalId: `${groupId}-${name}`, keySerializer: stringSerde, valueSerializer: stringSerde });
     consumer.subscribe(input);
     await runExactlyOnce({
@@ -341,24 +347,32 @@ test('runExactlyOnce with two members and a rebalance in the middle: every input
       handler: async ({ batch, transaction }) => {
         await transaction.sendBatch(batch.messages.map((m) => ({ topic: output, key: m.key, value: m.value })));
         handled += batch.messages.length;
-        await new Promise((r) => setTimeout(r, 2)); // leave room for the rebalance to land mid-stream
+        if (name === 'a' && !bJoined && handled > n / 4) {
+          while (!bStarting) await new Promise((r) => setTimeout(r, 5));
+          await new Promise((r) => setTimeout(r, 100));
+        }
       },
     });
     return { consumer, close: async () => { await consumer.close(); await producer.close(); } };
   };
   const a = await start('a');
-  await eventually('a to make progress', () => (handled > n / 5 ? true : undefined), 30000, 5);
-  const b = await start('b');
-  await eventually('b to get partitions', () => (b.consumer.assignment().length > 0 ? true : undefined), 30000, 10);
-  const handledAtRebalance = handled;
-  assert.ok(handledAtRebalance < n, 'the rebalance came before the end of the input');
-  const admin = kafka.admin();
-  await eventually('every input offset committed', async () => {
-    const o = await admin.fetchOffsets(groupId);
-    return o.reduce((sum, x) => sum + x.offset, 0) === n ? true : undefined;
-  }, 60000, 100);
-  await admin.close();
-  await Promise.all([a.close(), b.close()]);
+  let b: Awaited<ReturnType<typeof start>> | null = null;
+  try {
+    await eventually('a to make progress', () => (handled > n / 5 ? true : undefined), 30000, 5);
+    bStarting = true;
+    b = await start('b');
+    const bMember = b;
+    await eventually('b to get partitions', () => (bMember.consumer.assignment().length > 0 ? true : undefined), 30000, 10);
+    bJoined = true;
+    assert.ok(handled < n, `the rebalance came before the end of the input (${handled} of ${n} handled)`);
+    const admin = kafka.admin();
+    await eventually('every input offset committed', async () => {
+      const o = await admin.fetchOffsets(groupId);
+      return o.reduce((sum, x) => sum + x.offset, 0) === n ? true : undefined;
+    }, 60000, 100).finally(() => admin.close());
+  } finally {
+    await Promise.all([a.close(), b?.close()]);
+  }
   const out = await readAll(output, 2, 'read_committed', n);
   const values = out.map((r) => Number(r.slice(r.indexOf(':') + 1)));
   const seen = new Uint8Array(n);
@@ -366,6 +380,7 @@ test('runExactlyOnce with two members and a rebalance in the middle: every input
   assert.equal(values.length, n, `${values.length} output records for ${n} inputs`);
   assert.ok(seen.every((x) => x === 1), 'each input exactly once in the output');
 });
+}
 
 test('runExactlyOnce stops when its producer is fenced by a newer instance: done() rejects with the fencing error, nothing of the zombie is committed', { timeout: 60000 }, async () => {
   const input = uniqueName('eos3-in');
