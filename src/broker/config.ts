@@ -169,7 +169,7 @@ export const BROKER_CONFIGS: readonly ConfigDef[] = [
   { name: 'producer.id.expiration.ms', type: 'int', default: '86400000', min: 1, doc: 'producer state of an idle idempotent producer is dropped after this long (by batch timestamp)' },
   { name: 'producer.id.expiration.check.interval.ms', type: 'int', default: '600000', min: 1, doc: 'how often expired producer ids are removed' },
   { name: 'cluster.id', type: 'string', default: null, doc: 'cluster id; generated on first start and kept in meta.properties', readOnly: true },
-  { name: 'listener.security.protocol.map', type: 'list', default: 'PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL', doc: 'listener name → security protocol (PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL)', readOnly: true },
+  { name: 'listener.security.protocol.map', type: 'list', default: 'PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL', doc: 'listener name → security protocol (PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL); left at its default, the controller.listener.names speak PLAINTEXT, as Kafka', readOnly: true },
   { name: 'inter.broker.listener.name', type: 'string', default: null, doc: 'the listener registered in the metadata log for other brokers; default the first listener', readOnly: true },
   { name: 'ssl.keystore.type', type: 'string', default: 'PEM', oneOf: ['PEM'], doc: 'key store format: PEM only', readOnly: true },
   { name: 'ssl.keystore.location', type: 'string', default: null, doc: 'PEM file with the private key and its certificate chain (SSL and SASL_SSL listeners)', readOnly: true },
@@ -336,7 +336,7 @@ export class BrokerConfig {
     const listeners = parseListeners(this.string('listeners'));
     const names = new Set<string>();
     for (const l of listeners) {
-      if (!map.has(l.name)) throw new ConfigError(`listener ${l.name} has no security protocol in listener.security.protocol.map`);
+      if (!map.has(l.name)) throw new ConfigError(`listener ${l.name} has no security protocol in listener.security.protocol.map (a controller listener named in controller.listener.names defaults to PLAINTEXT)`);
       if (names.has(l.name)) throw new ConfigError(`listener ${l.name} appears twice in listeners`);
       names.add(l.name);
     }
@@ -360,6 +360,10 @@ export class BrokerConfig {
         throw new ConfigError(`listener.security.protocol.map: bad entry '${entry}' (expected NAME:${SECURITY_PROTOCOLS.join('|')})`);
       }
       out.set(name, protocol as SecurityProtocol);
+    }
+    // As Kafka: with the map left at its default, the controller listeners speak PLAINTEXT.
+    if (!this.has('listener.security.protocol.map')) {
+      for (const name of (this.raw('controller.listener.names') ?? '').split(',')) if (name !== '' && !out.has(name)) out.set(name, 'PLAINTEXT');
     }
     return out;
   }

@@ -14,6 +14,9 @@
  *   strand_log_size_bytes{topic,partition}           bytes on disk, and strand_log_start_offset / strand_log_end_offset
  *   strand_consumer_group_lag{group,topic,partition} high watermark − committed offset
  *   strand_consumer_groups{state}                    groups per state
+ *   strand_under_replicated_partitions               partitions led here whose ISR is smaller than their replica set
+ *                                                    (Kafka's UnderReplicatedPartitions; 0 while every topic has one replica)
+ *   strand_offline_partitions                        partitions with no leader (Kafka's OfflinePartitionsCount)
  *   strand_log_cleaner_max_dirty_ratio               largest dirty ratio of any compacted partition (Kafka's max-dirty-percent / 100)
  *   strand_log_cleaner_dirty_ratio{topic,partition}  dirty bytes / cleanable bytes, per compacted partition
  *   strand_log_cleaner_partition_last_run_timestamp_seconds{topic,partition}  end of the partition's last pass (absent: none since start)
@@ -42,6 +45,8 @@ export interface MetricsSource {
   partitions(): Iterable<Partition>;
   groups(): Iterable<{ groupId: string; state: string; offsets: Iterable<{ topic: string; partition: number; offset: number }> }>;
   readonly ready: boolean;
+  /** Replication health from the metadata image (absent in tests that render without a broker). */
+  readonly replication?: () => { underReplicated: number; offline: number };
   /** The log cleaner (absent in tests that render without a broker). */
   readonly cleaner?: Pick<LogCleaner, 'passes' | 'totalBytesRead' | 'totalBytesWritten' | 'lastPass' | 'dirtyRatio' | 'lastRun'>;
 }
@@ -106,6 +111,13 @@ export class BrokerMetrics {
     out.push(`strand_connections ${src.connectionCount}`);
     family('strand_authentication_failures_total', 'counter', 'Failed SASL authentications.');
     out.push(`strand_authentication_failures_total ${this.authenticationFailures}`);
+    if (src.replication !== undefined) {
+      const r = src.replication();
+      family('strand_under_replicated_partitions', 'gauge', 'Partitions led by this broker whose ISR is smaller than their replica set.');
+      out.push(`strand_under_replicated_partitions ${r.underReplicated}`);
+      family('strand_offline_partitions', 'gauge', 'Partitions without a leader.');
+      out.push(`strand_offline_partitions ${r.offline}`);
+    }
     const parts = [...src.partitions()].sort((a, b) => a.topic.localeCompare(b.topic) || a.index - b.index);
     const hw = new Map<string, number>();
     const gauge = (name: string, help: string, f: (p: Partition) => number): void => {
@@ -188,6 +200,17 @@ export function metricsSourceOf(broker: Broker, isReady: () => boolean): Metrics
     },
     get ready() {
       return isReady() && gc.ready;
+    },
+    replication: () => {
+      let underReplicated = 0;
+      let offline = 0;
+      for (const t of broker.image.topicsByName.values()) {
+        for (const p of t.partitions) {
+          if (p.leader < 0) offline++;
+          else if (p.leader === broker.nodeId && p.isr.length < p.replicas.length) underReplicated++;
+        }
+      }
+      return { underReplicated, offline };
     },
     cleaner: broker.logManager.cleaner,
   };

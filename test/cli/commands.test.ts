@@ -259,4 +259,8 @@ test('the metrics endpoint serves valid exposition text whose counters move with
   assert.equal(b.samples.get('strand_log_end_offset{topic="cli-metrics",partition="0"}'), 50);
   assert.equal(b.samples.get('strand_consumer_group_lag{group="cli-mg",topic="cli-metrics",partition="0"}'), 30);
   assert.ok(b.samples.has('strand_connections'));
+  // One replica per partition on a single broker: nothing under-replicated, nothing offline.
+  assert.equal(b.types.get('strand_under_replicated_partitions'), 'gauge');
+  assert.equal(b.samples.get('strand_under_replicated_partitions'), 0);
+  assert.equal(b.samples.get('strand_offline_partitions'), 0);
 });

@@ -353,14 +353,20 @@ test('cooperative-sticky: members that join do not make existing members revoke 
     return c;
   };
   const sizes = (): number[] => [...owned.values()].map((s) => s.size).sort();
+  const started: Array<Consumer<Buffer | null, string | null>> = [];
+  // A failed wait must not leave members running (they would keep the file's test run alive).
+  t.after(() => Promise.all(started.map((m) => m.close().catch(() => {}))));
   const a = start('a');
+  started.push(a);
   await eventually('a owns all 6', () => (owned.get('a')!.size === 6 ? true : undefined), 20000);
   const b = start('b');
+  started.push(b);
   await eventually('a and b own 3 each', () => (JSON.stringify(sizes()) === '[3,3]' ? true : undefined), 20000);
   const aAfterB = new Set(owned.get('a'));
   const c = start('c');
+  started.push(c);
   await eventually('2 each', () => (JSON.stringify(sizes()) === '[2,2,2]' ? true : undefined), 20000);
-  await eventually('all records', () => (processed >= total ? true : undefined), 30000);
+  await eventually(`all records (${events.join(' ')})`, () => (processed >= total ? true : undefined), 30000);
   await Promise.all([a.close(), b.close(), c.close()]);
   t.diagnostic(`events: ${events.join(' ')}`);
   assert.deepEqual(problems, [], events.join(' '));

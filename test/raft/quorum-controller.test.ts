@@ -48,8 +48,10 @@ test('a controller node refuses a config it cannot run with', async (t) => {
   const config = (extra: Record<string, string>): BrokerConfig => new BrokerConfig(new Map(Object.entries({ ...base, ...extra })));
   await assert.rejects(QuorumControllerNode.start(config({ 'controller.listener.names': 'CONTROLLER' }), logger), /needs controller.quorum.voters/);
   await assert.rejects(QuorumControllerNode.start(config({ 'node.id': '4', 'controller.quorum.voters': '1@127.0.0.1:1', 'controller.listener.names': 'CONTROLLER' }), logger), /not one of controller.quorum.voters/);
-  await assert.rejects(QuorumControllerNode.start(config({ 'controller.quorum.voters': '1@127.0.0.1:1' }), logger), /needs controller.listener.names/);
-  await assert.rejects(QuorumControllerNode.start(config({ 'controller.quorum.voters': '1@127.0.0.1:1', 'controller.listener.names': 'OTHER' }), logger), /no listener/);
+  // Without controller.listener.names the CONTROLLER listener has no security protocol: refused when the config is read.
+  assert.throws(() => config({ 'controller.quorum.voters': '1@127.0.0.1:1' }), /listener CONTROLLER has no security protocol.*controller.listener.names/);
+  await assert.rejects(QuorumControllerNode.start(config({ 'controller.quorum.voters': '1@127.0.0.1:1', 'listener.security.protocol.map': 'CONTROLLER:PLAINTEXT' }), logger), /needs controller.listener.names/);
+  await assert.rejects(QuorumControllerNode.start(config({ 'controller.quorum.voters': '1@127.0.0.1:1', 'controller.listener.names': 'OTHER', 'listener.security.protocol.map': 'CONTROLLER:PLAINTEXT' }), logger), /no listener/);
 });
 
 test('a snapshot rebuilds the same image and controllers', () => {

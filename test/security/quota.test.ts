@@ -4,9 +4,7 @@
  * likewise for fetches; AlterClientQuotas / DescribeClientQuotas with Kafka's entity precedence;
  * max.connections.per.ip.
  *
- * The issue asks for a 30 s measurement; these measure 10 s after a 2 s warm-up (the rate window
- * is 11 s, so 10 s in steady state already spans nearly a whole window) to keep the suite short on
- * a shared 2-core machine.
+ * The producer quota is measured over 30 s, as the issue asks, after a 2 s warm-up.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -48,13 +46,13 @@ async function alterQuotas(entries: Array<{ entity: Array<{ entityType: string; 
 
 const BATCH = encodeRecordBatch({ records: Array.from({ length: 20 }, (_, i) => ({ key: null, value: Buffer.alloc(1000, i), timestamp: Date.now() })) });
 
-test('producer_byte_rate holds a flat-out producer within 10 % of the quota, and responses carry throttle_time_ms', { timeout: 60000 }, async () => {
+test('producer_byte_rate holds a flat-out producer within 10 % of the quota over 30 s, and responses carry throttle_time_ms', { timeout: 90000 }, async () => {
   const quota = 150_000;
   const set = await alterQuotas([{ entity: [{ entityType: 'client-id', entityName: 'fast-producer' }], ops: [{ key: 'producer_byte_rate', value: quota, remove: false }] }]);
   assert.equal(set.entries[0]!.errorCode, ErrorCode.NONE);
   const c = await connect('fast-producer');
   const warmUpMs = 2000;
-  const measureMs = 10000;
+  const measureMs = 30000;
   const started = Date.now();
   let measuredBytes = 0;
   let maxThrottle = 0;

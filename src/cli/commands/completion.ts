@@ -13,7 +13,7 @@ Prints a shell completion script. Install it with:
 Completes commands, subcommands and flags; topic and group names are fetched from the cluster
 (--bootstrap-server on the line, or $STRAND_BOOTSTRAP_SERVER, or 127.0.0.1:9092).`;
 
-const COMMON = '--bootstrap-server --json --help';
+const COMMON = '--bootstrap-server --command-config --json --help';
 
 /** Subcommands and flags per command (kept in step with each command's OPTIONS; a test checks them). */
 export const COMPLETIONS: Record<string, { subs?: string[]; flags: string; names?: 'topics' | 'groups' }> = {
@@ -26,7 +26,10 @@ export const COMPLETIONS: Record<string, { subs?: string[]; flags: string; names
   transactions: { subs: ['list', 'describe', 'describe-producers', 'find-hanging', 'abort'], flags: `--state --producer-id --duration-filter --transactional-id --topic --max-transaction-timeout --partition --start-offset --producer-epoch --coordinator-epoch ${COMMON}` },
   cluster: { subs: ['status'], flags: COMMON },
   perf: { subs: ['produce', 'consume'], flags: `--num-records --record-size --throughput --acks --compression --linger-ms --batch-bytes --group --timeout-ms --reporting-interval ${COMMON}`, names: 'topics' },
-  console: { flags: '--port --host --bootstrap-server --help' },
+  console: { flags: '--port --host --bootstrap-server --command-config --help' },
+  users: { subs: ['scram'], flags: `--mechanism --iterations --password-file ${COMMON}` },
+  acls: { subs: ['add', 'list', 'remove'], flags: `--principal --topic --group --transactional-id --cluster --prefixed --operation --deny --host ${COMMON}` },
+  quotas: { subs: ['set', 'remove', 'describe'], flags: `--user --user-default --client-id --client-id-default ${COMMON}` },
   completion: { subs: ['bash', 'zsh'], flags: '--help' },
   help: { flags: '' },
 };
@@ -57,7 +60,7 @@ ${cases}
     *) return ;;
   esac
   case "$prev" in
-    --file|-f|--config|--data-dir) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+    --file|-f|--config|--data-dir|--command-config|--password-file) COMPREPLY=($(compgen -f -- "$cur")); return ;;
     --compression|-z) COMPREPLY=($(compgen -W "none gzip snappy lz4 zstd" -- "$cur")); return ;;
     --acks) COMPREPLY=($(compgen -W "0 1 all" -- "$cur")); return ;;
     --encoding|-e) COMPREPLY=($(compgen -W "utf8 base64 hex" -- "$cur")); return ;;
