@@ -301,28 +301,18 @@ export class Connection {
     return Buffer.concat(this.pending, at + 2).readInt16BE(at);
   }
 
+  /** Drops the next n buffered bytes. */
   private skip(n: number): void {
-    while (n > 0) {
-      const c = this.pending[0]!;
-      if (c.length <= n) {
-        this.pending.shift();
-        n -= c.length;
-        this.pendingBytes -= c.length;
-      } else {
-        this.pending[0] = c.subarray(n);
-        this.pendingBytes -= n;
-        n = 0;
-      }
-    }
+    this.takeInto(null, n);
   }
 
-  /** Moves the next n buffered bytes into the start of `out`. */
-  private takeInto(out: Buffer, n: number): void {
+  /** Moves the next n buffered bytes into the start of `out` (or drops them, with null). */
+  private takeInto(out: Buffer | null, n: number): void {
     let at = 0;
     while (at < n) {
       const c = this.pending[0]!;
       const part = Math.min(c.length, n - at);
-      c.copy(out, at, 0, part);
+      out?.set(c.subarray(0, part), at);
       at += part;
       if (part === c.length) this.pending.shift();
       else this.pending[0] = c.subarray(part);
@@ -333,23 +323,14 @@ export class Connection {
   /** Removes and returns the next n buffered bytes, without copying when one chunk holds them. */
   private take(n: number): Buffer {
     const first = this.pending[0]!;
-    let out: Buffer;
-    if (first.length >= n) {
-      out = first.subarray(0, n);
-      if (first.length === n) this.pending.shift();
-      else this.pending[0] = first.subarray(n);
-    } else {
-      out = Buffer.allocUnsafe(n);
-      let at = 0;
-      while (at < n) {
-        const c = this.pending[0]!;
-        const part = Math.min(c.length, n - at);
-        c.copy(out, at, 0, part);
-        at += part;
-        if (part === c.length) this.pending.shift();
-        else this.pending[0] = c.subarray(part);
-      }
+    if (first.length < n) {
+      const out = Buffer.allocUnsafe(n);
+      this.takeInto(out, n);
+      return out;
     }
+    const out = first.subarray(0, n);
+    if (first.length === n) this.pending.shift();
+    else this.pending[0] = first.subarray(n);
     this.pendingBytes -= n;
     return out;
   }
