@@ -399,7 +399,6 @@ export class Connection {
       try {
         const started = performance.now();
         const response = await handler.handle(body, ctx);
-        if (pooled !== null) returnFrameBuffer(pooled);
         const elapsedMs = performance.now() - started;
         this.broker.metrics.observeRequest(handler.api.name, elapsedMs / 1000);
         const throttleMs = throttleFor(this.broker, this.security.principal, header.clientId ?? '', apiKey, body, response, elapsedMs);
@@ -410,6 +409,8 @@ export class Connection {
           }
           this.mute(throttleMs);
         }
+        // The request (and the quota's look at its records above) is done with the frame.
+        if (pooled !== null) returnFrameBuffer(pooled);
         this.complete(slot, response === null ? null : this.encode(handler.api.encodeResponse, response, apiKey, version, header.correlationId));
         if (this.closeAfterReason !== null) this.reject(this.closeAfterReason, { api: handler.api.name, clientId: header.clientId });
       } catch (e) {
