@@ -413,6 +413,28 @@ export class Producer<K = Buffer | string | null, V = Buffer | string | null> {
     this.maxInFlightPerPartition = Math.min(this.maxInFlightPerPartition, IDEMPOTENT_MAX_IN_FLIGHT);
   }
 
+  // Scratch output of prepare(), on the producer so the per-record path allocates nothing.
+  private prepKey: Buffer | null = null;
+  private prepValue: Buffer | null = null;
+  private prepHeaders: RecordHeader[] | null = null;
+  private prepBytes = 0;
+
+  /**
+   * Serializes a record and sizes it into the prep* fields; returns why it cannot be sent
+   * (serialization failed, or larger than maxRequestBytes), else null. Read the fields at once.
+   */
+  private prepare(r: ProducerRecord<K, V>): Error | null {
+    try {
+      this.prepKey = this.serializeKey(r);
+      this.prepValue = this.serializeValue(r);
+    } catch (e) {
+      return this.serializationError(r.topic, e);
+    }
+    this.prepHeaders = toHeaders(r.headers);
+    this.prepBytes = RECORD_OVERHEAD_BYTES + (this.prepKey?.length ?? 0) + (this.prepValue?.length ?? 0) + headersBytes(this.prepHeaders);
+    return this.prepBytes > this.maxRequestBytes ? this.tooLarge(this.prepBytes) : null;
+  }
+
   private serializeKey(record: ProducerRecord<K, V>): Buffer | null {
     return record.key === undefined || record.key === null ? null : this.keySerializer.serialize(record.key, record.topic);
   }
@@ -436,17 +458,9 @@ export class Producer<K = Buffer | string | null, V = Buffer | string | null> {
       const refused = this.txnRefusal();
       if (refused !== null) return Promise.reject(refused);
     }
-    let key: Buffer | null;
-    let value: Buffer | null;
-    try {
-      key = this.serializeKey(record);
-      value = this.serializeValue(record);
-    } catch (e) {
-      return Promise.reject(this.serializationError(record.topic, e));
-    }
-    const headers = toHeaders(record.headers);
-    const bytes = RECORD_OVERHEAD_BYTES + (key?.length ?? 0) + (value?.length ?? 0) + headersBytes(headers);
-    if (bytes > this.maxRequestBytes) return Promise.reject(this.tooLarge(bytes));
+    const unsendable = this.prepare(record);
+    if (unsendable !== null) return Promise.reject(unsendable);
+    const { prepKey: key, prepValue: value, prepHeaders: headers, prepBytes: bytes } = this;
     const timestamp = record.timestamp ?? Date.now();
     const topic = this.cluster.topics.get(record.topic);
     if (topic !== undefined && this.ready && this.waiters.length === 0 && this.usedBytes + bytes <= this.bufferBytes) {
@@ -528,26 +542,16 @@ export class Producer<K = Buffer | string | null, V = Buffer | string | null> {
         void this.appendBulkSlow(g, i);
         return;
       }
-      let key: Buffer | null;
-      let value: Buffer | null;
-      try {
-        key = this.serializeKey(r);
-        value = this.serializeValue(r);
-      } catch (e) {
-        this.failRecords(g, 1, this.serializationError(r.topic, e));
+      const refused = this.prepare(r);
+      if (refused !== null) {
+        this.failRecords(g, 1, refused);
         continue;
       }
-      const headers = r.headers === undefined ? null : toHeaders(r.headers);
-      const bytes = RECORD_OVERHEAD_BYTES + (key === null ? 0 : key.length) + (value === null ? 0 : value.length) + headersBytes(headers);
-      if (bytes > this.maxRequestBytes) {
-        this.failRecords(g, 1, this.tooLarge(bytes));
-        continue;
-      }
-      if (this.usedBytes + bytes > this.bufferBytes) {
+      if (this.usedBytes + this.prepBytes > this.bufferBytes) {
         void this.appendBulkSlow(g, i);
         return;
       }
-      this.appendToGroup(g, i, topic, key, value, headers, bytes, false);
+      this.appendToGroup(g, i, topic, this.prepKey, this.prepValue, this.prepHeaders, this.prepBytes, false);
     }
   }
 
@@ -571,23 +575,14 @@ export class Producer<K = Buffer | string | null, V = Buffer | string | null> {
       this.failRest(g, i, e as Error);
       return;
     }
-    let key: Buffer | null;
-    let value: Buffer | null;
-    try {
-      key = this.serializeKey(r);
-      value = this.serializeValue(r);
-    } catch (e) {
-      this.failRecords(g, 1, this.serializationError(r.topic, e));
+    const refused = this.prepare(r);
+    if (refused !== null) {
+      this.failRecords(g, 1, refused);
       this.appendBulk(g, i + 1);
       return;
     }
-    const headers = r.headers === undefined ? null : toHeaders(r.headers);
-    const bytes = RECORD_OVERHEAD_BYTES + (key?.length ?? 0) + (value?.length ?? 0) + headersBytes(headers);
-    if (bytes > this.maxRequestBytes) {
-      this.failRecords(g, 1, this.tooLarge(bytes));
-      this.appendBulk(g, i + 1);
-      return;
-    }
+    // Taken before the waits below: another record's prepare() may run meanwhile.
+    const { prepKey: key, prepValue: value, prepHeaders: headers, prepBytes: bytes } = this;
     try {
       await this.reserve(bytes);
     } catch (e) {

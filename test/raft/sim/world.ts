@@ -6,32 +6,17 @@
  * they were scheduled, and all randomness comes from one Random.
  */
 import assert from 'node:assert/strict';
+import { Prng } from '../../protocol/prng.js';
 import type { LogEntry, QuorumState, QuorumStateStore, RaftLogStore, RaftSnapshotStore, SnapshotId } from '../../../src/raft/types.js';
 
-/** mulberry32: small, fast, and good enough to drive a simulation. */
-export class Random {
-  private state: number;
-  constructor(seed: number) {
-    this.state = seed >>> 0;
-  }
-  /** Uniform in [0, 1). */
-  next(): number {
-    this.state = (this.state + 0x6d2b79f5) >>> 0;
-    let t = this.state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  }
-  /** Uniform integer in [lo, hi]. */
-  int(lo: number, hi: number): number {
-    return lo + Math.floor(this.next() * (hi - lo + 1));
-  }
+/** The property tests' mulberry32 (test/protocol/prng.ts), in the simulation's words. */
+export class Random extends Prng {
   chance(p: number): boolean {
-    return this.next() < p;
+    return this.bool(p);
   }
-  pick<T>(items: readonly T[]): T {
+  override pick<T>(items: readonly T[]): T {
     assert(items.length > 0);
-    return items[Math.floor(this.next() * items.length)]!;
+    return super.pick(items);
   }
 }
 
