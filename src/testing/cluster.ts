@@ -56,6 +56,13 @@ export interface StartClusterOptions {
   fastTimings?: boolean;
   /** Called with each line a node prints. */
   onOutput?: (nodeId: number, line: string) => void;
+  /**
+   * Start each node in its own process group, so that a Ctrl-C at a terminal (SIGINT to the
+   * foreground group) reaches only this process, which then stops the nodes cleanly. Default false.
+   */
+  detached?: boolean;
+  /** Called when a node's process exits (killed, stopped, or on its own). */
+  onExit?: (nodeId: number, code: number | null, signal: NodeJS.Signals | null) => void;
   /** How long to wait for the cluster to be up (default 60 s). */
   timeoutMs?: number;
   /**
@@ -215,8 +222,14 @@ export class LocalCluster {
     private readonly netns: NetnsNetwork | null,
     nodes: NodeState[],
     private readonly onOutput: ((nodeId: number, line: string) => void) | undefined,
+    private readonly onExit: ((nodeId: number, code: number | null, signal: NodeJS.Signals | null) => void) | undefined,
+    private readonly detached: boolean,
   ) {
     this.state = nodes;
+    // Nodes must not outlive the process that started them, even when it exits without stop().
+    process.once('exit', () => {
+      for (const n of this.state) n.child?.kill('SIGKILL');
+    });
   }
 
   get nodes(): readonly ClusterNode[] {
@@ -297,7 +310,7 @@ export class LocalCluster {
       };
       return st;
     });
-    const cluster = new LocalCluster(dataDir, ownDir, network, netns, states, opts.onOutput);
+    const cluster = new LocalCluster(dataDir, ownDir, network, netns, states, opts.onOutput, opts.onExit, opts.detached ?? false);
     try {
       for (const n of states) cluster.spawnNode(n);
       await cluster.waitUntilUp(opts.expectBrokers ?? count, opts.timeoutMs ?? 60000);
@@ -313,7 +326,7 @@ export class LocalCluster {
     if (n.child !== null) throw new Error(`node ${n.id} is already running`);
     const nodeArgs = (process.env['STRAND_BROKER_NODE_ARGS'] ?? '').split(' ').filter((a) => a !== '');
     const cmd = [...(this.netns?.execPrefix(n.id) ?? []), process.execPath, ...nodeArgs, STRAND_BIN, 'broker', '--config', n.configFile];
-    const child = spawn(cmd[0]!, cmd.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(cmd[0]!, cmd.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], detached: this.detached });
     n.child = child;
     let partial = '';
     const onData = (d: Buffer): void => {
@@ -335,6 +348,7 @@ export class LocalCluster {
         const line = `[cluster] node ${n.id} exited ${signal !== null ? `by ${signal}` : `with code ${code}`}\n`;
         n.out += line;
         n.log.write(line);
+        this.onExit?.(n.id, code, signal);
         resolve(code);
       });
     });
