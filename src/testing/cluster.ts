@@ -417,6 +417,22 @@ export class LocalCluster {
     this.netns.heal(id);
   }
 
+  /**
+   * Whether node `from` can open a TCP connection to node `to`'s controller listener, tried from
+   * inside `from`'s namespace (`network: 'netns'` only; `from` need not be running).
+   */
+  canReach(from: number, to: number, timeoutMs = 1000): Promise<boolean> {
+    if (this.netns === null) throw new Error("canReach() needs network: 'netns'");
+    const target = this.get(to);
+    const script = `const s=require('net').connect({host:${JSON.stringify(target.host)},port:${target.controllerPort}});const t=setTimeout(()=>process.exit(1),${timeoutMs});s.on('connect',()=>process.exit(0));s.on('error',()=>process.exit(1));`;
+    const cmd = [...this.netns.execPrefix(this.get(from).id), process.execPath, '-e', script];
+    return new Promise((resolve) => {
+      const child = spawn(cmd[0]!, cmd.slice(1), { stdio: 'ignore' });
+      child.once('exit', (code) => resolve(code === 0));
+      child.once('error', () => resolve(false));
+    });
+  }
+
   private metadataFrom(n: NodeAddress, topics: string[] | null, timeoutMs = 3000): Promise<MetadataResponse> {
     return requestOnce<MetadataResponse>(n.host, n.port, ApiKey.Metadata, 12, {
       topics: topics === null ? null : topics.map((name) => ({ topicId: 'AAAAAAAAAAAAAAAAAAAAAA', name })),
