@@ -48,8 +48,9 @@ test('harness on network namespaces: isolate() cuts one node off both ways, heal
   assert.notEqual(await cluster.controllerLeader({ not: 3 }), 3);
 
   cluster.heal(3);
-  assert.equal(await cluster.canReach(1, 3), true);
-  assert.equal(await cluster.canReach(3, 2), true);
+  // Links come back within about a second (ARP entries that failed meanwhile are resolved again).
+  await waitUntil('node 1 to reach node 3 again', async () => ((await cluster.canReach(1, 3)) ? true : null), 10000);
+  await waitUntil('node 3 to reach node 2 again', async () => ((await cluster.canReach(3, 2)) ? true : null), 10000);
   // Back in the cluster: node 3 answers Metadata with all three brokers again.
   await waitUntil('node 3 to list three brokers', async () => ((await cluster.metadata([], 3)).brokers.length === 3 ? true : null), 30000);
 
