@@ -194,7 +194,12 @@ async function clusterStatus(argv: string[]): Promise<number> {
     const c = await admin.describeCluster();
     const topics = await admin.listTopics({ includeInternal: true });
     const described = topics.length > 0 ? await admin.describeTopics(topics) : [];
-    const groups = await admin.listGroups();
+    // A cluster in the middle of a failover may not answer ListGroups yet: show the rest anyway.
+    let groupsError: string | null = null;
+    const groups = await admin.listGroups().catch((e: Error) => {
+      groupsError = e.message;
+      return [];
+    });
     const bootstrap = (v['bootstrap-server'] ?? process.env['STRAND_BOOTSTRAP_SERVER'] ?? '127.0.0.1:9092').split(',');
     const quorum = await describeQuorum((controllers ?? bootstrap.join(',')).split(',').map((s) => s.trim()).filter((s) => s !== ''));
     const partitions = described.flatMap((t) =>
@@ -227,7 +232,8 @@ async function clusterStatus(argv: string[]): Promise<number> {
       offlinePartitions: partitions.filter((x) => x.offline).map((x) => `${x.topic}-${x.partition}`),
       underReplicatedPartitions: partitions.filter((x) => x.underReplicated).map((x) => `${x.topic}-${x.partition}`),
       partitions,
-      groups: groups.length,
+      groups: groupsError === null ? groups.length : null,
+      groupsError,
       groupsByState: groups.reduce<Record<string, number>>((m, g) => ((m[g.state] = (m[g.state] ?? 0) + 1), m), {}),
     };
     if (v.json) {
@@ -242,7 +248,8 @@ async function clusterStatus(argv: string[]): Promise<number> {
       console.log(table(['VOTER', 'LOG END', 'LAG', 'LAST FETCH MS AGO'], quorum.voters.map((x) => [x.id, x.logEndOffset, x.lag, x.id === quorum.leaderId ? null : x.lastFetchMsAgo])));
     }
     console.log(`\nTopics: ${status.topics} (+${status.internalTopics} internal)  Partitions: ${partitions.length}  Offline: ${status.offlinePartitions.length}  Under-replicated: ${status.underReplicatedPartitions.length}`);
-    console.log(`Groups: ${status.groups}${Object.keys(status.groupsByState).length > 0 ? ` (${Object.entries(status.groupsByState).map(([s, n]) => `${n} ${s}`).join(', ')})` : ''}`);
+    if (groupsError !== null) console.log(`Groups: unknown (${groupsError})`);
+    else console.log(`Groups: ${status.groups}${Object.keys(status.groupsByState).length > 0 ? ` (${Object.entries(status.groupsByState).map(([s, n]) => `${n} ${s}`).join(', ')})` : ''}`);
     const shown = partitions.filter((x) => !x.internal || x.offline || x.underReplicated);
     if (shown.length > 0) {
       console.log('');
