@@ -35,9 +35,16 @@ async function restore(node: number, topic: string): Promise<void> {
   await cluster.waitForTopic(topic, 1, 60000);
 }
 
+/** Every node running and registered (a failed test may have left one killed). */
+async function allUp(): Promise<void> {
+  for (const n of cluster.nodes) if (!cluster.isRunning(n.id)) await cluster.restart(n.id, { waitForBrokers: 3 });
+  await cluster.waitUntilUp(3, 60000);
+}
+
 const values = (prefix: string, from: number, n: number): string[] => Array.from({ length: n }, (_, i) => `${prefix}-${from + i}`);
 
 test('KafkaJS: Metadata lists the three brokers; acks=all produce and a group consumer keep working through a leader failover', { ...skipUnless('kafkajs'), timeout: 120000 }, async () => {
+  await allUp();
   const topic = 'kjs-failover';
   await cluster.createTopic(topic, { partitions: 1, replicationFactor: 3 });
   const logs: string[] = [];
@@ -70,6 +77,7 @@ test('KafkaJS: Metadata lists the three brokers; acks=all produce and a group co
 });
 
 test('kcat: -L lists the three brokers; acks=all produce and consume keep working through a leader failover', { ...skipUnless('kcat'), timeout: 120000 }, async () => {
+  await allUp();
   const topic = 'kcat-failover';
   await cluster.createTopic(topic, { partitions: 1, replicationFactor: 3 });
   const md = await kcatOk(cluster.bootstrap, ['-L', '-J']);
@@ -84,6 +92,7 @@ test('kcat: -L lists the three brokers; acks=all produce and consume keep workin
 });
 
 test('kafka-python: the cluster has three brokers; acks=all produce and a consumer keep working through a leader failover', { ...skipUnless('kafka-python'), timeout: 120000 }, async () => {
+  await allUp();
   const topic = 'kpy-failover';
   await cluster.createTopic(topic, { partitions: 1, replicationFactor: 3 });
   const brokers = await pythonJson<number[]>('kafka-python', `
