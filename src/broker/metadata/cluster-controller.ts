@@ -14,7 +14,9 @@
  *     there — and otherwise answers with its offset: this node waits until its image reaches it
  *     and runs the operation again. So every controller operation (topics, partitions, configs,
  *     ACLs, SCRAM users, quotas, producer id blocks, elections, reassignments) works from every
- *     node, with the same validation, and no operation needs a wire format of its own. It
+ *     node, with the same validation, and no operation needs a wire format of its own. An
+ *     operation that commits nothing (an error answer, say) is confirmed the same way, with no
+ *     records, so it is never decided on a stale image. It
  *     resolves once this node has applied the committed records (read-your-writes on the node
  *     that answers the client). While no controller answers it retries (backing off) for
  *     `request.timeout.ms`, so clients do not see NOT_CONTROLLER during an election.
@@ -144,11 +146,11 @@ export class ClusterController extends Controller {
       } else {
         const image = this.node.publishedImage;
         const { records, result } = op(image);
-        if (records.length === 0) return result;
         try {
+          // Also with no records: the controller confirms the image the answer was decided on is current.
           const r = await this.forward(image.offset, records);
           if (r.committed) {
-            await this.waitUntil(() => this.node.whenApplied(r.offset), deadline);
+            if (r.offset >= 0) await this.waitUntil(() => this.node.whenApplied(r.offset), deadline);
             return result;
           }
           // The active controller has newer records: catch up and run the operation again.

@@ -51,7 +51,7 @@ import { topicConfigEntries } from '../handlers/describe-configs.js';
 import type { Logger } from '../logger.js';
 import { Controller, type ControllerOperation, type CreateTopicSpec, type MetadataListener } from './controller.js';
 import { MetadataImage, type BrokerEndpoint, type MetadataRecord } from './image.js';
-import { reconcileAll } from './partition-changes.js';
+import { ElectionType, imbalancedPartitions, reconcileAll } from './partition-changes.js';
 
 /** This node is not (or no longer) the active controller: answered as NOT_CONTROLLER. */
 export class NotControllerError extends Error {
@@ -167,7 +167,7 @@ export interface ForwardedWrite {
   records: MetadataRecord[];
 }
 
-/** The answer: committed at `offset`, or not written because the active controller's image is newer (`stale`, its offset). */
+/** The answer: committed at `offset` (-1: no records, and the image was current), or not written because the active controller's image is newer (`stale`, its offset). */
 export type ForwardedWriteResult = { committed: true; offset: number } | { committed: false; stale: true; offset: number };
 
 /** The active controller's view of broker sessions (Kafka's BrokerHeartbeatManager): the last heartbeat of each broker. */
@@ -241,6 +241,7 @@ export class QuorumControllerNode {
   private readonly imageWaiters: Array<{ offset: number; resolve: () => void }> = [];
   private readonly sessions = new BrokerSessions();
   private sessionTimer: NodeJS.Timeout | null = null;
+  private rebalanceTimer: NodeJS.Timeout | null = null;
 
   private constructor(
     readonly nodeId: number,
@@ -412,13 +413,30 @@ export class QuorumControllerNode {
     const interval = Math.max(50, Math.min(this.config.number('broker.heartbeat.interval.ms'), Math.floor(this.config.number('broker.session.timeout.ms') / 4)));
     this.sessionTimer = setInterval(() => this.checkSessions(), interval);
     this.sessionTimer.unref();
+    if (this.config.bool('auto.leader.rebalance.enable')) {
+      this.rebalanceTimer = setInterval(() => this.rebalanceLeaders(), this.config.number('leader.imbalance.check.interval.seconds') * 1000);
+      this.rebalanceTimer.unref();
+    }
+  }
+
+  /** auto.leader.rebalance.enable: preferred elections for brokers leading too few of their preferred partitions. */
+  private rebalanceLeaders(): void {
+    if (this.active === null) return;
+    const due = imbalancedPartitions(this.state.image, this.config.number('leader.imbalance.per.broker.percentage'));
+    if (due.length === 0) return;
+    this.logger.info('leader imbalance: electing preferred leaders', { partitions: due.length });
+    this.ops.electLeaders(ElectionType.PREFERRED, due).catch((e: unknown) => {
+      if (!(e instanceof NotControllerError)) this.logger.error('preferred leader election failed', { error: e });
+    });
   }
 
   private deactivate(): void {
     if (this.active !== null) this.logger.info('no longer the active controller', { nodeId: this.nodeId, epoch: this.active.epoch });
     this.active = null;
     if (this.sessionTimer !== null) clearInterval(this.sessionTimer);
+    if (this.rebalanceTimer !== null) clearInterval(this.rebalanceTimer);
     this.sessionTimer = null;
+    this.rebalanceTimer = null;
     for (const p of this.pending.values()) p.reject(new NotControllerError('leadership moved before the operation committed'));
     this.pending.clear();
   }
@@ -655,13 +673,15 @@ export class QuorumControllerNode {
    * A forwarded metadata write (cluster-controller.ts): the records a broker computed from its
    * image at `imageOffset` are committed only if the active controller's image has nothing newer
    * (an optimistic check: the operation saw the same image the active controller has), else the
-   * broker is told to catch up and run the operation again.
+   * broker is told to catch up and run the operation again. With no records it only checks that
+   * the broker's image is current (an operation that changed nothing, e.g. an error answer, must
+   * not have been decided on a stale image). `offset` is -1 when nothing was written.
    */
   handleForwardedWrite(w: ForwardedWrite): Promise<ForwardedWriteResult> {
     return this.runActiveAt((image): { records: MetadataRecord[]; result: number } => {
       if (image.offset > w.imageOffset) return { records: [], result: image.offset };
       return { records: w.records, result: -1 };
-    }).then(({ result, offset }): ForwardedWriteResult => (result >= 0 || offset < 0 ? { committed: false, stale: true, offset: result } : { committed: true, offset }));
+    }).then(({ result, offset }): ForwardedWriteResult => (result >= 0 ? { committed: false, stale: true, offset: result } : { committed: true, offset }));
   }
 
   /** Envelope (key 58) on the controller listener carries Strand's forwarded metadata writes (JSON ForwardedWrite). */
@@ -678,7 +698,7 @@ export class QuorumControllerNode {
         } catch {
           return { responseData: null, errorCode: ErrorCode.INVALID_REQUEST };
         }
-        if (w.strand !== 'MetadataWrite' || !Array.isArray(w.records) || w.records.length === 0 || typeof w.imageOffset !== 'number') return { responseData: null, errorCode: ErrorCode.INVALID_REQUEST };
+        if (w.strand !== 'MetadataWrite' || !Array.isArray(w.records) || typeof w.imageOffset !== 'number') return { responseData: null, errorCode: ErrorCode.INVALID_REQUEST };
         try {
           const r = await this.handleForwardedWrite(w);
           return { responseData: Buffer.from(JSON.stringify(r)), errorCode: ErrorCode.NONE };
