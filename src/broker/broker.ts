@@ -145,6 +145,7 @@ export class Broker {
     const logManager = new LogManager(dataDir, {
       logger: logger.child('storage'),
       retentionCheckIntervalMs: config.number('log.retention.check.interval.ms'),
+      highWatermarkCheckpointIntervalMs: config.number('replica.high.watermark.checkpoint.interval.ms'),
       cleaner: {
         enabled: config.bool('log.cleaner.enable'),
         backoffMs: config.number('log.cleaner.backoff.ms'),

@@ -145,6 +145,7 @@ export const BROKER_CONFIGS: readonly ConfigDef[] = [
   { name: 'log.cleaner.dedupe.buffer.size', type: 'long', default: '134217728', min: 1, doc: 'memory of the log cleaner\'s offset map (24 bytes a key); a pass covers as many dirty segments as fit' },
   { name: 'log.cleaner.io.max.bytes.per.second', type: 'double', default: '1.7976931348623157E308', min: 0, doc: 'bytes the log cleaner may read plus write per second (default: no limit)' },
   { name: 'log.cleaner.threads', type: 'int', default: '1', min: 0, doc: 'accepted; Strand runs one cleaner task on the event loop' },
+  { name: 'replica.high.watermark.checkpoint.interval.ms', type: 'long', default: '5000', min: 1, doc: 'how often the high watermarks are written to `replication-offset-checkpoint` in the data dir (when one moved); a restarted replica starts from them' },
   { name: 'socket.request.max.bytes', type: 'int', default: '104857600', min: 1, doc: 'largest request frame accepted' },
   { name: 'fetch.max.bytes', type: 'int', default: '57671680', min: 0, doc: 'upper bound of a Fetch response' },
   { name: 'strand.network.sendfile', type: 'boolean', default: 'true', doc: 'send fetched segment bytes with sendfile(2) (Strand\'s native addon, Linux, plaintext listeners) instead of copying them through user space; without the addon the broker copies either way' },
