@@ -197,6 +197,7 @@ export class Broker {
     const exactlyOnce = setUpExactlyOnce(config, controller, replicaManager, groupCoordinator, logger.child('transaction-coordinator'));
     const broker = new Broker(config, logger, clusterId, logManager, metadataLog, controller, replicaManager, groupCoordinator, exactlyOnce, authorizer);
     replicaManager.metrics = broker.metrics;
+    replicaManager.alterPartition = (req) => controller.alterPartition(req);
     await broker.listen();
     // Other brokers reach this one on inter.broker.listener.name (default: the first listener).
     const endpoints = broker.registeredEndpoints();
@@ -255,6 +256,7 @@ export class Broker {
     broker.quorum = node;
     broker.channel = channel;
     replicaManager.metrics = broker.metrics;
+    replicaManager.alterPartition = (req) => controller.alterPartition(req);
     try {
       await broker.listen();
     } catch (e) {
