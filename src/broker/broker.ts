@@ -169,6 +169,7 @@ export class Broker {
     const logManager = new LogManager(dataDir, {
       logger: logger.child('storage'),
       retentionCheckIntervalMs: config.number('log.retention.check.interval.ms'),
+      highWatermarkCheckpointIntervalMs: config.number('replica.high.watermark.checkpoint.interval.ms'),
       cleaner: {
         enabled: config.bool('log.cleaner.enable'),
         backoffMs: config.number('log.cleaner.backoff.ms'),
@@ -196,6 +197,7 @@ export class Broker {
     const exactlyOnce = setUpExactlyOnce(config, controller, replicaManager, groupCoordinator, logger.child('transaction-coordinator'));
     const broker = new Broker(config, logger, clusterId, logManager, metadataLog, controller, replicaManager, groupCoordinator, exactlyOnce, authorizer);
     replicaManager.metrics = broker.metrics;
+    replicaManager.alterPartition = (req) => controller.alterPartition(req);
     await broker.listen();
     // Other brokers reach this one on inter.broker.listener.name (default: the first listener).
     const endpoints = broker.registeredEndpoints();
@@ -254,6 +256,7 @@ export class Broker {
     broker.quorum = node;
     broker.channel = channel;
     replicaManager.metrics = broker.metrics;
+    replicaManager.alterPartition = (req) => controller.alterPartition(req);
     try {
       await broker.listen();
     } catch (e) {
@@ -390,6 +393,7 @@ export class Broker {
     for (const s of this.servers) s.close();
     this.groupCoordinator.shutdown(); // answers waiting JoinGroup/SyncGroup, stops its timers
     this.exactlyOnce.shutdown(); // stops the timeout task and marker retries
+    await this.replicaManager.shutdown(); // stops the replica fetchers and the ISR task; answers waiting acks=all produces
     const deadline = new Promise<void>((resolve) => setTimeout(resolve, 15000).unref());
     await Promise.race([Promise.all([...this.connections].map((c) => c.shutdown())), deadline]);
     for (const c of this.connections) c.destroy('broker shut down', {}, 'debug');
