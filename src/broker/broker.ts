@@ -26,8 +26,9 @@ import { MetadataLog } from './metadata/metadata-log.js';
 import { ReplicaManager } from './replica-manager.js';
 import { BrokerMetrics, metricsSourceOf, startMetricsServer, type MetricsServer } from './metrics.js';
 import type { GroupCoordinator } from '../coordinator/group-coordinator.js';
-import { loadGroupCoordinator, newGroupCoordinator } from './group-coordinator-setup.js';
-import { loadExactlyOnceIfPresent, setUpExactlyOnce, type ExactlyOnce } from './transaction-coordinator-setup.js';
+import { OFFSETS_TOPIC } from '../coordinator/group-records.js';
+import { setUpGroupCoordination, type GroupCoordination } from './group-coordinator-setup.js';
+import { setUpExactlyOnce, type ExactlyOnce } from './transaction-coordinator-setup.js';
 import { loadSendfile } from './sendfile.js';
 import { ANONYMOUS, mapDistinguishedName, parsePrincipalMappingRules, peerDistinguishedName, tlsServerOptions } from './security/tls.js';
 import type { SecurityProtocol } from './config.js';
@@ -91,7 +92,8 @@ export class Broker {
     readonly metadataLog: MetadataLog,
     readonly controller: Controller,
     readonly replicaManager: ReplicaManager,
-    readonly groupCoordinator: GroupCoordinator,
+    /** The group coordinator and the leadership of `__consumer_offsets` it follows. */
+    readonly groupCoordination: GroupCoordination,
     /** Producer ids, the transaction coordinator and its marker writer (issue 5). */
     readonly exactlyOnce: ExactlyOnce,
     /** ACL checks (security/authorizer.ts); allows everything unless authorizer.class.name is set. */
@@ -102,6 +104,10 @@ export class Broker {
 
   /** Client quota rates (security/quotas.ts). */
   readonly quotas: QuotaManager;
+
+  get groupCoordinator(): GroupCoordinator {
+    return this.groupCoordination.coordinator;
+  }
 
   get nodeId(): number {
     return this.config.nodeId;
@@ -161,19 +167,29 @@ export class Broker {
     await replicaManager.deleteOrphanLogs(image);
     await replicaManager.applyImage(image, MetadataImage.EMPTY);
     controller.onChange((next, previous) => replicaManager.applyImage(next, previous));
-    const groupCoordinator = newGroupCoordinator(config, controller, logger.child('group-coordinator'));
-    const exactlyOnce = setUpExactlyOnce(config, controller, replicaManager, groupCoordinator, logger.child('transaction-coordinator'));
-    const broker = new Broker(config, logger, clusterId, logManager, metadataLog, controller, replicaManager, groupCoordinator, exactlyOnce, authorizer);
+    const groups = setUpGroupCoordination(config, controller, replicaManager, logger.child('group-coordinator'));
+    const exactlyOnce = setUpExactlyOnce(config, controller, replicaManager, groups.coordinator, logger.child('transaction-coordinator'));
+    // The coordinators follow the leadership of their partitions (after the replica manager has opened the logs).
+    const followLeadership = (image: MetadataImage): void => {
+      groups.leadership.sync(image);
+      exactlyOnce.leadership.sync(image);
+    };
+    controller.onChange(async (next) => followLeadership(next));
+    followLeadership(image);
+    const broker = new Broker(config, logger, clusterId, logManager, metadataLog, controller, replicaManager, groups, exactlyOnce, authorizer);
     replicaManager.metrics = broker.metrics;
     await broker.listen();
     // Other brokers reach this one on inter.broker.listener.name (default: the first listener).
     const inter = config.raw('inter.broker.listener.name') ?? broker.listeners_[0]!.name;
     const adv = broker.advertisedFor(inter);
     await controller.registerBroker(adv.host, adv.port);
-    // Group requests meanwhile get COORDINATOR_LOAD_IN_PROGRESS / COORDINATOR_NOT_AVAILABLE (clients retry).
-    await loadGroupCoordinator(groupCoordinator, config, controller, replicaManager, logger.child('group-coordinator'));
-    // After the group coordinator: resumed commits write markers to __consumer_offsets too.
-    await loadExactlyOnceIfPresent(exactlyOnce, controller);
+    // A single broker creates __consumer_offsets at start; a cluster node on the first
+    // FindCoordinator (once the other nodes have registered). Group requests meanwhile get
+    // COORDINATOR_LOAD_IN_PROGRESS / NOT_COORDINATOR (clients retry).
+    if (config.quorumVoters === null && !(await groups.createTopic())) throw new Error(`cannot create ${OFFSETS_TOPIC}`);
+    // The partitions led here are loaded before the broker reports itself started.
+    await groups.leadership.settled();
+    await exactlyOnce.leadership.settled();
     if (opts.metricsPort !== undefined) {
       broker.metricsServer = await startMetricsServer(broker.metrics, metricsSourceOf(broker, () => broker.stopping === null), opts.metricsPort, opts.metricsHost ?? '127.0.0.1');
       logger.info('metrics endpoint listening', { url: `http://${opts.metricsHost ?? '127.0.0.1'}:${broker.metricsServer.port}/metrics` });

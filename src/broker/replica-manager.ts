@@ -26,7 +26,7 @@ import { validateProduceRecords } from '../protocol/validate.js';
 import { LogManager } from '../storage/log-manager.js';
 import type { LogConfig, PartitionLog } from '../storage/log.js';
 import { LogClosedError, OffsetOutOfRangeError, StorageError } from '../storage/errors.js';
-import { ProducerStateError } from '../storage/producer-state.js';
+import { ProducerStateError, type AppendOrigin } from '../storage/producer-state.js';
 import { writeFileAtomic } from '../storage/file-io.js';
 import { METADATA_TOPIC } from './metadata/metadata-log.js';
 import { BrokerConfig, effectiveTopicConfigs, longValue } from './config.js';
@@ -322,6 +322,19 @@ export class ReplicaManager {
     this.wakeFetchers(partition);
     if (acks === -1 && this.fsyncOnAcksAll) await partition.log.flush();
     return result;
+  }
+
+  /**
+   * Appends a group or transaction coordinator's batch to an internal-topic partition this broker
+   * leads (the caller checks leadership) and resolves with its first offset once the batch is
+   * committed: the coordinators' writes have acks=-1 semantics whatever `strand.acks.all.fsync`
+   * says, so nothing a coordinator acknowledged is lost.
+   */
+  async appendCoordinatorBatch(partition: Partition, batch: Buffer, origin: AppendOrigin): Promise<number> {
+    const appended = await partition.log.append(batch, partition.leaderEpoch, origin);
+    this.wakeFetchers(partition);
+    await partition.log.flush();
+    return appended.firstOffset;
   }
 
   /**
