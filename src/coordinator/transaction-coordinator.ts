@@ -500,7 +500,7 @@ export class TransactionCoordinator {
       const v: TransactionLogValue = { ...this.valueOf(m), state: commit ? TxnState.CompleteCommit : TxnState.CompleteAbort, partitions: [], lastUpdateMs: this.opts.scheduler.now() };
       const err = await this.write(tid, v);
       if (err !== ErrorCode.NONE) {
-        if (this.stopped) return;
+        if (this.stopped || !this.owned.isActive(partition, coordinatorEpoch)) return;
         await new Promise<void>((resolve) => this.opts.scheduler.schedule(this.opts.config.markerRetryBackoffMs, resolve));
         continue;
       }
