@@ -161,6 +161,7 @@ export const BROKER_CONFIGS: readonly ConfigDef[] = [
   { name: 'offsets.retention.minutes', type: 'int', default: '10080', min: 1, doc: 'how long the committed offsets of a group without members are kept' },
   { name: 'offsets.retention.check.interval.ms', type: 'long', default: '600000', min: 1, doc: 'how often expired committed offsets are removed' },
   { name: 'offset.metadata.max.bytes', type: 'int', default: '4096', min: 0, doc: 'largest metadata string an offset commit may carry' },
+  { name: 'request.timeout.ms', type: 'int', default: '30000', min: 1, doc: 'how long a request from this broker to another (transaction markers to partition leaders) waits for its answer before it fails and is retried', readOnly: true },
   { name: 'transaction.max.timeout.ms', type: 'int', default: '900000', min: 1, doc: 'largest transaction.timeout.ms a transactional producer may ask for (else INVALID_TRANSACTION_TIMEOUT)' },
   { name: 'transactional.id.expiration.ms', type: 'int', default: '604800000', min: 1, doc: 'a transactional id with no transaction for this long is removed' },
   { name: 'transaction.abort.timed.out.transaction.cleanup.interval.ms', type: 'int', default: '10000', min: 1, doc: 'how often transactions past their timeout are aborted (and idle transactional ids expired)' },

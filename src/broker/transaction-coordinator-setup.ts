@@ -15,7 +15,8 @@
  *   clients retry. The coordinator follows the leadership of its partitions
  *   (coordinator-leadership.ts): a partition this broker leads is replayed, and its unfinished
  *   commits and aborts resumed, at start and on failover.
- * - Markers are control batches appended to the partition logs, carrying the coordinator epoch
+ * - Markers are control batches appended to the partition logs (the leader's: a partition led by
+ *   another broker gets WriteTxnMarkers from this one, within `request.timeout.ms`), carrying the coordinator epoch
  *   (the `__transaction_state` partition's leader epoch); a marker on a `__consumer_offsets`
  *   partition also completes the pending transactional offsets there.
  */
@@ -24,7 +25,9 @@ import type { GroupCoordinator } from '../coordinator/group-coordinator.js';
 import { OFFSETS_TOPIC } from '../coordinator/group-records.js';
 import { systemScheduler } from '../coordinator/time.js';
 import { TransactionCoordinator, type TxnMarkerWriter } from '../coordinator/transaction-coordinator.js';
-import { TRANSACTION_STATE_TOPIC } from '../coordinator/transaction-records.js';
+import { TRANSACTION_STATE_TOPIC, type TxnPartition } from '../coordinator/transaction-records.js';
+import { ApiKey, type WriteTxnMarkersResponse } from '../protocol/messages/index.js';
+import { InterBrokerClient } from './inter-broker-client.js';
 import { ProducerStateError } from '../storage/producer-state.js';
 import type { BrokerConfig } from './config.js';
 import type { Logger } from './logger.js';
@@ -73,10 +76,46 @@ export interface ExactlyOnce {
   shutdown(): void;
 }
 
+/** Where another broker is reached: its registered (inter-broker listener) endpoint in the image. */
+function brokerEndpoint(controller: CoordinatorController, brokerId: number): { host: string; port: number } | undefined {
+  const b = controller.image.brokers.get(brokerId);
+  return b === undefined ? undefined : { host: b.host, port: b.port };
+}
+
 export function setUpExactlyOnce(config: BrokerConfig, controller: CoordinatorController & Pick<Controller, 'allocateProducerIds'>, replicaManager: ReplicaManager, groupCoordinator: GroupCoordinator, logger: Logger): ExactlyOnce {
   const ids = new ProducerIdManager(controller);
+  const interBroker = new InterBrokerClient(`strand-broker-${config.nodeId}`, (id) => brokerEndpoint(controller, id));
+  const requestTimeoutMs = config.number('request.timeout.ms');
+  /** A marker for a partition led by another broker: WriteTxnMarkers to it (Kafka's TransactionMarkerChannelManager). */
+  const writeRemoteMarker = async (leader: number, p: TxnPartition, producerId: number, producerEpoch: number, commit: boolean, coordinatorEpoch: number): Promise<boolean> => {
+    const r = await interBroker.send<WriteTxnMarkersResponse>(
+      leader,
+      ApiKey.WriteTxnMarkers,
+      1,
+      { markers: [{ producerId, producerEpoch, transactionResult: commit, coordinatorEpoch, topics: [{ name: p.topic, partitionIndexes: [p.partition] }] }] },
+      requestTimeoutMs,
+    );
+    const code = r.markers[0]?.topics[0]?.partitions[0]?.errorCode ?? ErrorCode.UNKNOWN_SERVER_ERROR;
+    switch (code) {
+      case ErrorCode.NONE:
+        return true;
+      case ErrorCode.UNKNOWN_TOPIC_OR_PARTITION:
+        return false;
+      case ErrorCode.INVALID_PRODUCER_EPOCH:
+        logger.warn('skipping an obsolete transaction marker', { topic: p.topic, partition: p.partition, producerId, producerEpoch, leader });
+        return true;
+      default: {
+        const name = Object.entries(ErrorCode).find(([, v]) => v === code)?.[0] ?? String(code);
+        throw Object.assign(new Error(`broker ${leader} answered ${name} to a transaction marker for ${p.topic}-${p.partition}`), { code: name });
+      }
+    }
+  };
   const markers: TxnMarkerWriter = {
     async writeMarker(p, producerId, producerEpoch, commit, coordinatorEpoch) {
+      const image = controller.image.topic(p.topic)?.partitions[p.partition];
+      if (image === undefined) return false;
+      if (image.leader < 0) throw Object.assign(new Error(`${p.topic}-${p.partition} has no leader`), { code: 'LEADER_NOT_AVAILABLE' });
+      if (image.leader !== config.nodeId) return writeRemoteMarker(image.leader, p, producerId, producerEpoch, commit, coordinatorEpoch);
       const partition = replicaManager.getPartition(p.topic, p.partition);
       if (partition === undefined) return false;
       try {
@@ -137,6 +176,7 @@ export function setUpExactlyOnce(config: BrokerConfig, controller: CoordinatorCo
     shutdown() {
       clearInterval(expiryTimer);
       coordinator.shutdown();
+      interBroker.close();
     },
   };
 }
