@@ -328,8 +328,8 @@ export class TransactionCoordinator {
   async initProducerId(transactionalId: string | null, timeoutMs: number, reqProducerId: number, reqEpoch: number, fencedCode: number): Promise<InitProducerIdResult> {
     const fail = (errorCode: number): InitProducerIdResult => ({ errorCode, producerId: -1, producerEpoch: -1 });
     if (transactionalId === null) {
-      const unavailable = this.log_ === null ? ErrorCode.NONE : this.unavailable();
-      if (unavailable !== ErrorCode.NONE) return fail(unavailable);
+      // An idempotent producer needs only an id, whatever the transaction state partitions do.
+      if (this.stopped) return fail(ErrorCode.NOT_COORDINATOR);
       try {
         return { errorCode: ErrorCode.NONE, producerId: await this.opts.allocateProducerId(), producerEpoch: 0 };
       } catch (e) {
