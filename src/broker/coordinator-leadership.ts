@@ -9,7 +9,8 @@
  *   at a leader epoch the coordinator does not serve is elected (loaded, the epoch becoming the
  *   coordinator epoch); a partition the coordinator serves but no longer leads is resigned. The
  *   loads run in the background (the metadata listener does not wait for a replay); `settled()`
- *   waits for them. On a single broker every partition is led here, so everything loads at start.
+ *   waits for them. Only the listener syncs (never a request handler), so the partition logs are
+ *   open when a load starts. On a single broker every partition is led here, so everything loads at start.
  * - Internal topics are created through the controller like any topic, with
  *   `offsets.topic.replication.factor` / `transaction.state.log.replication.factor` capped at the
  *   live registered brokers (with a warning), Kafka's compaction settings, and for
@@ -109,6 +110,8 @@ export class CoordinatorLeadership {
     private readonly nodeId: number,
     private readonly coordinator: LeadershipFollower,
     private readonly makeLog: (partitions: number) => CoordinatorLog,
+    /** Whether the replica manager has the partition's log open (it applies the image first). */
+    private readonly hosted: (partition: number) => boolean,
     private readonly logger: Logger,
   ) {}
 
@@ -122,6 +125,10 @@ export class CoordinatorLeadership {
       const served = this.coordinator.epochOf(p.partition);
       if (p.leader === this.nodeId) {
         if (served === p.leaderEpoch) continue;
+        if (!this.hosted(p.partition)) {
+          this.logger.warn(`${this.topic}-${p.partition} is led here but its log is not open; it loads on the next metadata change`);
+          continue;
+        }
         const load = this.coordinator.onElection(p.partition, p.leaderEpoch).catch((e: unknown) => {
           this.logger.error(`loading ${this.topic}-${p.partition} failed; it is retried on the next metadata change`, { error: e });
         });

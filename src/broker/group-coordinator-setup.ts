@@ -66,7 +66,14 @@ export interface GroupCoordination {
 /** The group coordinator, following the leadership of `__consumer_offsets` in the image (call `leadership.sync` on every change). */
 export function setUpGroupCoordination(config: BrokerConfig, controller: CoordinatorController, replicaManager: ReplicaManager, logger: Logger): GroupCoordination {
   const coordinator = newGroupCoordinator(config, controller, logger);
-  const leadership = new CoordinatorLeadership(OFFSETS_TOPIC, config.nodeId, coordinator, (n) => internalTopicLog(OFFSETS_TOPIC, n, config.nodeId, controller, replicaManager), logger);
+  const leadership = new CoordinatorLeadership(
+    OFFSETS_TOPIC,
+    config.nodeId,
+    coordinator,
+    (n) => internalTopicLog(OFFSETS_TOPIC, n, config.nodeId, controller, replicaManager),
+    (p) => replicaManager.getPartition(OFFSETS_TOPIC, p) !== undefined,
+    logger,
+  );
   let creating: Promise<boolean> | null = null;
   const createTopic = (): Promise<boolean> => {
     creating ??= createInternalTopic(OFFSETS_TOPIC_SPEC, controller, config, logger)

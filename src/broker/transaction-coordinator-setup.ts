@@ -150,15 +150,20 @@ export function setUpExactlyOnce(config: BrokerConfig, controller: CoordinatorCo
   const expiryTimer = setInterval(() => replicaManager.expireProducers(Date.now(), expirationMs), config.number('producer.id.expiration.check.interval.ms'));
   expiryTimer.unref();
 
-  const leadership = new CoordinatorLeadership(TRANSACTION_STATE_TOPIC, config.nodeId, coordinator, (n) => internalTopicLog(TRANSACTION_STATE_TOPIC, n, config.nodeId, controller, replicaManager), logger);
+  const leadership = new CoordinatorLeadership(
+    TRANSACTION_STATE_TOPIC,
+    config.nodeId,
+    coordinator,
+    (n) => internalTopicLog(TRANSACTION_STATE_TOPIC, n, config.nodeId, controller, replicaManager),
+    (p) => replicaManager.getPartition(TRANSACTION_STATE_TOPIC, p) !== undefined,
+    logger,
+  );
   let creating: Promise<boolean> | null = null;
   const ensureAttached = (): boolean => {
     if (coordinator.attached) return true;
-    if (controller.image.topic(TRANSACTION_STATE_TOPIC) !== undefined) {
-      // Created, but the image listener has not attached it yet.
-      leadership.sync(controller.image);
-      return coordinator.attached;
-    }
+    // Created, but the image listeners (the replica manager opening its logs, then the
+    // leadership) have not run yet: the client retries.
+    if (controller.image.topic(TRANSACTION_STATE_TOPIC) !== undefined) return false;
     creating ??= createInternalTopic(TRANSACTION_STATE_TOPIC_SPEC, controller, config, logger)
       .catch((e: unknown) => {
         logger.error(`could not create ${TRANSACTION_STATE_TOPIC}; the next request tries again`, { error: e });
