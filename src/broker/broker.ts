@@ -183,6 +183,7 @@ export class Broker {
     const logManager = new LogManager(dataDir, {
       logger: logger.child('storage'),
       retentionCheckIntervalMs: config.number('log.retention.check.interval.ms'),
+      highWatermarkCheckpointIntervalMs: config.number('replica.high.watermark.checkpoint.interval.ms'),
       cleaner: {
         enabled: config.bool('log.cleaner.enable'),
         backoffMs: config.number('log.cleaner.backoff.ms'),
@@ -414,6 +415,7 @@ export class Broker {
     for (const s of this.servers) s.close();
     this.groupCoordinator.shutdown(); // answers waiting JoinGroup/SyncGroup, stops its timers
     this.exactlyOnce.shutdown(); // stops the timeout task and marker retries
+    await this.replicaManager.shutdown(); // stops the replica fetchers and the ISR task; answers waiting acks=all produces
     const deadline = new Promise<void>((resolve) => setTimeout(resolve, 15000).unref());
     await Promise.race([Promise.all([...this.connections].map((c) => c.shutdown())), deadline]);
     for (const c of this.connections) c.destroy('broker shut down', {}, 'debug');

@@ -88,15 +88,18 @@ export async function createInternalTopic(spec: InternalTopicSpec, controller: C
   return false;
 }
 
-/** The coordinator log of an internal topic over the replica manager: appends only while this broker leads the partition. */
-export function internalTopicLog(topic: string, partitions: number, nodeId: number, controller: CoordinatorController, replicaManager: ReplicaManager): PartitionCoordinatorLog {
+/**
+ * The coordinator log of an internal topic over the replica manager: appends only while this
+ * broker leads the partition, each committed (acks=-1) within `commitTimeoutMs` or failed.
+ */
+export function internalTopicLog(topic: string, partitions: number, nodeId: number, controller: CoordinatorController, replicaManager: ReplicaManager, commitTimeoutMs: number): PartitionCoordinatorLog {
   return new PartitionCoordinatorLog(topic, partitions, {
     localLog: (p) => replicaManager.getPartition(topic, p)?.log,
     async appendCommitted(p, batch, origin) {
       const part = replicaManager.getPartition(topic, p);
       const image = controller.image.topic(topic)?.partitions[p];
       if (part === undefined || image === undefined || image.leader !== nodeId) throw new NotLeaderForPartitionError(topic, p);
-      return replicaManager.appendCoordinatorBatch(part, batch, origin);
+      return replicaManager.appendCoordinatorBatch(part, batch, origin, commitTimeoutMs);
     },
   });
 }

@@ -70,7 +70,7 @@ export function setUpGroupCoordination(config: BrokerConfig, controller: Coordin
     OFFSETS_TOPIC,
     config.nodeId,
     coordinator,
-    (n) => internalTopicLog(OFFSETS_TOPIC, n, config.nodeId, controller, replicaManager),
+    (n) => internalTopicLog(OFFSETS_TOPIC, n, config.nodeId, controller, replicaManager, config.number('offsets.commit.timeout.ms')),
     (p) => replicaManager.getPartition(OFFSETS_TOPIC, p) !== undefined,
     logger,
   );

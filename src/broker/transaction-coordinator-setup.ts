@@ -119,7 +119,7 @@ export function setUpExactlyOnce(config: BrokerConfig, controller: CoordinatorCo
       const partition = replicaManager.getPartition(p.topic, p.partition);
       if (partition === undefined) return false;
       try {
-        await replicaManager.appendTxnMarker(partition, producerId, producerEpoch, commit, coordinatorEpoch);
+        await replicaManager.appendTxnMarker(partition, producerId, producerEpoch, commit, coordinatorEpoch, requestTimeoutMs);
       } catch (e) {
         if (e instanceof ProducerStateError && e.code !== 'TRANSACTION_COORDINATOR_FENCED') {
           // The partition has seen a newer epoch of this producer: this marker is obsolete.
@@ -154,7 +154,7 @@ export function setUpExactlyOnce(config: BrokerConfig, controller: CoordinatorCo
     TRANSACTION_STATE_TOPIC,
     config.nodeId,
     coordinator,
-    (n) => internalTopicLog(TRANSACTION_STATE_TOPIC, n, config.nodeId, controller, replicaManager),
+    (n) => internalTopicLog(TRANSACTION_STATE_TOPIC, n, config.nodeId, controller, replicaManager, config.number('request.timeout.ms')),
     (p) => replicaManager.getPartition(TRANSACTION_STATE_TOPIC, p) !== undefined,
     logger,
   );

@@ -109,7 +109,8 @@ export interface ProducerBatchInfo {
   maxTimestamp: number;
 }
 
-export type AppendOrigin = 'client' | 'coordinator' | 'replay';
+/** 'replication': a follower storing the leader's batches — applied without checks, like 'replay'. */
+export type AppendOrigin = 'client' | 'coordinator' | 'replay' | 'replication';
 
 export type Verdict = { kind: 'ok' } | { kind: 'duplicate'; firstOffset: number; lastOffset: number };
 
@@ -141,7 +142,7 @@ export class ProducerStateManager {
 
   /** Validates a batch against the state; throws ProducerStateError for a refused client batch. */
   check(b: ProducerBatchInfo, origin: AppendOrigin): Verdict {
-    if (b.producerId < 0 || origin === 'replay') return { kind: 'ok' };
+    if (b.producerId < 0 || origin === 'replay' || origin === 'replication') return { kind: 'ok' };
     const e = this.producers.get(b.producerId);
     if (e !== undefined && b.epoch < e.epoch) {
       throw new ProducerStateError('INVALID_PRODUCER_EPOCH', `epoch ${b.epoch} of producer ${b.producerId} is older than ${e.epoch}`);

@@ -15,7 +15,8 @@ import { OFFSETS_TOPIC, partitionForGroup } from '../../src/coordinator/group-re
 import { TRANSACTION_STATE_TOPIC, partitionForTransactionalId } from '../../src/coordinator/transaction-records.js';
 import type { MetadataRecord } from '../../src/broker/metadata/image.js';
 
-const OTHER = { brokerId: 2, host: '10.255.0.2', port: 19999 };
+/** A broker that is registered but never answers (nothing listens on the discard port): it never fetches. */
+const OTHER = { brokerId: 2, host: '127.0.0.1', port: 9 };
 
 let strand: StrandTestBroker;
 let conn: ProtocolConnection;
@@ -36,7 +37,7 @@ async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutM
 }
 
 /** Commits a leader change of an internal-topic partition, as the cluster's controller would. */
-async function setLeader(topicName: string, partition: number, leader: number, leaderEpoch: number): Promise<void> {
+async function setLeader(topicName: string, partition: number, leader: number, leaderEpoch: number, isr?: number[]): Promise<void> {
   const broker = strand.broker;
   await broker.controller.run((image) => {
     const t = image.topic(topicName)!;
@@ -44,7 +45,7 @@ async function setLeader(topicName: string, partition: number, leader: number, l
     const records: MetadataRecord[] = [];
     if (!image.brokers.has(OTHER.brokerId)) records.push({ type: 'RegisterBroker', ...OTHER, rack: null, incarnationId: 'test-incarnation' });
     const replicas = [broker.nodeId, OTHER.brokerId];
-    records.push({ type: 'Partition', topicId: t.topicId, partition, replicas, isr: leader < 0 ? [] : replicas, leader, leaderEpoch, partitionEpoch: p.partitionEpoch + 1 });
+    records.push({ type: 'Partition', topicId: t.topicId, partition, replicas, isr: isr ?? (leader < 0 ? [] : replicas), leader, leaderEpoch, partitionEpoch: p.partitionEpoch + 1 });
     return { records, result: undefined };
   });
 }
@@ -66,7 +67,7 @@ const fetchOffset = (groupId: string) =>
   conn.send<m.OffsetFetchResponse>(m.ApiKey.OffsetFetch, 5, { ...m.defaultOffsetFetchRequest(), groupId, topics: [{ name: 'orders', partitionIndexes: [0] }] }).then((r) => ({ errorCode: r.errorCode, offset: r.topics[0]?.partitions[0]?.committedOffset ?? -1 }));
 
 test('FindCoordinator answers the partition leader; the coordinator resigns a partition led elsewhere and reloads it when leadership returns', async () => {
-  strand = await startStrand({ topics: [{ name: 'orders', partitions: 1 }], config: { 'transaction.state.log.num.partitions': '3' } });
+  strand = await startStrand({ topics: [{ name: 'orders', partitions: 1 }], config: { 'transaction.state.log.num.partitions': '3', 'offsets.commit.timeout.ms': 500 } });
   conn = await ProtocolConnection.connect('127.0.0.1', strand.port, 'coordinator-leadership');
   const broker = strand.broker;
   const offsets = broker.image.topic(OFFSETS_TOPIC)!;
@@ -117,6 +118,13 @@ test('FindCoordinator answers the partition leader; the coordinator resigns a pa
     return r.errorCode === ErrorCode.COORDINATOR_LOAD_IN_PROGRESS ? undefined : r;
   });
   assert.deepEqual(back, { errorCode: ErrorCode.NONE, offset: 11 });
+  assert.equal(broker.groupCoordinator.epochOf(p), 3);
+  // The ISR is [1, 2] and broker 2 never fetches: a commit is not acknowledged before the ISR has
+  // it, so it fails after offsets.commit.timeout.ms, and memory keeps the last committed offset.
+  assert.equal(await commit(moved, 12), ErrorCode.COORDINATOR_NOT_AVAILABLE);
+  assert.deepEqual(await fetchOffset(moved), { errorCode: ErrorCode.NONE, offset: 11 });
+  // The ISR shrinks to this broker alone (same leader epoch: no reload): commits go through.
+  await setLeader(OFFSETS_TOPIC, p, broker.nodeId, 3, [broker.nodeId]);
   assert.equal(broker.groupCoordinator.epochOf(p), 3);
   assert.equal(await commit(moved, 13), ErrorCode.NONE);
   assert.deepEqual(await fetchOffset(moved), { errorCode: ErrorCode.NONE, offset: 13 });
