@@ -20,12 +20,14 @@
  *    its clients reach the nodes from the root namespace. `isolate(id)` / `heal(id)` cut and
  *    restore all of one node's links. Needs root; `netnsUnavailable()` says why not.
  *
- * The data directory holds, per node, `node-<id>.properties` (its config), `node-<id>/` (its
- * log.dirs) and `node-<id>.log` (its output). A temporary directory is removed by stop(); a given
+ * The data directory holds `cluster.id` (the cluster id every node is configured with) and, per
+ * node, `node-<id>.properties` (its config), `node-<id>/` (its log.dirs) and `node-<id>.log` (its
+ * output). A temporary directory is removed by stop(); a given
  * one is kept, and starting again on it reuses the data.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, mkdirSync, mkdtempSync, rmSync, writeFileSync, type WriteStream } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, type WriteStream } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -103,12 +105,14 @@ export interface NodeAddress {
  * The server.properties of one combined node of a local cluster of `nodes.length` nodes: Kafka's
  * keys, with replication defaults that a cluster of this size can satisfy.
  */
-export function clusterNodeProperties(self: NodeAddress, nodes: NodeAddress[], logDir: string): Record<string, string> {
+export function clusterNodeProperties(self: NodeAddress, nodes: NodeAddress[], logDir: string, clusterId: string): Record<string, string> {
   const n = nodes.length;
   const hostPort = (h: string, p: number): string => `${h.includes(':') ? `[${h}]` : h}:${p}`;
   return {
     'process.roles': 'broker,controller',
     'node.id': String(self.id),
+    // One id for the whole cluster, as `kafka-storage format --cluster-id` gives every node.
+    'cluster.id': clusterId,
     listeners: `PLAINTEXT://${hostPort(self.host, self.port)},CONTROLLER://${hostPort(self.host, self.controllerPort)}`,
     'advertised.listeners': `PLAINTEXT://${hostPort(self.host, self.port)}`,
     'controller.listener.names': 'CONTROLLER',
@@ -288,10 +292,14 @@ export class LocalCluster {
         addresses.push({ id, host: '127.0.0.1', port, controllerPort });
       }
     }
+    // The cluster id is chosen once per data directory and kept in DIR/cluster.id.
+    const idFile = join(dataDir, 'cluster.id');
+    const clusterId = existsSync(idFile) ? readFileSync(idFile, 'utf8').trim() : randomBytes(16).toString('base64url');
+    if (!existsSync(idFile)) writeFileSync(idFile, `${clusterId}\n`);
     const states: NodeState[] = addresses.map((a) => {
       const dir = join(dataDir, `node-${a.id}`);
       const configFile = join(dataDir, `node-${a.id}.properties`);
-      const props = { ...clusterNodeProperties(a, addresses, dir), ...(opts.fastTimings === false ? {} : TEST_TIMINGS) };
+      const props = { ...clusterNodeProperties(a, addresses, dir, clusterId), ...(opts.fastTimings === false ? {} : TEST_TIMINGS) };
       for (const [k, v] of Object.entries(opts.overrides ?? {})) props[k] = String(v);
       writeFileSync(configFile, propertiesText(props, `node ${a.id} of a local Strand cluster of ${count} (written by strand cluster up / startCluster)`));
       const st: NodeState = {

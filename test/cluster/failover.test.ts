@@ -13,6 +13,9 @@
  * are printed (docs/CLUSTER.md records them).
  */
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { netnsUnavailable, startCluster, waitUntil, type LocalCluster } from '../../src/testing/cluster.js';
 import { skipUnless } from '../interop/helpers.js';
@@ -34,14 +37,20 @@ function firstAckAfter(producer: LoadProducer, partition: number, since: number)
 
 async function fullIsr(cluster: LocalCluster, what: string): Promise<void> {
   const started = Date.now();
-  await cluster.waitForTopic(TOPIC, PARTITIONS, 60000).catch((e: Error) => {
-    throw new Error(`${what}: ${e.message}`);
+  await cluster.waitForTopic(TOPIC, PARTITIONS, 60000).catch(async (e: Error) => {
+    const states = [];
+    for (let p = 0; p < PARTITIONS; p++) states.push(JSON.stringify(await cluster.partition(TOPIC, p)));
+    const warnings = cluster.nodes.map((n) => `--- node ${n.id} WARN/ERROR ---\n${n.output().split('\n').filter((l) => / (WARN|ERROR) /.test(l)).slice(-15).join('\n')}`);
+    throw new Error(`${what}: ${e.message}\n${states.join('\n')}\n${warnings.join('\n')}`);
   });
   console.log(`${what}: every partition back to a full ISR after ${Date.now() - started} ms`);
 }
 
 test('three nodes under librdkafka acks=all load: kill -9 of a partition leader, of the controller, an isolated leader; nothing acknowledged lost, no duplicates, no reordering, consumers caught up', { ...skip, timeout: 300000 }, async (t) => {
-  const cluster = await startCluster({ nodes: 3, network: 'netns' });
+  // Our own directory, kept (with every node's log) when the test fails.
+  const dataDir = mkdtempSync(join(tmpdir(), 'strand-failover-'));
+  let passed = false;
+  const cluster = await startCluster({ nodes: 3, network: 'netns', dataDir });
   const producer = new LoadProducer(cluster.bootstrap, TOPIC, PARTITIONS, RATE);
   const group = `${TOPIC}-readers`;
   const consumers = [new GroupConsumer(cluster.bootstrap, TOPIC, group, 'a'), new GroupConsumer(cluster.bootstrap, TOPIC, group, 'b')];
@@ -51,6 +60,30 @@ test('three nodes under librdkafka acks=all load: kill -9 of a partition leader,
     await cluster.destroy();
   });
   const failovers: Record<string, number> = {};
+  // A record of every leader / ISR change the reachable nodes report, printed at the end.
+  const started = Date.now();
+  const history: string[] = [];
+  let watching = true;
+  const watcher = (async () => {
+    const last = new Map<number, string>();
+    while (watching) {
+      for (let p = 0; p < PARTITIONS; p++) {
+        const s = await cluster.partition(TOPIC, p).catch(() => null);
+        const line = s === null ? 'unknown' : `leader ${s.leader} epoch ${s.leaderEpoch} isr [${s.isr.join(',')}]`;
+        if (last.get(p) !== line) history.push(`+${((Date.now() - started) / 1000).toFixed(1)}s ${TOPIC}-${p}: ${line}`);
+        last.set(p, line);
+      }
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  })();
+  const note = (what: string): void => void history.push(`+${((Date.now() - started) / 1000).toFixed(1)}s ${what}`);
+  t.after(async () => {
+    watching = false;
+    await watcher;
+    console.log(`partition history:\n${history.join('\n')}`);
+    if (passed) rmSync(dataDir, { recursive: true, force: true });
+    else console.log(`the nodes' data and logs are kept in ${dataDir}`);
+  });
 
   const initial = await cluster.createTopic(TOPIC, { partitions: PARTITIONS, replicationFactor: 3, configs: { 'min.insync.replicas': '2' } });
   assert.deepEqual(initial.map((p) => p.replicas.length), [3, 3, 3]);
@@ -63,11 +96,13 @@ test('three nodes under librdkafka acks=all load: kill -9 of a partition leader,
     const leader = await cluster.leaderOf(TOPIC, 0);
     await cluster.kill(leader);
     const killedAt = Date.now();
+    note(`killed node ${leader}`);
     const next = await cluster.leaderOf(TOPIC, 0, { not: leader, timeoutMs: 30000 });
     await producer.waitForMoreAcks(50, 60000, 0);
     failovers['kill -9 of a partition leader'] = firstAckAfter(producer, 0, killedAt)! - killedAt;
     console.log(`1. killed node ${leader} (leader of ${TOPIC}-0); node ${next} leads it; first acknowledgement ${failovers['kill -9 of a partition leader']} ms after the kill`);
     await cluster.restart(leader, { waitForBrokers: 3 });
+    note(`restarted node ${leader}`);
     await fullIsr(cluster, `1. node ${leader} restarted`);
     for (let p = 0; p < PARTITIONS; p++) await producer.waitForMoreAcks(20, 30000, p);
   }
@@ -79,6 +114,7 @@ test('three nodes under librdkafka acks=all load: kill -9 of a partition leader,
     for (let p = 0; p < PARTITIONS; p++) if ((await cluster.partition(TOPIC, p))?.leader === controller) led.push(p);
     await cluster.kill(controller);
     const killedAt = Date.now();
+    note(`killed node ${controller} (quorum leader)`);
     const next = await cluster.controllerLeader({ not: controller, timeoutMs: 30000 });
     const electedMs = Date.now() - killedAt;
     for (let p = 0; p < PARTITIONS; p++) await producer.waitForMoreAcks(30, 60000, p);
@@ -86,6 +122,7 @@ test('three nodes under librdkafka acks=all load: kill -9 of a partition leader,
     failovers['kill -9 of the controller'] = firstAckAfter(producer, watched, killedAt)! - killedAt;
     console.log(`2. killed node ${controller} (quorum leader; it led partitions [${led.join(',')}]); node ${next} leads the quorum ${electedMs} ms later; first acknowledgement of partition ${watched} ${failovers['kill -9 of the controller']} ms after the kill`);
     await cluster.restart(controller, { waitForBrokers: 3 });
+    note(`restarted node ${controller}`);
     await fullIsr(cluster, `2. node ${controller} restarted`);
     for (let p = 0; p < PARTITIONS; p++) await producer.waitForMoreAcks(20, 30000, p);
   }
@@ -95,12 +132,14 @@ test('three nodes under librdkafka acks=all load: kill -9 of a partition leader,
     const leader = await cluster.leaderOf(TOPIC, 1);
     cluster.isolate(leader);
     const cutAt = Date.now();
+    note(`isolated node ${leader}`);
     const next = await cluster.leaderOf(TOPIC, 1, { not: leader, timeoutMs: 30000 });
     await producer.waitForMoreAcks(50, 60000, 1);
     failovers['network partition isolating a partition leader'] = firstAckAfter(producer, 1, cutAt)! - cutAt;
     console.log(`3. isolated node ${leader} (leader of ${TOPIC}-1); node ${next} leads it; first acknowledgement ${failovers['network partition isolating a partition leader']} ms after the cut`);
     for (let p = 0; p < PARTITIONS; p++) await producer.waitForMoreAcks(20, 30000, p);
     cluster.heal(leader);
+    note(`healed node ${leader}`);
     await waitUntil(`node ${leader} to rejoin after the heal`, async () => ((await cluster.metadata([], leader).catch(() => null))?.brokers.length === 3 ? true : null), 60000);
     await fullIsr(cluster, `3. node ${leader} healed`);
     for (let p = 0; p < PARTITIONS; p++) await producer.waitForMoreAcks(20, 30000, p);
@@ -131,4 +170,5 @@ test('three nodes under librdkafka acks=all load: kill -9 of a partition leader,
   const errors = cluster.nodes.flatMap((n) => n.output().split('\n').filter((l) => / ERROR /.test(l)).map((l) => `node ${n.id}: ${l}`));
   if (errors.length > 0) console.log(`ERROR lines in the nodes' logs:\n${errors.slice(0, 30).join('\n')}`);
   assert.deepEqual(codes, { 1: 0, 2: 0, 3: 0 });
+  passed = true;
 });

@@ -41,6 +41,8 @@ common = {
     "reconnect.backoff.ms": 50,
     "reconnect.backoff.max.ms": 500,
     "topic.metadata.refresh.interval.ms": 1000,
+    # Requests to a node cut off by a network partition: give up after 6 s, not librdkafka's 60 s.
+    "socket.timeout.ms": 6000,
     "error_cb": on_error,
 }
 

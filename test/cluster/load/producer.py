@@ -74,6 +74,9 @@ producer = Producer({
     # would be a failure the test has to excuse.
     "message.timeout.ms": 120000,
     "request.timeout.ms": 5000,
+    # A request in flight to a node cut off by a network partition gets no answer and no reset:
+    # give up on it after this long (librdkafka's default is 60 s) and retry on the new leader.
+    "socket.timeout.ms": 6000,
     "retry.backoff.ms": 50,
     "reconnect.backoff.ms": 50,
     "reconnect.backoff.max.ms": 500,
