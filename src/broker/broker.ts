@@ -293,6 +293,11 @@ export class Broker {
       if (broker.stopping !== null) return;
       try {
         // Only now is the image caught up: a partition directory it does not know is an orphan.
+        // The controller unfences on the applied offset the heartbeats report; the published
+        // image (the one whose logs the replica manager has opened) can still be behind it, and
+        // right after a restart it is empty: wait for it, or every partition looks orphaned.
+        const applied = node.appliedOffset - 1;
+        if (applied >= 0) await node.whenApplied(applied);
         await replicaManager.deleteOrphanLogs(broker.image);
         // From now on the coordinators follow the leadership of their partitions (a partition
         // whose log the replica manager has not opened yet loads on the next change).
