@@ -38,8 +38,9 @@ import { BrokerLifecycle, ClusterController, ControllerChannel } from './metadat
 import { ReplicaManager } from './replica-manager.js';
 import { BrokerMetrics, metricsSourceOf, startMetricsServer, type MetricsServer } from './metrics.js';
 import type { GroupCoordinator } from '../coordinator/group-coordinator.js';
-import { loadGroupCoordinator, newGroupCoordinator } from './group-coordinator-setup.js';
-import { loadExactlyOnceIfPresent, setUpExactlyOnce, type ExactlyOnce } from './transaction-coordinator-setup.js';
+import { OFFSETS_TOPIC } from '../coordinator/group-records.js';
+import { setUpGroupCoordination, type GroupCoordination } from './group-coordinator-setup.js';
+import { setUpExactlyOnce, type ExactlyOnce } from './transaction-coordinator-setup.js';
 import { loadSendfile } from './sendfile.js';
 import { ANONYMOUS, mapDistinguishedName, parsePrincipalMappingRules, peerDistinguishedName, tlsServerOptions } from './security/tls.js';
 import type { SecurityProtocol } from './config.js';
@@ -82,6 +83,14 @@ async function loadOrCreateMetaProperties(dataDir: string, nodeId: number, confi
   return { clusterId, formatted: true };
 }
 
+/** Elects and resigns the coordinators' partitions as an image says (coordinator-leadership.ts). */
+function followLeadership(groups: GroupCoordination, exactlyOnce: ExactlyOnce): (image: MetadataImage) => void {
+  return (image) => {
+    groups.leadership.sync(image);
+    exactlyOnce.leadership.sync(image);
+  };
+}
+
 export class Broker {
   readonly handlers: readonly ApiHandler<any, any>[] = HANDLERS;
   private readonly servers: Server[] = [];
@@ -104,7 +113,8 @@ export class Broker {
     readonly metadataLog: MetadataLog | null,
     readonly controller: Controller,
     readonly replicaManager: ReplicaManager,
-    readonly groupCoordinator: GroupCoordinator,
+    /** The group coordinator and the leadership of `__consumer_offsets` it follows. */
+    readonly groupCoordination: GroupCoordination,
     /** Producer ids, the transaction coordinator and its marker writer (issue 5). */
     readonly exactlyOnce: ExactlyOnce,
     /** ACL checks (security/authorizer.ts); allows everything unless authorizer.class.name is set. */
@@ -124,6 +134,10 @@ export class Broker {
   get controllerId(): number {
     if (this.quorum === null) return this.nodeId;
     return this.quorum.leader.id;
+  }
+
+  get groupCoordinator(): GroupCoordinator {
+    return this.groupCoordination.coordinator;
   }
 
   get nodeId(): number {
@@ -168,6 +182,7 @@ export class Broker {
     const logManager = new LogManager(dataDir, {
       logger: logger.child('storage'),
       retentionCheckIntervalMs: config.number('log.retention.check.interval.ms'),
+      highWatermarkCheckpointIntervalMs: config.number('replica.high.watermark.checkpoint.interval.ms'),
       cleaner: {
         enabled: config.bool('log.cleaner.enable'),
         backoffMs: config.number('log.cleaner.backoff.ms'),
@@ -187,18 +202,26 @@ export class Broker {
     await replicaManager.deleteOrphanLogs(image);
     await replicaManager.applyImage(image, MetadataImage.EMPTY);
     controller.onChange((next, previous) => replicaManager.applyImage(next, previous));
-    const groupCoordinator = newGroupCoordinator(config, controller, logger.child('group-coordinator'));
-    const exactlyOnce = setUpExactlyOnce(config, controller, replicaManager, groupCoordinator, logger.child('transaction-coordinator'));
-    const broker = new Broker(config, logger, clusterId, logManager, metadataLog, controller, replicaManager, groupCoordinator, exactlyOnce, authorizer);
+    const groups = setUpGroupCoordination(config, controller, replicaManager, logger.child('group-coordinator'));
+    const exactlyOnce = setUpExactlyOnce(config, controller, replicaManager, groups.coordinator, logger.child('transaction-coordinator'));
+    // The coordinators follow the leadership of their partitions (after the replica manager has opened the logs).
+    const follow = followLeadership(groups, exactlyOnce);
+    controller.onChange(async (next) => follow(next));
+    follow(image);
+    const broker = new Broker(config, logger, clusterId, logManager, metadataLog, controller, replicaManager, groups, exactlyOnce, authorizer);
     replicaManager.metrics = broker.metrics;
+    replicaManager.alterPartition = (req) => controller.alterPartition(req);
     await broker.listen();
     // Other brokers reach this one on inter.broker.listener.name (default: the first listener).
     const endpoints = broker.registeredEndpoints();
     await controller.registerBroker(endpoints[0]!.host, endpoints[0]!.port, endpoints);
-    // Group requests meanwhile get COORDINATOR_LOAD_IN_PROGRESS / COORDINATOR_NOT_AVAILABLE (clients retry).
-    await loadGroupCoordinator(groupCoordinator, config, controller, replicaManager, logger.child('group-coordinator'));
-    // After the group coordinator: resumed commits write markers to __consumer_offsets too.
-    await loadExactlyOnceIfPresent(exactlyOnce, controller);
+    // A single broker creates __consumer_offsets at start (a cluster node on the first
+    // FindCoordinator for a group, once the other nodes have registered). Group requests
+    // meanwhile get COORDINATOR_LOAD_IN_PROGRESS (clients retry).
+    if (!(await groups.createTopic())) throw new Error(`cannot create ${OFFSETS_TOPIC}`);
+    // The partitions led here are loaded before the broker reports itself started.
+    await groups.leadership.settled();
+    await exactlyOnce.leadership.settled();
     await broker.startMetrics(opts);
     logger.info('broker started', {
       nodeId: config.nodeId,
@@ -243,12 +266,13 @@ export class Broker {
     const channel = new ControllerChannel(node, config.quorumVoters!, config.number('controller.quorum.request.timeout.ms'), logger.child('controller-channel'));
     const controller = new ClusterController(node, channel, config, logger.child('controller'));
     node.onChange((next, previous) => replicaManager.applyImage(next, previous), true);
-    const groupCoordinator = newGroupCoordinator(config, controller, logger.child('group-coordinator'));
-    const exactlyOnce = setUpExactlyOnce(config, controller, replicaManager, groupCoordinator, logger.child('transaction-coordinator'));
-    const broker = new Broker(config, logger, clusterId, logManager, null, controller, replicaManager, groupCoordinator, exactlyOnce, authorizer);
+    const groups = setUpGroupCoordination(config, controller, replicaManager, logger.child('group-coordinator'));
+    const exactlyOnce = setUpExactlyOnce(config, controller, replicaManager, groups.coordinator, logger.child('transaction-coordinator'));
+    const broker = new Broker(config, logger, clusterId, logManager, null, controller, replicaManager, groups, exactlyOnce, authorizer);
     broker.quorum = node;
     broker.channel = channel;
     replicaManager.metrics = broker.metrics;
+    replicaManager.alterPartition = (req) => controller.alterPartition(req);
     try {
       await broker.listen();
     } catch (e) {
@@ -265,8 +289,11 @@ export class Broker {
       try {
         // Only now is the image caught up: a partition directory it does not know is an orphan.
         await replicaManager.deleteOrphanLogs(broker.image);
-        await loadGroupCoordinator(groupCoordinator, config, controller, replicaManager, logger.child('group-coordinator'));
-        await loadExactlyOnceIfPresent(exactlyOnce, controller);
+        // From now on the coordinators follow the leadership of their partitions (a partition
+        // whose log the replica manager has not opened yet loads on the next change).
+        const follow = followLeadership(groups, exactlyOnce);
+        controller.onChange(async (next) => follow(next));
+        follow(broker.image);
       } catch (e) {
         logger.warn('coordinators not loaded on this node', { error: e instanceof Error ? e.message : String(e) });
       }
@@ -385,6 +412,7 @@ export class Broker {
     for (const s of this.servers) s.close();
     this.groupCoordinator.shutdown(); // answers waiting JoinGroup/SyncGroup, stops its timers
     this.exactlyOnce.shutdown(); // stops the timeout task and marker retries
+    await this.replicaManager.shutdown(); // stops the replica fetchers and the ISR task; answers waiting acks=all produces
     const deadline = new Promise<void>((resolve) => setTimeout(resolve, 15000).unref());
     await Promise.race([Promise.all([...this.connections].map((c) => c.shutdown())), deadline]);
     for (const c of this.connections) c.destroy('broker shut down', {}, 'debug');

@@ -6,6 +6,15 @@
  *   0            format version
  *   <offset>     decimal log start offset
  *
+ * `<dataDir>/replication-offset-checkpoint` — every partition's high watermark (Kafka's file and
+ * format), written atomically by LogManager every replica.high.watermark.checkpoint.interval.ms
+ * when something changed, and on clean shutdown. Text:
+ *   0                              format version
+ *   <n>                            number of entries
+ *   <topic> <partition> <offset>   n lines
+ * A replicated partition's high watermark starts from it after a restart (PartitionLog); a
+ * missing entry means the log start offset (the leader tells a follower the rest).
+ *
  * `<dataDir>/.strand-clean-shutdown` — empty marker written LAST by LogManager.shutdown() after
  * every log is flushed and closed; removed (and the removal fsynced) by startup(). If it is absent
  * at startup, the previous run crashed and every partition recovers its tail.
@@ -53,4 +62,39 @@ export async function consumeCleanShutdownMarker(dataDir: string): Promise<boole
     await fsyncDir(dataDir);
   }
   return present;
+}
+
+export const REPLICATION_OFFSET_CHECKPOINT_FILE = 'replication-offset-checkpoint';
+
+/** Key `<topic>-<partition>` → high watermark; empty when the file is missing. Throws on a corrupt file. */
+export async function readHighWatermarkCheckpoint(dataDir: string): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  let text: string;
+  try {
+    text = await fs.promises.readFile(join(dataDir, REPLICATION_OFFSET_CHECKPOINT_FILE), 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return out;
+    throw err;
+  }
+  const lines = text.split('\n');
+  if (lines[lines.length - 1] === '') lines.pop();
+  const n = Number(lines[1]);
+  const bad = (): never => {
+    throw new StorageError('CORRUPT_CHECKPOINT', `bad ${REPLICATION_OFFSET_CHECKPOINT_FILE} in ${dataDir}`);
+  };
+  if (Number(lines[0]) !== CHECKPOINT_VERSION || lines[0] === '' || !Number.isSafeInteger(n) || n < 0 || lines.length !== n + 2) bad();
+  for (let i = 2; i < lines.length; i++) {
+    const m = /^(\S+) (\d+) (\d+)$/.exec(lines[i]!);
+    if (!m) return bad();
+    const offset = Number(m[3]);
+    if (!Number.isSafeInteger(offset)) bad();
+    out.set(`${m[1]}-${m[2]}`, offset);
+  }
+  return out;
+}
+
+export async function writeHighWatermarkCheckpoint(dataDir: string, entries: ReadonlyArray<{ topic: string; partition: number; highWatermark: number }>): Promise<void> {
+  let text = `${CHECKPOINT_VERSION}\n${entries.length}\n`;
+  for (const e of entries) text += `${e.topic} ${e.partition} ${e.highWatermark}\n`;
+  await writeFileAtomic(join(dataDir, REPLICATION_OFFSET_CHECKPOINT_FILE), text);
 }

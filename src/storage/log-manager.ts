@@ -9,11 +9,19 @@
  *  - retention every retentionCheckIntervalMs (log.retention.check.interval.ms);
  *  - flush.ms every flushSchedulerIntervalMs (log.flush.scheduler.interval.ms), if given;
  *  - the log cleaner (log-cleaner.ts) over the logs with cleanup.policy containing `compact`,
- *    when `cleaner.enabled` (log.cleaner.enable); stopped before the logs close.
+ *    when `cleaner.enabled` (log.cleaner.enable); stopped before the logs close;
+ *  - the high watermarks to `replication-offset-checkpoint` (checkpoint.ts) every
+ *    highWatermarkCheckpointIntervalMs (replica.high.watermark.checkpoint.interval.ms) when one
+ *    changed, and at shutdown after the logs closed; read at startup and handed to each log opened.
  */
 import fs from 'node:fs';
 import { join } from 'node:path';
-import { consumeCleanShutdownMarker, writeCleanShutdownMarker } from './checkpoint.js';
+import {
+  consumeCleanShutdownMarker,
+  readHighWatermarkCheckpoint,
+  writeCleanShutdownMarker,
+  writeHighWatermarkCheckpoint,
+} from './checkpoint.js';
 import { StorageError } from './errors.js';
 import { DEFAULT_CLEANER_CONFIG, LogCleaner, type CleanerConfig, type CleanerFaultHook } from './log-cleaner.js';
 import { PartitionLog, type LogConfig } from './log.js';
@@ -26,6 +34,8 @@ export interface LogManagerOptions {
   clock?: () => number;
   retentionCheckIntervalMs: number;
   flushSchedulerIntervalMs?: number;
+  /** replica.high.watermark.checkpoint.interval.ms (Kafka's default 5000) */
+  highWatermarkCheckpointIntervalMs?: number;
   /** log.cleaner.* (default: Kafka's defaults, enabled) */
   cleaner?: Partial<CleanerConfig>;
   /** Test seam of the cleaner: called at named points of a pass. */
@@ -44,6 +54,10 @@ export class LogManager {
   private flushTimer: NodeJS.Timeout | null = null;
   private retentionRun: Promise<void> | null = null;
   private flushRun: Promise<void> | null = null;
+  private hwTimer: NodeJS.Timeout | null = null;
+  private hwRun: Promise<void> | null = null;
+  /** High watermarks of `replication-offset-checkpoint` as read at startup and last written. */
+  private checkpointedHw = new Map<string, number>();
   /** Compaction of the `cleanup.policy=compact` logs; its dirtyRatio() and lastRun() are for the CLI and console. */
   readonly cleaner: LogCleaner;
 
@@ -66,7 +80,15 @@ export class LogManager {
   async startup(): Promise<{ cleanShutdown: boolean }> {
     await fs.promises.mkdir(this.dataDir, { recursive: true });
     this.cleanShutdown = await consumeCleanShutdownMarker(this.dataDir);
+    try {
+      this.checkpointedHw = await readHighWatermarkCheckpoint(this.dataDir);
+    } catch (err) {
+      // Without it replicated partitions start from their log start offset and learn the rest.
+      this.logger.warn('ignoring an unreadable high watermark checkpoint', { dataDir: this.dataDir, error: String(err) });
+    }
     this.started = true;
+    this.hwTimer = setInterval(() => void this.checkpointHighWatermarks().catch(() => {}), this.opts.highWatermarkCheckpointIntervalMs ?? 5000);
+    this.hwTimer.unref();
     this.retentionTimer = setInterval(() => void this.runRetention(), this.opts.retentionCheckIntervalMs);
     this.retentionTimer.unref();
     if (this.opts.flushSchedulerIntervalMs !== undefined) {
@@ -89,10 +111,12 @@ export class LogManager {
     if (existing) return existing;
     let pending = this.opening.get(k);
     if (!pending) {
+      const hw = this.checkpointedHw.get(k);
       pending = PartitionLog.open(this.dirFor(topic, partition), topic, partition, config, {
         cleanShutdown: this.cleanShutdown,
         clock: this.clock,
         logger: this.logger,
+        ...(hw !== undefined ? { checkpointedHighWatermark: hw } : {}),
       }).then(
         (log) => {
           this.opening.delete(k);
@@ -119,6 +143,7 @@ export class LogManager {
     if (pending) await pending.catch(() => {});
     const log = this.logs.get(k);
     this.logs.delete(k);
+    this.checkpointedHw.delete(k);
     if (log) await log.delete();
     else await fs.promises.rm(this.dirFor(topic, partition), { recursive: true, force: true });
   }
@@ -180,17 +205,64 @@ export class LogManager {
     return this.flushRun;
   }
 
+  /**
+   * Writes `replication-offset-checkpoint` if a high watermark changed since the last write: the
+   * open logs' high watermarks, plus the entries read at startup of logs not opened since (their
+   * directories still exist).
+   */
+  async checkpointHighWatermarks(): Promise<void> {
+    if (this.hwRun) return this.hwRun;
+    this.hwRun = this.writeHighWatermarks(this.currentHighWatermarks()).finally(() => {
+      this.hwRun = null;
+    });
+    return this.hwRun;
+  }
+
+  private currentHighWatermarks(): Map<string, number> {
+    const next = new Map(this.checkpointedHw);
+    for (const [k, log] of this.logs) next.set(k, log.highWatermark);
+    return next;
+  }
+
+  private async writeHighWatermarks(next: Map<string, number>): Promise<void> {
+    let changed = next.size !== this.checkpointedHw.size;
+    for (const [k, hw] of next) if (this.checkpointedHw.get(k) !== hw) changed = true;
+    if (!changed) return;
+    const entries: { topic: string; partition: number; highWatermark: number }[] = [];
+    for (const [k, hw] of next) {
+      const m = PARTITION_DIR.exec(k);
+      if (!m) continue;
+      if (!this.logs.has(k) && !fs.existsSync(join(this.dataDir, k))) {
+        next.delete(k);
+        continue;
+      }
+      entries.push({ topic: m[1]!, partition: Number(m[2]), highWatermark: hw });
+    }
+    try {
+      await writeHighWatermarkCheckpoint(this.dataDir, entries);
+      this.checkpointedHw = next;
+    } catch (err) {
+      this.logger.warn('writing the high watermark checkpoint failed', { dataDir: this.dataDir, error: String(err) });
+      throw err;
+    }
+  }
+
   /** Stop timers, close every log (fsync), then write the clean-shutdown marker last. */
   async shutdown(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
     if (this.retentionTimer) clearInterval(this.retentionTimer);
     if (this.flushTimer) clearInterval(this.flushTimer);
+    if (this.hwTimer) clearInterval(this.hwTimer);
     await this.cleaner.stop();
+    await this.hwRun?.catch(() => {});
     await Promise.allSettled([...this.opening.values()]);
     await this.retentionRun?.catch(() => {});
     await this.flushRun?.catch(() => {});
     const results = await Promise.allSettled([...this.logs.values()].map((log) => log.close()));
+    // After the closes: nothing moves a high watermark any more.
+    const hws = this.currentHighWatermarks();
+    if (this.started) await this.writeHighWatermarks(hws).catch(() => {});
     this.logs.clear();
     const failed = results.filter((r) => r.status === 'rejected');
     if (failed.length > 0) {

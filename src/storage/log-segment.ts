@@ -27,6 +27,7 @@ import {
   MAGIC_V2,
   MAX_TIMESTAMP_OFFSET,
   MIN_BATCH_LENGTH,
+  PARTITION_LEADER_EPOCH_OFFSET,
   RECORD_BATCH_HEADER_SIZE,
   readInt64,
 } from './batch-layout.js';
@@ -50,6 +51,11 @@ export interface BatchHeader {
   lastOffset: number;
   size: number;
   maxTimestamp: number;
+}
+
+/** A header seen by scanHeaders: also the batch's partition leader epoch. */
+export interface ScannedBatchHeader extends BatchHeader {
+  partitionLeaderEpoch: number;
 }
 
 const SCAN_CHUNK_BYTES = 8192;
@@ -318,11 +324,11 @@ export class LogSegment {
    * Visit batch headers from `position` up to `limit` (exclusive) until `visit` returns false.
    * Throws CorruptSegmentError on a malformed header (never in a healthy segment).
    */
-  async scanHeaders(position: number, limit: number, visit: (h: BatchHeader) => boolean): Promise<void> {
+  async scanHeaders(position: number, limit: number, visit: (h: ScannedBatchHeader) => boolean): Promise<void> {
     const chunk = Buffer.allocUnsafe(SCAN_CHUNK_BYTES);
     let chunkPos = 0;
     let chunkLen = 0;
-    const h: BatchHeader = { position: 0, baseOffset: 0, lastOffset: 0, size: 0, maxTimestamp: 0 };
+    const h: ScannedBatchHeader = { position: 0, baseOffset: 0, lastOffset: 0, size: 0, maxTimestamp: 0, partitionLeaderEpoch: -1 };
     let pos = position;
     while (pos + RECORD_BATCH_HEADER_SIZE <= limit) {
       if (pos < chunkPos || pos + RECORD_BATCH_HEADER_SIZE > chunkPos + chunkLen) {
@@ -340,6 +346,7 @@ export class LogSegment {
       h.size = batchLength + LOG_OVERHEAD;
       h.lastOffset = h.baseOffset + chunk.readInt32BE(at + LAST_OFFSET_DELTA_OFFSET);
       h.maxTimestamp = readInt64(chunk, at + MAX_TIMESTAMP_OFFSET);
+      h.partitionLeaderEpoch = chunk.readInt32BE(at + PARTITION_LEADER_EPOCH_OFFSET);
       if (!visit(h)) return;
       pos += h.size;
     }

@@ -26,6 +26,15 @@
  *    a producer id holds exactly one batch. State is snapshotted on roll and close and rebuilt on
  *    open from the newest snapshot plus a replay of the batches after it.
  *  - lastStableOffset = min(high watermark, first offset of the earliest open transaction).
+ *  - Replication (leader-epoch-cache.ts): `leaderEpochCache` records the first offset of every
+ *    leader epoch; a leader append assigns its epoch when it is newer than the latest one, and the
+ *    checkpoint file is written before the first batch of that epoch. appendAsFollower stores a
+ *    leader's batches as they are (offsets, epochs) through the same queue. Truncation truncates
+ *    the cache and rebuilds producer state; a moved log start truncates the cache from the start.
+ *  - High watermark: on one broker (`autoAdvanceHighWatermark`, the default) it follows the log
+ *    end offset. A replicated partition turns that off and drives it with updateHighWatermark
+ *    (forward only); it then starts from the `replication-offset-checkpoint` value LogManager read
+ *    (or the log start offset), as Kafka's does, not from the log end offset.
  */
 import { FileRecords } from './file-records.js';
 import assert from 'node:assert/strict';
@@ -51,6 +60,9 @@ import { LogSegment, type BatchHeader } from './log-segment.js';
 import { noopLogger, type Logger } from './logger.js';
 import { PRODUCER_ID_OFFSET } from './batch-layout.js';
 import { ProducerStateManager, producerBatchInfo, type AbortedTxn, type AppendOrigin } from './producer-state.js';
+import { LeaderEpochFileCache, readLeaderEpochCheckpoint } from './leader-epoch-cache.js';
+import { crc32c } from '@node-rs/crc32';
+import { CRC_OFFSET, CRC_START } from './batch-layout.js';
 
 export interface LogConfig {
   /** segment.bytes */
@@ -116,6 +128,11 @@ export interface AppendResult {
 
 export interface OpenOptions {
   cleanShutdown: boolean;
+  /**
+   * The partition's high watermark from `replication-offset-checkpoint` (LogManager reads it), if
+   * it has one: where a replicated partition's high watermark starts after a restart.
+   */
+  checkpointedHighWatermark?: number;
   clock?: () => number;
   logger?: Logger;
 }
@@ -129,6 +146,10 @@ interface AppendOp {
   leaderEpoch: number;
   records: number;
   origin: AppendOrigin;
+  /** A follower append (appendAsFollower): offsets as received, from `followerFirstOffset` to `followerLastOffset`. */
+  follower: boolean;
+  followerFirstOffset: number;
+  followerLastOffset: number;
   resolve: (r: AppendResult) => void;
   reject: (e: unknown) => void;
   result: AppendResult | null;
@@ -174,6 +195,15 @@ export class PartitionLog {
   private readonly groupDuplicates: Array<{ op: AppendOp; result: AppendResult }> = [];
   /** Idempotent and transactional producers of this partition, open and aborted transactions. */
   readonly producerState: ProducerStateManager;
+  /** The first offset of each leader epoch in this log (`leader-epoch-checkpoint`). */
+  readonly leaderEpochCache: LeaderEpochFileCache;
+  /**
+   * The high watermark from `replication-offset-checkpoint`, clamped to [logStartOffset,
+   * logEndOffset] (the log start offset when there was none). Used when the log stops following
+   * its end offset before anything changed it (see autoAdvanceHighWatermark).
+   */
+  private pendingCheckpointHw: number | null;
+  private _autoAdvanceHighWatermark = true;
 
   private constructor(
     readonly dir: string,
@@ -184,6 +214,8 @@ export class PartitionLog {
     logStartOffset: number,
     clock: () => number,
     logger: Logger,
+    leaderEpochCache: LeaderEpochFileCache,
+    checkpointedHighWatermark: number | undefined,
   ) {
     this.config = { ...config };
     this.segments = segments;
@@ -196,6 +228,8 @@ export class PartitionLog {
     this.lastFlushMs = clock();
     this.recomputeMaxTimestamp();
     this.producerState = new ProducerStateManager(dir);
+    this.leaderEpochCache = leaderEpochCache;
+    this.pendingCheckpointHw = Math.min(Math.max(checkpointedHighWatermark ?? logStartOffset, logStartOffset), this._logEndOffset);
   }
 
   static async open(dir: string, topic: string, partition: number, config: LogConfig, opts: OpenOptions): Promise<PartitionLog> {
@@ -203,7 +237,8 @@ export class PartitionLog {
     const logger = opts.logger ?? noopLogger;
     await fs.promises.mkdir(dir, { recursive: true });
     const loaded = await loadLog(dir, config, { cleanShutdown: opts.cleanShutdown, nowMs: clock(), logger });
-    const log = new PartitionLog(dir, topic, partition, config, loaded.segments, loaded.logStartOffset, clock, logger);
+    const epochs = await loadLeaderEpochCache(dir, loaded.segments, loaded.logStartOffset, logger);
+    const log = new PartitionLog(dir, topic, partition, config, loaded.segments, loaded.logStartOffset, clock, logger, epochs, opts.checkpointedHighWatermark);
     await log.rebuildProducerState();
     logger.debug('opened log', {
       dir,
@@ -223,14 +258,34 @@ export class PartitionLog {
     return this._logEndOffset;
   }
 
-  /** On one broker this follows the log end offset; replication will drive it with setHighWatermark. */
+  /**
+   * Consumers read below it. On one broker it follows the log end offset; a replicated partition
+   * drives it with updateHighWatermark.
+   */
   get highWatermark(): number {
     return this._highWatermark;
   }
 
-  /** Set the high watermark (clamped to [logStartOffset, logEndOffset]). */
+  /**
+   * Sets the high watermark (clamped to [logStartOffset, logEndOffset]), up or down: Kafka's
+   * updateHighWatermark, for initialising it. Replication moves it with updateHighWatermark.
+   */
   setHighWatermark(offset: number): void {
+    this.pendingCheckpointHw = null;
     this._highWatermark = Math.min(Math.max(offset, this._logStartOffset), this._logEndOffset);
+  }
+
+  /**
+   * Moves the high watermark up to `offset` (clamped to the log end offset); never down — only
+   * truncation (and a log start offset above it) lowers it. Returns the high watermark after the
+   * call. The leader passes the smallest log end offset of its ISR; a follower the leader's.
+   */
+  updateHighWatermark(offset: number): number {
+    assert(Number.isSafeInteger(offset), `bad high watermark ${offset}`);
+    this.pendingCheckpointHw = null;
+    const next = Math.min(offset, this._logEndOffset);
+    if (next > this._highWatermark) this._highWatermark = next;
+    return this._highWatermark;
   }
 
   /**
@@ -252,8 +307,23 @@ export class PartitionLog {
     return this.producerState.removeExpired(nowMs, expirationMs);
   }
 
-  /** Whether appends move the high watermark along with the log end offset (single broker). */
-  autoAdvanceHighWatermark = true;
+  /**
+   * Whether appends move the high watermark along with the log end offset: true on one broker and
+   * for a partition whose replica set is only this broker. Turning it off right after open (before
+   * any append or truncation) starts the high watermark at the checkpointed one (see OpenOptions);
+   * turning it off later keeps the current one. Turning it on moves it to the log end offset.
+   */
+  get autoAdvanceHighWatermark(): boolean {
+    return this._autoAdvanceHighWatermark;
+  }
+
+  set autoAdvanceHighWatermark(on: boolean) {
+    if (on === this._autoAdvanceHighWatermark) return;
+    this._autoAdvanceHighWatermark = on;
+    if (on) this._highWatermark = this._logEndOffset;
+    else if (this.pendingCheckpointHw !== null) this._highWatermark = Math.min(Math.max(this.pendingCheckpointHw, this._logStartOffset), this._logEndOffset);
+    this.pendingCheckpointHw = null;
+  }
 
   get sizeInBytes(): number {
     let total = 0;
@@ -290,11 +360,63 @@ export class PartitionLog {
       return Promise.reject(err);
     }
     const appended = new Promise<AppendResult>((resolve, reject) => {
-      this.queue.push({ kind: 'append', buf: batches, leaderEpoch, records, origin, resolve, reject, result: null });
+      this.queue.push({ kind: 'append', buf: batches, leaderEpoch, records, origin, follower: false, followerFirstOffset: -1, followerLastOffset: -1, resolve, reject, result: null });
       if (!this.draining) void this.drain();
     });
     this.lastAppend = appended;
     return appended;
+  }
+
+  /**
+   * Queues a follower's append of batches fetched from the leader (Kafka's appendAsFollower):
+   * stored as received — base offsets and partition leader epochs kept. Every batch's framing and
+   * CRC-32C are checked and its offsets must increase (gaps are allowed: a compacted leader log
+   * has them); when the append reaches the head of the queue its first offset must be at or
+   * above the log end offset, else it is refused with a StorageError `UNEXPECTED_APPEND_OFFSET`
+   * (the follower fetched from the wrong offset or raced a truncation). Producer state takes the
+   * leader's batches without sequence checks; the epoch cache takes each newer epoch.
+   */
+  appendAsFollower(batches: Buffer): Promise<AppendResult> {
+    if (this.closed) return Promise.reject(new LogClosedError(`log ${this.dir} is closed`));
+    if (this.failure) return Promise.reject(this.failure);
+    let range: { records: number; firstOffset: number; lastOffset: number };
+    try {
+      range = checkFollowerBatches(batches);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const appended = new Promise<AppendResult>((resolve, reject) => {
+      this.queue.push({
+        kind: 'append',
+        buf: batches,
+        leaderEpoch: -1,
+        records: range.records,
+        origin: 'replication',
+        follower: true,
+        followerFirstOffset: range.firstOffset,
+        followerLastOffset: range.lastOffset,
+        resolve,
+        reject,
+        result: null,
+      });
+      if (!this.draining) void this.drain();
+    });
+    this.lastAppend = appended;
+    return appended;
+  }
+
+  /**
+   * Records that `leaderEpoch` starts at the current log end offset, if it is newer than the
+   * latest epoch (Kafka does this when a replica becomes leader, so the previous epoch's end is
+   * known even before the new leader appends). Queued behind the appends before it; resolves
+   * once the checkpoint file is written.
+   */
+  assignEpochStartOffset(leaderEpoch: number): Promise<void> {
+    assert(Number.isSafeInteger(leaderEpoch) && leaderEpoch >= 0, `bad leader epoch ${leaderEpoch}`);
+    return this.runTask(async () => {
+      this.leaderEpochCache.assign(leaderEpoch, this.nextOffset);
+      await this.leaderEpochCache.flush();
+    });
   }
 
   private runTask<T>(run: () => Promise<T>): Promise<T> {
@@ -366,7 +488,17 @@ export class PartitionLog {
     const position = seg.writeEnd;
     for (let op = this.peekOp(); op && op.kind === 'append'; op = this.peekOp()) {
       if (ops.length >= MAX_IOVECS || (ops.length > 0 && bytes + op.buf.length > MAX_GROUP_BYTES)) break;
-      const lastOffset = this.nextOffset + op.records - 1;
+      if (op.follower && op.followerFirstOffset < this.nextOffset) {
+        this.shiftOp();
+        op.reject(
+          new StorageError(
+            'UNEXPECTED_APPEND_OFFSET',
+            `follower append at ${op.followerFirstOffset} is below the log end offset ${this.nextOffset} of ${this.topic}-${this.partition}`,
+          ),
+        );
+        continue;
+      }
+      const lastOffset = op.follower ? op.followerLastOffset : this.nextOffset + op.records - 1;
       if (seg.shouldRoll(op.buf.length, lastOffset, nowMs, this.config.segmentBytes, this.config.segmentMs)) {
         if (ops.length > 0) break;
         try {
@@ -379,7 +511,7 @@ export class PartitionLog {
         return this.writeGroup();
       }
       this.shiftOp();
-      if (readInt64(op.buf, PRODUCER_ID_OFFSET) >= 0 || op.buf.length > batchSizeAt(op.buf, 0)) {
+      if (!op.follower && (readInt64(op.buf, PRODUCER_ID_OFFSET) >= 0 || op.buf.length > batchSizeAt(op.buf, 0))) {
         // Producer state is checked here, in queue order, against everything assigned before.
         let dup: AppendResult | null;
         try {
@@ -404,6 +536,8 @@ export class PartitionLog {
       return;
     }
     try {
+      // A new epoch is on disk in the checkpoint before any of its batches (see leader-epoch-cache.ts).
+      if (this.leaderEpochCache.dirty) await this.leaderEpochCache.flush();
       await seg.write(bufs, position, bytes, nowMs);
       if (this.pendingTxnIndex.length > 0) {
         const entries = this.pendingTxnIndex.splice(0);
@@ -417,7 +551,8 @@ export class PartitionLog {
     }
     this.settleDuplicates();
     this._logEndOffset = seg.nextOffset;
-    if (this.autoAdvanceHighWatermark) this._highWatermark = this._logEndOffset;
+    this.pendingCheckpointHw = null;
+    if (this._autoAdvanceHighWatermark) this._highWatermark = this._logEndOffset;
     if (seg.maxTimestamp >= 0 && (this.maxTs === null || seg.maxTimestamp > this.maxTs.timestamp)) {
       this.maxTs = { timestamp: seg.maxTimestamp, offset: seg.offsetOfMaxTimestamp };
     }
@@ -465,8 +600,10 @@ export class PartitionLog {
   }
 
   private assignOffsets(seg: LogSegment, op: AppendOp, nowMs: number): AppendResult {
+    if (op.follower) return this.placeFollowerBatches(seg, op, nowMs);
     const buf = op.buf;
     const firstOffset = this.nextOffset;
+    if (op.leaderEpoch >= 0) this.leaderEpochCache.assign(op.leaderEpoch, firstOffset);
     let maxTimestamp = -1;
     let offsetOfMaxTimestamp = firstOffset;
     let at = 0;
@@ -493,6 +630,37 @@ export class PartitionLog {
       at += size;
     }
     return { firstOffset, lastOffset: this.nextOffset - 1, maxTimestamp, offsetOfMaxTimestamp };
+  }
+
+  /** assignOffsets for a follower append: the batches keep their offsets and epochs. */
+  private placeFollowerBatches(seg: LogSegment, op: AppendOp, nowMs: number): AppendResult {
+    const buf = op.buf;
+    let maxTimestamp = -1;
+    let offsetOfMaxTimestamp = op.followerFirstOffset;
+    for (let at = 0; at < buf.length; ) {
+      const size = batchSizeAt(buf, at);
+      const baseOffset = readInt64(buf, at);
+      const lastOffset = baseOffset + buf.readInt32BE(at + LAST_OFFSET_DELTA_OFFSET);
+      assert(baseOffset >= this.nextOffset, `follower batch at ${baseOffset} below ${this.nextOffset}`);
+      const epoch = buf.readInt32BE(at + PARTITION_LEADER_EPOCH_OFFSET);
+      if (epoch >= 0) this.leaderEpochCache.assign(epoch, baseOffset);
+      const ts = readInt64(buf, at + MAX_TIMESTAMP_OFFSET);
+      if (ts > maxTimestamp) {
+        maxTimestamp = ts;
+        offsetOfMaxTimestamp = baseOffset;
+      }
+      seg.assignBatch(baseOffset, lastOffset, ts, size, nowMs);
+      if (readInt64(buf, at + PRODUCER_ID_OFFSET) >= 0) {
+        const done = this.producerState.apply(producerBatchInfo(buf, at), baseOffset, lastOffset, seg.baseOffset);
+        if (done !== null && done.aborted) {
+          const a = this.producerState.abortedTransactions(done.markerOffset, Number.MAX_SAFE_INTEGER).find((x) => x.lastOffset === done.markerOffset);
+          if (a !== undefined) this.pendingTxnIndex.push(a);
+        }
+      }
+      this.nextOffset = lastOffset + 1;
+      at += size;
+    }
+    return { firstOffset: op.followerFirstOffset, lastOffset: op.followerLastOffset, maxTimestamp, offsetOfMaxTimestamp };
   }
 
   private fail(err: unknown): void {
@@ -697,6 +865,8 @@ export class PartitionLog {
       if (offset <= this._logStartOffset) return this._logStartOffset;
       this._logStartOffset = offset;
       await writeLogStartOffset(this.dir, offset);
+      this.leaderEpochCache.truncateFromStart(offset);
+      await this.leaderEpochCache.flush();
       // The active segment can go too when every record in it is below the new start: roll first.
       if (offset >= this.active.nextOffset && !this.active.isEmpty) await this.roll(this.clock());
       await this.deleteSegmentsWhile((seg, next) => next !== undefined && next.baseOffset <= this._logStartOffset, 'delete-records');
@@ -738,6 +908,8 @@ export class PartitionLog {
       this._logStartOffset = newStart;
       if (this._highWatermark < newStart) this._highWatermark = newStart;
       await writeLogStartOffset(this.dir, newStart);
+      this.leaderEpochCache.truncateFromStart(newStart);
+      await this.leaderEpochCache.flush();
     }
     this.recomputeMaxTimestamp();
     const live = new Set(this.segments.map((s) => s.baseOffset));
@@ -796,23 +968,19 @@ export class PartitionLog {
     });
   }
 
+  /**
+   * Removes every batch with an offset at or above `offset` (a batch holding `offset` goes whole,
+   * so the log may end below it): a follower dropping what the leader does not have. The epoch
+   * cache loses the epochs starting there, producer state is rebuilt, the high watermark falls to
+   * the new log end if it was above. Below the log start offset, the log restarts empty at
+   * `offset` (truncateFullyAndStartAt).
+   */
   async truncateTo(offset: number): Promise<void> {
     assert(Number.isSafeInteger(offset) && offset >= 0, `bad truncation offset ${offset}`);
     await this.runTask(async () => {
       if (offset >= this.nextOffset) return;
       if (offset < this._logStartOffset || offset < this.segments[0]!.baseOffset) {
-        // Kafka's truncateFullyAndStartAt: nothing survives; the log restarts at `offset`.
-        const doomed = this.segments;
-        this.segments = [await LogSegment.create(this.dir, offset, this.config, this.clock())];
-        for (const s of doomed) {
-          // A segment with the same base offset was just replaced on disk by create(): only close it.
-          if (s.baseOffset === offset) await s.close();
-          else await s.deleteFiles();
-        }
-        this._logStartOffset = offset;
-        await writeLogStartOffset(this.dir, offset);
-        this.resetOffsets();
-        await this.rebuildProducerState();
+        await this.restartAt(offset);
         return;
       }
       while (this.segments.length > 1 && this.active.baseOffset >= offset) {
@@ -821,6 +989,8 @@ export class PartitionLog {
       }
       await this.active.truncateTo(offset);
       this.resetOffsets();
+      this.leaderEpochCache.truncateFromEnd(this._logEndOffset);
+      await this.leaderEpochCache.flush();
       if (this._logStartOffset > this._logEndOffset) {
         // The batch holding the start offset went too.
         this._logStartOffset = this._logEndOffset;
@@ -830,11 +1000,40 @@ export class PartitionLog {
     });
   }
 
+  /**
+   * Kafka's truncateFullyAndStartAt: deletes every segment and restarts the log empty at `offset`
+   * (log start = log end = high watermark = `offset`; the epoch cache and producer state are
+   * emptied). A follower does this when it is behind the leader's log start offset.
+   */
+  async truncateFullyAndStartAt(offset: number): Promise<void> {
+    assert(Number.isSafeInteger(offset) && offset >= 0, `bad start offset ${offset}`);
+    await this.runTask(() => this.restartAt(offset));
+  }
+
+  private async restartAt(offset: number): Promise<void> {
+    const doomed = this.segments;
+    this.segments = [await LogSegment.create(this.dir, offset, this.config, this.clock())];
+    for (const s of doomed) {
+      // A segment with the same base offset was just replaced on disk by create(): only close it.
+      if (s.baseOffset === offset) await s.close();
+      else await s.deleteFiles();
+    }
+    this._logStartOffset = offset;
+    await writeLogStartOffset(this.dir, offset);
+    this.resetOffsets();
+    this._highWatermark = offset;
+    this.leaderEpochCache.clear();
+    await this.leaderEpochCache.flush();
+    // Producer snapshots describe the old log: none applies to the restarted one.
+    await this.producerState.pruneSnapshots(-1, 0);
+    await this.rebuildProducerState();
+  }
+
   private resetOffsets(): void {
     this.nextOffset = this.active.nextOffset;
     this._logEndOffset = this.nextOffset;
     this._highWatermark = Math.min(this._highWatermark, this._logEndOffset);
-    if (this.autoAdvanceHighWatermark) this._highWatermark = this._logEndOffset;
+    if (this._autoAdvanceHighWatermark) this._highWatermark = this._logEndOffset;
     this.recomputeMaxTimestamp();
   }
 
@@ -889,6 +1088,7 @@ export class PartitionLog {
       if (this.fsyncNext) await this.fsyncNext.catch(() => {});
       const active = this.active;
       if (!this.failure) await active.flushAll();
+      if (!this.failure) await this.leaderEpochCache.flush();
       if (!this.failure) {
         await this.producerState.writeSnapshot(this._logEndOffset);
         await this.producerState.pruneSnapshots(this._logEndOffset);
@@ -945,6 +1145,56 @@ async function readFrom(
     end += size;
   }
   return end === n ? buf : buf.subarray(0, end);
+}
+
+/**
+ * Loads the leader epoch cache of a log being opened: the checkpoint file, cut to the log's
+ * [start, end); when the file is missing or unreadable, rebuilt from the partition leader epochs of
+ * the batches (and written back if that found anything, or to replace a corrupt file).
+ */
+async function loadLeaderEpochCache(dir: string, segments: LogSegment[], logStartOffset: number, logger: Logger): Promise<LeaderEpochFileCache> {
+  const logEndOffset = segments[segments.length - 1]!.nextOffset;
+  const read = await readLeaderEpochCheckpoint(dir);
+  if (read.kind === 'ok') {
+    const cache = new LeaderEpochFileCache(dir, read.entries);
+    cache.truncateFromEnd(logEndOffset);
+    cache.truncateFromStart(logStartOffset);
+    await cache.flush();
+    return cache;
+  }
+  if (read.kind === 'corrupt') logger.warn('rebuilding a corrupt leader-epoch-checkpoint from the log', { dir, reason: read.reason });
+  const cache = new LeaderEpochFileCache(dir);
+  for (const seg of segments) {
+    await seg.scanHeaders(0, seg.size, (h) => {
+      if (h.partitionLeaderEpoch >= 0) cache.assign(h.partitionLeaderEpoch, h.baseOffset);
+      return true;
+    });
+  }
+  cache.truncateFromStart(logStartOffset);
+  if (!cache.isEmpty() || read.kind === 'corrupt') await cache.persist();
+  return cache;
+}
+
+/**
+ * A follower append's checks: whole magic-2 batches with valid CRC-32C, offsets increasing from
+ * batch to batch. Returns the offsets taken and the first and last offset.
+ */
+function checkFollowerBatches(buf: Buffer): { records: number; firstOffset: number; lastOffset: number } {
+  const records = checkBatches(buf);
+  let firstOffset = -1;
+  let lastOffset = -1;
+  for (let at = 0; at < buf.length; at += batchSizeAt(buf, at)) {
+    const size = batchSizeAt(buf, at);
+    const base = readInt64(buf, at);
+    if (base < 0 || base <= lastOffset) throw new StorageError('INVALID_RECORD', `follower batch offsets do not increase: ${base} after ${lastOffset}`);
+    if (crc32c(buf.subarray(at + CRC_START, at + size)) !== buf.readUInt32BE(at + CRC_OFFSET)) {
+      throw new StorageError('CORRUPT_MESSAGE', `CRC mismatch in the follower batch at offset ${base}`);
+    }
+    if (firstOffset < 0) firstOffset = base;
+    lastOffset = base + buf.readInt32BE(at + LAST_OFFSET_DELTA_OFFSET);
+    if (!Number.isSafeInteger(lastOffset)) throw new StorageError('INVALID_RECORD', `follower batch last offset out of range at ${base}`);
+  }
+  return { records, firstOffset, lastOffset };
 }
 
 /**

@@ -134,3 +134,22 @@ export async function waitFor(cond: () => boolean, timeoutMs: number, what: stri
     await new Promise((r) => setTimeout(r, 5));
   }
 }
+
+/**
+ * A batch as a leader would send it to a follower: `makeBatch(spec)` with its base offset and
+ * partition leader epoch set, and optionally producer fields (CRC recomputed).
+ */
+export function leaderBatch(
+  spec: BatchSpec & { baseOffset: number; leaderEpoch: number; producerEpoch?: number; baseSequence?: number; transactional?: boolean },
+): Buffer {
+  const buf = makeBatch(spec);
+  buf.writeBigInt64BE(BigInt(spec.baseOffset), 0);
+  buf.writeInt32BE(spec.leaderEpoch, 12);
+  if (spec.producerId !== undefined && spec.producerId >= 0) {
+    buf.writeInt16BE(spec.transactional ? 0x10 : 0, 21);
+    buf.writeInt16BE(spec.producerEpoch ?? 0, 51);
+    buf.writeInt32BE(spec.baseSequence ?? 0, 53);
+    buf.writeUInt32BE(crc32c(buf.subarray(21)), 17);
+  }
+  return buf;
+}

@@ -8,6 +8,7 @@ import { metadataHandler } from './metadata.js';
 import { produceHandler } from './produce.js';
 import { fetchHandler } from './fetch.js';
 import { listOffsetsHandler } from './list-offsets.js';
+import { offsetForLeaderEpochHandler } from './offset-for-leader-epoch.js';
 import { createTopicsHandler } from './create-topics.js';
 import { deleteTopicsHandler } from './delete-topics.js';
 import { electLeadersHandler } from './elect-leaders.js';
@@ -55,6 +56,7 @@ export const HANDLERS: readonly ApiHandler<any, any>[] = [
   produceHandler,
   fetchHandler,
   listOffsetsHandler,
+  offsetForLeaderEpochHandler,
   metadataHandler,
   apiVersionsHandler,
   createTopicsHandler,
