@@ -123,7 +123,7 @@ export const BROKER_CONFIGS: readonly ConfigDef[] = [
   { name: 'node.id', type: 'int', default: '1', min: 0, doc: 'this broker\'s id', readOnly: true },
   { name: 'broker.id', type: 'int', default: '-1', min: -1, doc: 'synonym of node.id', readOnly: true },
   { name: 'process.roles', type: 'list', default: 'broker,controller', oneOf: ['broker', 'controller'], doc: 'roles of this node (a single node is both)', readOnly: true },
-  { name: 'controller.quorum.voters', type: 'list', default: null, doc: 'the metadata quorum\'s voters as id@host:port; when set, the node is a voter of a Raft quorum (process.roles=controller, or broker,controller for a combined node) whose committed log is the cluster\'s metadata (docs/CLUSTER.md)', readOnly: true },
+  { name: 'controller.quorum.voters', type: 'list', default: null, doc: 'the metadata quorum\'s voters as id@host:port; when set, the node is a voter of a Raft quorum (process.roles=controller, or broker,controller for a combined node) or, with process.roles=broker, an observer of it; the quorum\'s committed log is the cluster\'s metadata (docs/CLUSTER.md)', readOnly: true },
   { name: 'controller.listener.names', type: 'list', default: null, doc: 'the listeners (by name) that speak the Raft protocol on a controller node', readOnly: true },
   { name: 'controller.quorum.election.timeout.ms', type: 'int', default: '1000', min: 1, doc: 'how long a voter without a leader waits (randomly up to twice this) before standing for election', readOnly: true },
   { name: 'controller.quorum.fetch.timeout.ms', type: 'int', default: '2000', min: 1, doc: 'a follower without a successful fetch for this long stands for election; a leader not fetched from by a majority for this long resigns', readOnly: true },

@@ -231,7 +231,7 @@ export class QuorumControllerNode {
   private queue: Promise<unknown> = Promise.resolve();
   /** Proposed operations waiting for their commit, by the offset of their entry. */
   private readonly pending = new Map<number, PendingWrite>();
-  private readonly listeners: MetadataListener[] = [];
+  private readonly listeners: Array<{ listener: MetadataListener; started: boolean }> = [];
   /** Image listeners run in order on this chain; `notified` is the log offset they have seen up to (exclusive). */
   private notifying: Promise<void> = Promise.resolve();
   private notifiedImage: MetadataImage = MetadataImage.EMPTY;
@@ -298,17 +298,18 @@ export class QuorumControllerNode {
    * empty image (so it sees everything, whenever it is added).
    */
   onChange(listener: MetadataListener, fromEmpty = false): void {
-    if (!fromEmpty) {
-      this.listeners.push(listener);
-      return;
-    }
+    // Listeners run in the order they were added; one added fromEmpty starts (in the notification
+    // order) with everything published so far, and only then receives changes.
+    const entry = { listener, started: !fromEmpty };
+    this.listeners.push(entry);
+    if (!fromEmpty) return;
     this.notifying = this.notifying.then(async () => {
       try {
         await listener(this.published, MetadataImage.EMPTY);
       } catch (e) {
         this.logger.error('a metadata listener failed', { error: e });
       }
-      this.listeners.push(listener);
+      entry.started = true;
     });
   }
 
@@ -328,15 +329,27 @@ export class QuorumControllerNode {
     const voters = config.quorumVoters;
     if (voters === null) throw new ConfigError('a controller node needs controller.quorum.voters');
     const nodeId = config.nodeId;
-    if (!voters.some((v) => v.id === nodeId)) throw new ConfigError(`node.id ${nodeId} is not one of controller.quorum.voters (observers are not supported yet)`);
-    const names = config.raw('controller.listener.names');
-    if (names === null) throw new ConfigError('a controller node needs controller.listener.names');
-    const listener = config.listeners.find((l) => names.split(',').includes(l.name));
-    if (listener === undefined) throw new ConfigError(`no listener in listeners=${config.string('listeners')} is named in controller.listener.names=${names}`);
+    // A node without the controller role follows the metadata log as a Raft observer: it fetches
+    // from the leader, never votes or stands, and needs no controller listener of its own.
+    const observer = !config.processRoles.includes('controller');
+    const isVoter = voters.some((v) => v.id === nodeId);
+    if (observer && isVoter) throw new ConfigError(`node.id ${nodeId} is one of controller.quorum.voters, but process.roles=${config.string('process.roles')} has no controller role`);
+    if (!observer && !isVoter) throw new ConfigError(`node.id ${nodeId} is not one of controller.quorum.voters (a node that is not a voter runs with process.roles=broker)`);
+    let listener: { name: string; host: string; port: number };
+    if (observer) {
+      // Answers come back on the observer's own connections; this listener only serves DescribeQuorum.
+      listener = { name: 'observer', host: '127.0.0.1', port: 0 };
+    } else {
+      const names = config.raw('controller.listener.names');
+      if (names === null) throw new ConfigError('a controller node needs controller.listener.names');
+      const found = config.listeners.find((l) => names.split(',').includes(l.name));
+      if (found === undefined) throw new ConfigError(`no listener in listeners=${config.string('listeners')} is named in controller.listener.names=${names}`);
+      listener = found;
+    }
 
     const dir = join(config.dataDir, `${METADATA_TOPIC}-${METADATA_PARTITION}`);
     fs.mkdirSync(dir, { recursive: true });
-    const advertised = voters.find((v) => v.id === nodeId)!;
+    const advertised = voters.find((v) => v.id === nodeId) ?? { host: '', port: 0 };
     const node = new QuorumControllerNode(nodeId, config, config.number('metadata.log.max.record.bytes.between.snapshots'), logger, advertised);
     node.raft = await RaftManager.start({
       nodeId,
@@ -367,7 +380,7 @@ export class QuorumControllerNode {
         },
       },
     });
-    logger.info('controller started', { nodeId, voters: voters.map((v) => `${v.id}@${v.host}:${v.port}`).join(','), listener: `${listener.name}://${listener.host}:${node.raft.port}`, dir });
+    logger.info(observer ? 'metadata observer started' : 'controller started', { nodeId, voters: voters.map((v) => `${v.id}@${v.host}:${v.port}`).join(','), listener: `${listener.name}://${listener.host}:${node.raft.port}`, dir });
     return node;
   }
 
@@ -494,8 +507,9 @@ export class QuorumControllerNode {
       if (image !== previous) {
         this.notifiedImage = image;
         for (const l of this.listeners) {
+          if (!l.started) continue;
           try {
-            await l(image, previous);
+            await l.listener(image, previous);
           } catch (e) {
             this.logger.error('a metadata listener failed', { error: e });
           }
