@@ -171,6 +171,9 @@ export type AlterPartitionFn = (req: { topicId: string; partition: number; leade
  */
 export type TransactionVerifier = (producerId: number, producerEpoch: number, topic: string, partition: number) => number;
 
+/** How long a leader waits for the controller's answer to an ISR change before it may propose again. */
+const ALTER_PARTITION_TIMEOUT_MS = 10_000;
+
 const key = (topic: string, partition: number): string => `${topic}\u0000${partition}`;
 
 /**
@@ -406,7 +409,13 @@ export class ReplicaManager {
     const alter = this.alterPartition;
     if (alter === null) return;
     ls.beginIsrChange(newIsr);
-    alter({ topicId: part.topicId, partition: part.index, leaderEpoch: ls.leaderEpoch, partitionEpoch: ls.partitionEpoch, newIsr }).then(
+    // Bounded: a request lost on the way (a controller failover) must not block ISR changes for good.
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer within ${ALTER_PARTITION_TIMEOUT_MS} ms`)), ALTER_PARTITION_TIMEOUT_MS);
+      timer.unref();
+    });
+    Promise.race([alter({ topicId: part.topicId, partition: part.index, leaderEpoch: ls.leaderEpoch, partitionEpoch: ls.partitionEpoch, newIsr }), timeout]).finally(() => clearTimeout(timer)).then(
       (r) => {
         if (part.leaderState !== ls) return; // leadership moved meanwhile: the image says the rest
         if (r.errorCode === ErrorCode.NONE && r.partition !== null) {
@@ -514,9 +523,14 @@ export class ReplicaManager {
    * Deletes partition directories the image does not know (a crash between committing a topic
    * deletion and deleting its logs leaves them behind). Run once at startup, after replay.
    */
-  async deleteOrphanLogs(image: MetadataImage): Promise<void> {
+  async deleteOrphanLogs(given: MetadataImage): Promise<void> {
     for (const d of await this.logManager.listPartitionDirs()) {
       if (d.topic === METADATA_TOPIC) continue;
+      // The newest image this manager has applied may be ahead of the caller's (image listeners
+      // still running); a partition hosted now is never an orphan.
+      const image = this.image !== null && this.image.offset > given.offset ? this.image : given;
+      const hosted = this.partitions.get(key(d.topic, d.partition));
+      if (hosted !== undefined && image.topic(d.topic)?.topicId === hosted.topicId) continue;
       const t = image.topic(d.topic);
       const known = t !== undefined && d.partition < t.partitions.length && t.partitions[d.partition]?.replicas.includes(this.nodeId);
       const owner = known ? await readPartitionTopicId(d.dir) : null;
