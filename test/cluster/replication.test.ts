@@ -5,6 +5,9 @@
  * acknowledged record, and the old leader comes back as a follower, catches up and rejoins the
  * ISR; with two of three replicas down acks=all is NOT_ENOUGH_REPLICAS while acks=1 still works;
  * a consumer never sees records above the high watermark.
+ *
+ * REPL_DEBUG_DIR=<dir> runs the cluster in that directory and keeps it (each node's log in
+ * node-<id>.log) for a look after a failure.
  */
 import assert from 'node:assert/strict';
 import { readdir, readFile } from 'node:fs/promises';
