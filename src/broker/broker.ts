@@ -2,12 +2,22 @@
  * The broker process: storage, the metadata log and controller, the replica manager, and the
  * listeners, started and stopped in order.
  *
- * Start: read (or create) `meta.properties` with the cluster id; open the log manager (which
- * knows whether the last shutdown was clean); replay the metadata log into the image; open the
- * logs of every partition in it; listen; register this broker's advertised endpoint.
- * Stop (SIGTERM / SIGINT): stop accepting, let in-flight requests finish (long polls answer at
- * once), close connections, close the metadata log and every partition log (fsync, trim
- * indexes), and mark the shutdown clean last.
+ * Start (single node, no `controller.quorum.voters`): read (or create) `meta.properties` with the
+ * cluster id; open the log manager (which knows whether the last shutdown was clean); replay the
+ * local metadata log into the image; open the logs of every partition in it; listen; register
+ * this broker's advertised endpoints.
+ * Start (a combined node of a cluster: `controller.quorum.voters` and
+ * `process.roles=broker,controller`): the same storage, but the metadata is the Raft quorum's —
+ * the node runs a QuorumControllerNode (a voter, on the controller listener) and a
+ * ClusterController over its committed image (cluster-controller.ts); the broker listens on its
+ * other listeners, then registers and heartbeats in the background (BrokerLifecycle). Once the
+ * controller has unfenced it (it caught up with the metadata log), orphan partition logs are
+ * deleted and the coordinators load.
+ * Stop (SIGTERM / SIGINT): in a cluster first a controlled shutdown (the controller moves this
+ * broker's leaderships, bounded by `broker.session.timeout.ms`); stop accepting, let in-flight
+ * requests finish (long polls answer at once), close connections, leave the quorum (resigning
+ * if leader), close the metadata log and every partition log (fsync, trim indexes), and mark the
+ * shutdown clean last.
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
@@ -20,9 +30,12 @@ import { Connection, MAX_PENDING_RESPONSE_BYTES } from './connection.js';
 import { HANDLERS } from './handlers/index.js';
 import type { ApiHandler } from './handlers/handler.js';
 import type { Logger } from './logger.js';
-import { Controller } from './metadata/controller.js';
-import { MetadataImage } from './metadata/image.js';
+import { LocalController, type Controller } from './metadata/controller.js';
+import { MetadataImage, type BrokerEndpoint } from './metadata/image.js';
 import { MetadataLog } from './metadata/metadata-log.js';
+import { QuorumControllerNode } from './metadata/quorum-controller.js';
+import { BrokerLifecycle, ClusterController, ControllerChannel } from './metadata/cluster-controller.js';
+import { ConfigError } from './config.js';
 import { ReplicaManager } from './replica-manager.js';
 import { BrokerMetrics, metricsSourceOf, startMetricsServer, type MetricsServer } from './metrics.js';
 import type { GroupCoordinator } from '../coordinator/group-coordinator.js';
@@ -88,7 +101,8 @@ export class Broker {
     readonly logger: Logger,
     readonly clusterId: string,
     readonly logManager: LogManager,
-    readonly metadataLog: MetadataLog,
+    /** The local metadata log (single node), or null in a cluster. */
+    readonly metadataLog: MetadataLog | null,
     readonly controller: Controller,
     readonly replicaManager: ReplicaManager,
     readonly groupCoordinator: GroupCoordinator,
@@ -102,6 +116,16 @@ export class Broker {
 
   /** Client quota rates (security/quotas.ts). */
   readonly quotas: QuotaManager;
+  /** In a cluster: this node's voter of the metadata quorum, and the broker's registration and heartbeats. */
+  quorum: QuorumControllerNode | null = null;
+  lifecycle: BrokerLifecycle | null = null;
+  private channel: ControllerChannel | null = null;
+
+  /** The active controller's node id (Metadata's controller_id): this node on a single node; -1 when a cluster has none. */
+  get controllerId(): number {
+    if (this.quorum === null) return this.nodeId;
+    return this.quorum.leader.id;
+  }
 
   get nodeId(): number {
     return this.config.nodeId;
@@ -155,10 +179,17 @@ export class Broker {
     });
     const { cleanShutdown } = await logManager.startup();
     if (!cleanShutdown && !formatted) logger.warn('the last shutdown was not clean: recovering log tails', { dataDir });
+    const replicaManager = new ReplicaManager(logManager, config, config.nodeId, logger.child('replica'));
+    if (config.quorumVoters !== null) {
+      if (!config.processRoles.includes('controller')) {
+        await logManager.shutdown();
+        throw new ConfigError('process.roles=broker with controller.quorum.voters (a broker that is not a voter) is not supported yet: run combined nodes (process.roles=broker,controller)');
+      }
+      return Broker.startInCluster(config, logger, opts, clusterId, logManager, replicaManager, authorizer);
+    }
     const metadataLog = await MetadataLog.open(dataDir, cleanShutdown, logger.child('metadata'));
     const image = await metadataLog.replay();
-    const controller = new Controller(image, metadataLog, config, config.nodeId, logger.child('controller'));
-    const replicaManager = new ReplicaManager(logManager, config, config.nodeId, logger.child('replica'));
+    const controller = new LocalController(image, metadataLog, config, config.nodeId, logger.child('controller'));
     await replicaManager.deleteOrphanLogs(image);
     await replicaManager.applyImage(image, MetadataImage.EMPTY);
     controller.onChange((next, previous) => replicaManager.applyImage(next, previous));
@@ -166,25 +197,96 @@ export class Broker {
     const exactlyOnce = setUpExactlyOnce(config, controller, replicaManager, groupCoordinator, logger.child('transaction-coordinator'));
     const broker = new Broker(config, logger, clusterId, logManager, metadataLog, controller, replicaManager, groupCoordinator, exactlyOnce, authorizer);
     replicaManager.metrics = broker.metrics;
+    replicaManager.alterPartition = (req) => controller.alterPartition(req);
     await broker.listen();
     // Other brokers reach this one on inter.broker.listener.name (default: the first listener).
-    const inter = config.raw('inter.broker.listener.name') ?? broker.listeners_[0]!.name;
-    const adv = broker.advertisedFor(inter);
-    await controller.registerBroker(adv.host, adv.port);
+    const endpoints = broker.registeredEndpoints();
+    await controller.registerBroker(endpoints[0]!.host, endpoints[0]!.port, endpoints);
     // Group requests meanwhile get COORDINATOR_LOAD_IN_PROGRESS / COORDINATOR_NOT_AVAILABLE (clients retry).
     await loadGroupCoordinator(groupCoordinator, config, controller, replicaManager, logger.child('group-coordinator'));
     // After the group coordinator: resumed commits write markers to __consumer_offsets too.
     await loadExactlyOnceIfPresent(exactlyOnce, controller);
-    if (opts.metricsPort !== undefined) {
-      broker.metricsServer = await startMetricsServer(broker.metrics, metricsSourceOf(broker, () => broker.stopping === null), opts.metricsPort, opts.metricsHost ?? '127.0.0.1');
-      logger.info('metrics endpoint listening', { url: `http://${opts.metricsHost ?? '127.0.0.1'}:${broker.metricsServer.port}/metrics` });
-    }
+    await broker.startMetrics(opts);
     logger.info('broker started', {
       nodeId: config.nodeId,
       clusterId,
       listeners: broker.addresses.map((a) => `${a.host}:${a.port}`).join(','),
       dataDir,
       topics: image.topicsByName.size,
+    });
+    return broker;
+  }
+
+  /** Every advertised listener as registered in the metadata: the inter-broker one (inter.broker.listener.name, default the first) first. */
+  private registeredEndpoints(): BrokerEndpoint[] {
+    const inter = this.config.raw('inter.broker.listener.name') ?? this.listeners_[0]!.name;
+    const all = this.listeners_.map((l) => ({ name: l.name, host: l.advertised.host, port: l.advertised.port, securityProtocol: l.securityProtocol }));
+    return [...all.filter((l) => l.name === inter), ...all.filter((l) => l.name !== inter)];
+  }
+
+  private async startMetrics(opts: { metricsPort?: number; metricsHost?: string }): Promise<void> {
+    if (opts.metricsPort === undefined) return;
+    this.metricsServer = await startMetricsServer(this.metrics, metricsSourceOf(this, () => this.stopping === null), opts.metricsPort, opts.metricsHost ?? '127.0.0.1');
+    this.logger.info('metrics endpoint listening', { url: `http://${opts.metricsHost ?? '127.0.0.1'}:${this.metricsServer.port}/metrics` });
+  }
+
+  /** A combined node of a cluster (see the file comment). */
+  private static async startInCluster(
+    config: BrokerConfig,
+    logger: Logger,
+    opts: { metricsPort?: number; metricsHost?: string },
+    clusterId: string,
+    logManager: LogManager,
+    replicaManager: ReplicaManager,
+    authorizer: Authorizer,
+  ): Promise<Broker> {
+    let node: QuorumControllerNode;
+    try {
+      node = await QuorumControllerNode.start(config, logger.child('controller'));
+    } catch (e) {
+      await logManager.shutdown();
+      throw e;
+    }
+    const channel = new ControllerChannel(node, config.quorumVoters!, config.number('controller.quorum.request.timeout.ms'), logger.child('controller-channel'));
+    const controller = new ClusterController(node, channel, config, logger.child('controller'));
+    node.onChange((next, previous) => replicaManager.applyImage(next, previous), true);
+    const groupCoordinator = newGroupCoordinator(config, controller, logger.child('group-coordinator'));
+    const exactlyOnce = setUpExactlyOnce(config, controller, replicaManager, groupCoordinator, logger.child('transaction-coordinator'));
+    const broker = new Broker(config, logger, clusterId, logManager, null, controller, replicaManager, groupCoordinator, exactlyOnce, authorizer);
+    broker.quorum = node;
+    broker.channel = channel;
+    replicaManager.metrics = broker.metrics;
+    replicaManager.alterPartition = (req) => controller.alterPartition(req);
+    try {
+      await broker.listen();
+    } catch (e) {
+      channel.close();
+      await node.shutdown();
+      await logManager.shutdown();
+      throw e;
+    }
+    const lifecycle = new BrokerLifecycle(node, channel, controller, config, clusterId, broker.registeredEndpoints(), logger.child('lifecycle'));
+    broker.lifecycle = lifecycle;
+    lifecycle.start();
+    void lifecycle.whenUnfenced().then(async () => {
+      if (broker.stopping !== null) return;
+      try {
+        // Only now is the image caught up: a partition directory it does not know is an orphan.
+        await replicaManager.deleteOrphanLogs(broker.image);
+        await loadGroupCoordinator(groupCoordinator, config, controller, replicaManager, logger.child('group-coordinator'));
+        await loadExactlyOnceIfPresent(exactlyOnce, controller);
+      } catch (e) {
+        logger.warn('coordinators not loaded on this node', { error: e instanceof Error ? e.message : String(e) });
+      }
+    });
+    await broker.startMetrics(opts);
+    logger.info('broker started', {
+      nodeId: config.nodeId,
+      clusterId,
+      listeners: broker.addresses.map((a) => `${a.host}:${a.port}`).join(','),
+      dataDir: config.dataDir,
+      controllerListenerPort: node.port,
+      voters: config.quorumVoters!.map((v) => `${v.id}@${v.host}:${v.port}`).join(','),
     });
     return broker;
   }
@@ -201,7 +303,10 @@ export class Broker {
     const advertised = this.config.advertisedListeners;
     const networkLogger = this.logger.child('network');
     const rules = parsePrincipalMappingRules(this.config.string('ssl.principal.mapping.rules'));
+    // In a cluster the controller listeners belong to the quorum (QuorumControllerNode).
+    const controllerNames = this.config.quorumVoters === null ? [] : (this.config.raw('controller.listener.names') ?? '').split(',');
     for (const l of this.config.listeners) {
+      if (controllerNames.includes(l.name)) continue;
       const securityProtocol = protocols.get(l.name)!;
       const tls = securityProtocol === 'SSL' || securityProtocol === 'SASL_SSL';
       const accept = (socket: Socket, principal: string): void => {
@@ -283,13 +388,18 @@ export class Broker {
 
   private async doShutdown(): Promise<void> {
     this.logger.info('shutting down');
+    // Controlled shutdown: leaderships move while this broker still answers (clients are redirected).
+    if (this.lifecycle !== null) await this.lifecycle.controlledShutdown(this.config.number('broker.session.timeout.ms'));
     for (const s of this.servers) s.close();
     this.groupCoordinator.shutdown(); // answers waiting JoinGroup/SyncGroup, stops its timers
     this.exactlyOnce.shutdown(); // stops the timeout task and marker retries
+    await this.replicaManager.shutdown(); // stops the replica fetchers and the ISR task; answers waiting acks=all produces
     const deadline = new Promise<void>((resolve) => setTimeout(resolve, 15000).unref());
     await Promise.race([Promise.all([...this.connections].map((c) => c.shutdown())), deadline]);
     for (const c of this.connections) c.destroy('broker shut down', {}, 'debug');
-    await this.metadataLog.close();
+    this.channel?.close();
+    await this.quorum?.shutdown();
+    await this.metadataLog?.close();
     await this.logManager.shutdown();
     await this.metricsServer?.close();
     this.logger.info('shutdown complete: logs flushed and closed, marked clean');

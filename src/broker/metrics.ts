@@ -17,6 +17,7 @@
  *   strand_under_replicated_partitions               partitions led here whose ISR is smaller than their replica set
  *                                                    (Kafka's UnderReplicatedPartitions; 0 while every topic has one replica)
  *   strand_offline_partitions                        partitions with no leader (Kafka's OfflinePartitionsCount)
+ *   strand_isr_shrinks_total / strand_isr_expands_total  ISR changes this broker committed as leader
  *   strand_log_cleaner_max_dirty_ratio               largest dirty ratio of any compacted partition (Kafka's max-dirty-percent / 100)
  *   strand_log_cleaner_dirty_ratio{topic,partition}  dirty bytes / cleanable bytes, per compacted partition
  *   strand_log_cleaner_partition_last_run_timestamp_seconds{topic,partition}  end of the partition's last pass (absent: none since start)
@@ -46,7 +47,7 @@ export interface MetricsSource {
   groups(): Iterable<{ groupId: string; state: string; offsets: Iterable<{ topic: string; partition: number; offset: number }> }>;
   readonly ready: boolean;
   /** Replication health from the metadata image (absent in tests that render without a broker). */
-  readonly replication?: () => { underReplicated: number; offline: number };
+  readonly replication?: () => { underReplicated: number; offline: number; isrShrinks?: number; isrExpands?: number };
   /** The log cleaner (absent in tests that render without a broker). */
   readonly cleaner?: Pick<LogCleaner, 'passes' | 'totalBytesRead' | 'totalBytesWritten' | 'lastPass' | 'dirtyRatio' | 'lastRun'>;
 }
@@ -117,6 +118,12 @@ export class BrokerMetrics {
       out.push(`strand_under_replicated_partitions ${r.underReplicated}`);
       family('strand_offline_partitions', 'gauge', 'Partitions without a leader.');
       out.push(`strand_offline_partitions ${r.offline}`);
+      if (r.isrShrinks !== undefined && r.isrExpands !== undefined) {
+        family('strand_isr_shrinks_total', 'counter', 'ISR shrinks this broker had committed as a leader (Kafka\'s IsrShrinksPerSec).');
+        out.push(`strand_isr_shrinks_total ${r.isrShrinks}`);
+        family('strand_isr_expands_total', 'counter', 'ISR expansions this broker had committed as a leader (Kafka\'s IsrExpandsPerSec).');
+        out.push(`strand_isr_expands_total ${r.isrExpands}`);
+      }
     }
     const parts = [...src.partitions()].sort((a, b) => a.topic.localeCompare(b.topic) || a.index - b.index);
     const hw = new Map<string, number>();
@@ -210,7 +217,7 @@ export function metricsSourceOf(broker: Broker, isReady: () => boolean): Metrics
           else if (p.leader === broker.nodeId && p.isr.length < p.replicas.length) underReplicated++;
         }
       }
-      return { underReplicated, offline };
+      return { underReplicated, offline, isrShrinks: broker.replicaManager.isrShrinks, isrExpands: broker.replicaManager.isrExpands };
     },
     cleaner: broker.logManager.cleaner,
   };

@@ -32,9 +32,21 @@ import { METADATA_TOPIC } from './metadata/metadata-log.js';
 import { BrokerConfig, effectiveTopicConfigs, longValue } from './config.js';
 import type { Logger } from './logger.js';
 import type { BrokerMetrics } from './metrics.js';
-import type { MetadataImage, TopicImage } from './metadata/image.js';
+import type { MetadataImage, PartitionImage, TopicImage } from './metadata/image.js';
+import { LeaderPartitionState, type EpochEndOffset } from './replication/partition-state.js';
+import { ReplicaFetcherManager } from './replication/replica-fetcher.js';
 
 export class Partition {
+  /** The leader in the image (-1: none); this broker serves clients only when it is the leader. */
+  leaderId = -1;
+  partitionEpoch = -1;
+  replicas: readonly number[] = [];
+  isr: readonly number[] = [];
+  /** While this broker leads the partition and it has other replicas: the followers' state (replication/partition-state.ts). */
+  leaderState: LeaderPartitionState | null = null;
+  /** acks=all produces waiting for the high watermark (DelayedProduce). */
+  readonly delayedProduces = new Set<DelayedProduce>();
+
   constructor(
     readonly topic: string,
     readonly index: number,
@@ -42,12 +54,25 @@ export class Partition {
     readonly log: PartitionLog,
     public leaderEpoch: number,
     public settings: TopicSettings,
+    /** This broker's node id. */
+    readonly localId: number = -1,
   ) {}
 
   /** The last stable offset: the high watermark, or the first offset of the earliest open transaction if lower. */
   get lastStableOffset(): number {
     return this.log.lastStableOffset;
   }
+
+  get isLeader(): boolean {
+    return this.leaderId === this.localId && this.localId >= 0;
+  }
+}
+
+/** An acks=all produce waiting until the high watermark reaches `requiredOffset`. */
+interface DelayedProduce {
+  requiredOffset: number;
+  minIsr: number;
+  complete: (errorCode: number) => void;
 }
 
 /** Topic-level settings the produce path needs, resolved from the effective config. */
@@ -120,6 +145,8 @@ export interface FetchPartitionRequest {
   partitionMaxBytes: number;
   /** read_committed: read up to the last stable offset and report aborted transactions. */
   readCommitted?: boolean;
+  /** A follower's fetch (replica_id ≥ 0): the epoch of its log's last batch, -1 when unknown. */
+  lastFetchedEpoch?: number;
 }
 
 export interface FetchPartitionResult {
@@ -131,7 +158,12 @@ export interface FetchPartitionResult {
   records: Records | null;
   /** read_committed only: aborted transactions overlapping the returned range. */
   abortedTransactions?: Array<{ producerId: number; firstOffset: number }>;
+  /** A follower's fetch whose last epoch does not end where the leader's does: where to truncate (no records). */
+  divergingEpoch?: EpochEndOffset;
 }
+
+/** Kafka's AlterPartition as the controller offers it (`broker.controller.alterPartition`). */
+export type AlterPartitionFn = (req: { topicId: string; partition: number; leaderEpoch: number; partitionEpoch: number; newIsr: number[] }) => Promise<{ errorCode: number; partition: PartitionImage | null }>;
 
 /**
  * Asks the transaction coordinator whether a transactional batch may be written: NONE, or the
@@ -168,6 +200,17 @@ export class ReplicaManager {
   verifyTransaction: TransactionVerifier | null = null;
   /** Set by the broker: bytes and records in (produce) and out (fetch) per topic. */
   metrics: BrokerMetrics | null = null;
+  /** Set by the broker: AlterPartition to the active controller; without it the ISR never changes. */
+  alterPartition: AlterPartitionFn | null = null;
+  /** The image applied last (broker endpoints and fencing for the fetchers and ISR expansion). */
+  private image: MetadataImage | null = null;
+  private readonly fetchers: ReplicaFetcherManager;
+  private readonly replicaLagTimeMaxMs: number;
+  private isrTimer: NodeJS.Timeout | null = null;
+  private stopped = false;
+  /** ISR changes this broker has had committed, as a leader (counters for the metrics). */
+  isrShrinks = 0;
+  isrExpands = 0;
 
   constructor(
     readonly logManager: LogManager,
@@ -176,6 +219,26 @@ export class ReplicaManager {
     private readonly logger: Logger,
   ) {
     this.fsyncOnAcksAll = config.bool('strand.acks.all.fsync');
+    this.replicaLagTimeMaxMs = config.number('replica.lag.time.max.ms');
+    this.fetchers = new ReplicaFetcherManager(
+      {
+        nodeId,
+        endpointOf: (brokerId) => {
+          const b = this.image?.brokers.get(brokerId);
+          return b === undefined ? null : { host: b.host, port: b.port };
+        },
+        afterFollowerAppend: (p) => this.wakeFetchers(p),
+      },
+      {
+        maxWaitMs: config.number('replica.fetch.wait.max.ms'),
+        minBytes: config.number('replica.fetch.min.bytes'),
+        maxBytes: config.number('replica.fetch.max.bytes'),
+        responseMaxBytes: config.number('replica.fetch.response.max.bytes'),
+        backoffMs: config.number('replica.fetch.backoff.ms'),
+        socketTimeoutMs: config.number('replica.socket.timeout.ms'),
+      },
+      logger.child('fetcher'),
+    );
   }
 
   getPartition(topic: string, index: number): Partition | undefined {
@@ -186,8 +249,14 @@ export class ReplicaManager {
     return this.partitions.values();
   }
 
-  /** Brings hosted partitions in line with the image: new logs for new partitions, deletion for removed topics, config updates. */
+  /**
+   * Brings hosted partitions in line with the image: new logs for new partitions, deletion for
+   * removed topics (and for partitions this broker is no longer a replica of), config updates,
+   * and each partition's role — leader when the image names this broker, else follower of the
+   * named leader (fetching from it).
+   */
   async applyImage(image: MetadataImage, previous: MetadataImage): Promise<void> {
+    this.image = image;
     for (const [name, old] of previous.topicsByName) {
       const now = image.topicsByName.get(name);
       if (now === undefined || now.topicId !== old.topicId) await this.removeTopic(old);
@@ -197,18 +266,235 @@ export class ReplicaManager {
       const logConfig = logConfigOf(configs);
       const settings = topicSettingsOf(configs);
       for (const p of topic.partitions) {
-        if (p === undefined || !p.replicas.includes(this.nodeId)) continue;
+        if (p === undefined) continue;
         const existing = this.partitions.get(key(topic.name, p.partition));
-        if (existing !== undefined && existing.topicId === topic.topicId) {
-          existing.leaderEpoch = p.leaderEpoch;
-          existing.settings = settings;
-          existing.log.updateConfig(logConfig);
+        if (!p.replicas.includes(this.nodeId)) {
+          // Reassigned away from this broker (Kafka's StopReplica with deletion).
+          if (existing !== undefined && existing.topicId === topic.topicId) await this.removePartition(existing, 'no longer a replica');
           continue;
         }
-        const log = await this.openPartitionLog(topic, p.partition, logConfig);
-        this.partitions.set(key(topic.name, p.partition), new Partition(topic.name, p.partition, topic.topicId, log, p.leaderEpoch, settings));
+        let part = existing;
+        if (part !== undefined && part.topicId === topic.topicId) {
+          part.settings = settings;
+          part.log.updateConfig(logConfig);
+        } else {
+          const log = await this.openPartitionLog(topic, p.partition, logConfig);
+          part = new Partition(topic.name, p.partition, topic.topicId, log, -1, settings, this.nodeId);
+          this.partitions.set(key(topic.name, p.partition), part);
+        }
+        this.applyPartitionState(part, p);
       }
     }
+  }
+
+  /** Leader or follower transitions of one partition (Kafka's makeLeader / makeFollower). */
+  private applyPartitionState(part: Partition, p: PartitionImage): void {
+    const roleChanged = p.leader !== part.leaderId || p.leaderEpoch !== part.leaderEpoch;
+    part.replicas = p.replicas;
+    part.isr = p.isr;
+    part.partitionEpoch = p.partitionEpoch;
+    const replicated = p.replicas.length > 1 || p.replicas[0] !== this.nodeId;
+    if (p.leader === this.nodeId) {
+      if (roleChanged) {
+        this.fetchers.removePartition(part);
+        part.leaderId = p.leader;
+        part.leaderEpoch = p.leaderEpoch;
+        part.leaderState = null;
+        // Known before anything is appended in this epoch: where the previous epoch ends (followers
+        // ask). A partition with no other replica leaves it to its first append.
+        if (replicated) void part.log.assignEpochStartOffset(p.leaderEpoch).catch((e: unknown) => {
+          if (!(e instanceof LogClosedError)) this.logger.error('could not record the start of a leader epoch', { topic: part.topic, partition: part.index, epoch: p.leaderEpoch, error: e });
+        });
+        if (replicated) this.logger.info('became leader', { topic: part.topic, partition: part.index, leaderEpoch: p.leaderEpoch, isr: p.isr.join(','), logEndOffset: part.log.logEndOffset, highWatermark: part.log.highWatermark });
+      }
+      part.log.autoAdvanceHighWatermark = !replicated;
+      if (!replicated) {
+        part.leaderState = null;
+        return;
+      }
+      if (part.leaderState === null) {
+        part.leaderState = new LeaderPartitionState({
+          leaderId: this.nodeId,
+          leaderEpoch: p.leaderEpoch,
+          partitionEpoch: p.partitionEpoch,
+          replicas: p.replicas,
+          isr: p.isr,
+          leaderEpochStartOffset: part.log.logEndOffset,
+          nowMs: Date.now(),
+        });
+        this.startIsrTask();
+      } else {
+        part.leaderState.isrChangeCommitted(p.isr, p.partitionEpoch, p.replicas);
+      }
+      this.maybeIncrementHighWatermark(part);
+      return;
+    }
+    // A follower (or a replica of a partition without a leader).
+    part.log.autoAdvanceHighWatermark = false;
+    if (!roleChanged) return;
+    const wasLeader = part.isLeader;
+    part.leaderId = p.leader;
+    part.leaderEpoch = p.leaderEpoch;
+    part.leaderState = null;
+    this.failDelayedProduces(part, ErrorCode.NOT_LEADER_OR_FOLLOWER);
+    this.wakeFetchers(part); // consumers long-polling here get NOT_LEADER_OR_FOLLOWER on their next read
+    if (p.leader >= 0) this.fetchers.addPartition(part, p.leader, p.leaderEpoch);
+    else this.fetchers.removePartition(part);
+    this.logger.info(wasLeader ? 'became follower (was leader)' : 'following', { topic: part.topic, partition: part.index, leader: p.leader, leaderEpoch: p.leaderEpoch, logEndOffset: part.log.logEndOffset });
+  }
+
+  private async removePartition(part: Partition, reason: string): Promise<void> {
+    this.partitions.delete(key(part.topic, part.index));
+    this.fetchers.removePartition(part);
+    part.leaderState = null;
+    part.leaderId = -1;
+    this.failDelayedProduces(part, ErrorCode.NOT_LEADER_OR_FOLLOWER);
+    await this.logManager.deleteLog(part.topic, part.index);
+    this.logger.info('deleted partition log', { topic: part.topic, partition: part.index, reason });
+  }
+
+  /** Stops the replica fetchers and the ISR task, and answers waiting acks=all produces (clean shutdown). */
+  async shutdown(): Promise<void> {
+    this.stopped = true;
+    if (this.isrTimer !== null) clearInterval(this.isrTimer);
+    this.isrTimer = null;
+    for (const p of this.partitions.values()) this.failDelayedProduces(p, ErrorCode.NOT_LEADER_OR_FOLLOWER);
+    await this.fetchers.shutdown();
+  }
+
+  // ------------------------------------------------------------ leader: high watermark and ISR
+
+  /** Moves a replicated leader's high watermark to what its ISR has; wakes consumers and acks=all produces when it moved. */
+  private maybeIncrementHighWatermark(part: Partition): void {
+    const ls = part.leaderState;
+    if (ls === null) return;
+    const before = part.log.highWatermark;
+    const after = part.log.updateHighWatermark(ls.highWatermarkCandidate(part.log.logEndOffset));
+    if (after > before) {
+      this.wakeFetchers(part);
+      this.completeDelayedProduces(part);
+    }
+  }
+
+  /** Whether the controller would take `brokerId` into an ISR: registered and not fenced. */
+  private eligible = (brokerId: number): boolean => {
+    const b = this.image?.brokers.get(brokerId) as { fenced?: boolean } | undefined;
+    return b !== undefined && b.fenced !== true;
+  };
+
+  private startIsrTask(): void {
+    if (this.isrTimer !== null || this.stopped) return;
+    // Kafka checks every replica.lag.time.max.ms / 2.
+    this.isrTimer = setInterval(() => this.shrinkIsrs(Date.now()), Math.max(50, Math.floor(this.replicaLagTimeMaxMs / 2)));
+    this.isrTimer.unref();
+  }
+
+  /** Removes lagging followers from the ISR of every partition led here (Kafka's maybeShrinkIsr). */
+  shrinkIsrs(nowMs: number): void {
+    for (const part of this.partitions.values()) {
+      const ls = part.leaderState;
+      if (ls === null) continue;
+      const next = ls.isrShrink(nowMs, part.log.logEndOffset, this.replicaLagTimeMaxMs);
+      if (next === null) continue;
+      const out = ls.isr.filter((id) => !next.includes(id));
+      this.logger.info('shrinking ISR', { topic: part.topic, partition: part.index, from: ls.isr.join(','), to: next.join(','), lagging: out.join(','), logEndOffset: part.log.logEndOffset, highWatermark: part.log.highWatermark });
+      this.changeIsr(part, ls, next, 'shrink');
+    }
+  }
+
+  private changeIsr(part: Partition, ls: LeaderPartitionState, newIsr: number[], kind: 'shrink' | 'expand'): void {
+    const alter = this.alterPartition;
+    if (alter === null) return;
+    ls.beginIsrChange(newIsr);
+    alter({ topicId: part.topicId, partition: part.index, leaderEpoch: ls.leaderEpoch, partitionEpoch: ls.partitionEpoch, newIsr }).then(
+      (r) => {
+        if (part.leaderState !== ls) return; // leadership moved meanwhile: the image says the rest
+        if (r.errorCode === ErrorCode.NONE && r.partition !== null) {
+          if (r.partition.leader !== this.nodeId || r.partition.leaderEpoch !== ls.leaderEpoch) {
+            ls.isrChangeFailed();
+            return;
+          }
+          ls.isrChangeCommitted(r.partition.isr, r.partition.partitionEpoch, r.partition.replicas);
+          if (r.partition.partitionEpoch >= part.partitionEpoch) {
+            part.isr = r.partition.isr;
+            part.partitionEpoch = r.partition.partitionEpoch;
+          }
+          if (kind === 'shrink') this.isrShrinks++;
+          else this.isrExpands++;
+          this.maybeIncrementHighWatermark(part);
+          return;
+        }
+        ls.isrChangeFailed();
+        this.logger.info('ISR change refused', { topic: part.topic, partition: part.index, kind, newIsr: newIsr.join(','), errorCode: r.errorCode });
+      },
+      (e: unknown) => {
+        if (part.leaderState === ls) ls.isrChangeFailed();
+        this.logger.warn('ISR change failed', { topic: part.topic, partition: part.index, kind, newIsr: newIsr.join(','), error: e instanceof Error ? e.message : String(e) });
+      },
+    );
+  }
+
+  /**
+   * A follower's fetch of a partition led here: checked against the leader's epochs (a diverging
+   * epoch when its log went another way), then its position is recorded, which may move the high
+   * watermark and let it into the ISR. Returns the diverging epoch, or null.
+   */
+  private followerFetched(part: Partition, replicaId: number, fetchOffset: number, lastFetchedEpoch: number): { error: number } | { diverging: EpochEndOffset } | null {
+    const ls = part.leaderState;
+    if (ls === null || !ls.replicas.includes(replicaId) || replicaId === this.nodeId) return { error: ErrorCode.NOT_LEADER_OR_FOLLOWER };
+    const v = ls.validateFetch(part.log, fetchOffset, lastFetchedEpoch);
+    if (v.kind === 'diverging') return { diverging: v.divergingEpoch };
+    if (v.kind === 'out-of-range') return { error: ErrorCode.OFFSET_OUT_OF_RANGE };
+    ls.updateFollower(replicaId, fetchOffset, part.log.logEndOffset, Date.now());
+    this.maybeIncrementHighWatermark(part);
+    const grown = ls.isrExpansion(replicaId, part.log.highWatermark, this.eligible);
+    if (grown !== null) {
+      this.logger.info('expanding ISR', { topic: part.topic, partition: part.index, from: ls.isr.join(','), to: grown.join(','), follower: replicaId, followerLogEndOffset: fetchOffset, highWatermark: part.log.highWatermark });
+      this.changeIsr(part, ls, grown, 'expand');
+    }
+    return null;
+  }
+
+  // ------------------------------------------------------------ acks=all (DelayedProduce)
+
+  /**
+   * Resolves with NONE once the high watermark reaches `requiredOffset` (everything below it is on
+   * every ISR member), NOT_ENOUGH_REPLICAS_AFTER_APPEND when it got there with an ISR smaller than
+   * `minIsr`, REQUEST_TIMED_OUT after `timeoutMs`, NOT_LEADER_OR_FOLLOWER if leadership moves
+   * first. Immediate for a partition with no other replica. Coordinators use it for their appends.
+   */
+  waitForReplication(part: Partition, requiredOffset: number, timeoutMs: number, minIsr = 1): Promise<number> {
+    if (!part.isLeader) return Promise.resolve(ErrorCode.NOT_LEADER_OR_FOLLOWER);
+    const ls = part.leaderState;
+    if (ls === null) return Promise.resolve(ErrorCode.NONE);
+    if (part.log.highWatermark >= requiredOffset) return Promise.resolve(ls.maximalIsr.length >= minIsr ? ErrorCode.NONE : ErrorCode.NOT_ENOUGH_REPLICAS_AFTER_APPEND);
+    if (this.stopped) return Promise.resolve(ErrorCode.NOT_LEADER_OR_FOLLOWER);
+    return new Promise<number>((resolve) => {
+      const timer = setTimeout(() => d.complete(ErrorCode.REQUEST_TIMED_OUT), Math.max(0, timeoutMs));
+      const d: DelayedProduce = {
+        requiredOffset,
+        minIsr,
+        complete: (errorCode) => {
+          clearTimeout(timer);
+          part.delayedProduces.delete(d);
+          resolve(errorCode);
+        },
+      };
+      part.delayedProduces.add(d);
+    });
+  }
+
+  private completeDelayedProduces(part: Partition): void {
+    if (part.delayedProduces.size === 0) return;
+    const hw = part.log.highWatermark;
+    const isrSize = part.leaderState?.maximalIsr.length ?? 1;
+    for (const d of [...part.delayedProduces]) {
+      if (hw >= d.requiredOffset) d.complete(isrSize >= d.minIsr ? ErrorCode.NONE : ErrorCode.NOT_ENOUGH_REPLICAS_AFTER_APPEND);
+    }
+  }
+
+  private failDelayedProduces(part: Partition, errorCode: number): void {
+    for (const d of [...part.delayedProduces]) d.complete(errorCode);
   }
 
   /** Opens (or creates) a partition's log, first discarding a directory that belongs to another topic id. */
@@ -246,13 +532,23 @@ export class ReplicaManager {
       const part = this.partitions.get(key(topic.name, p.partition));
       if (part === undefined || part.topicId !== topic.topicId) continue;
       this.partitions.delete(key(topic.name, p.partition));
+      this.fetchers.removePartition(part);
+      part.leaderState = null;
+      part.leaderId = -1;
+      this.failDelayedProduces(part, ErrorCode.NOT_LEADER_OR_FOLLOWER);
       await this.logManager.deleteLog(topic.name, p.partition);
     }
     this.logger.info('deleted topic logs', { topic: topic.name, topicId: topic.topicId });
   }
 
-  /** Validates and appends one partition's records; resolves when `acks` is satisfied. */
-  async produce(partition: Partition, records: Buffer | null, acks: number, nowMs: number): Promise<ProduceResult> {
+  /**
+   * Validates and appends one partition's records; resolves when `acks` is satisfied: acks=1 after
+   * the local append, acks=-1 once fsynced (strand.acks.all.fsync) and, for a partition with other
+   * replicas, once the high watermark has passed the batch (bounded by `timeoutMs`, the request's
+   * timeout: REQUEST_TIMED_OUT). Only the leader appends (else NOT_LEADER_OR_FOLLOWER); acks=-1
+   * with an ISR smaller than min.insync.replicas is refused before appending (NOT_ENOUGH_REPLICAS).
+   */
+  async produce(partition: Partition, records: Buffer | null, acks: number, nowMs: number, timeoutMs = 30000): Promise<ProduceResult> {
     const result: ProduceResult = {
       errorCode: ErrorCode.NONE,
       errorMessage: null,
@@ -261,6 +557,11 @@ export class ReplicaManager {
       logStartOffset: partition.log.logStartOffset,
       recordErrors: [],
     };
+    if (!partition.isLeader) {
+      result.errorCode = ErrorCode.NOT_LEADER_OR_FOLLOWER;
+      result.errorMessage = `This broker (${this.nodeId}) is not the leader of ${partition.topic}-${partition.index}; the leader is ${partition.leaderId}`;
+      return result;
+    }
     if (records === null || records.length === 0) {
       result.errorCode = ErrorCode.CORRUPT_MESSAGE;
       result.errorMessage = 'Produce request carries no records';
@@ -304,6 +605,11 @@ export class ReplicaManager {
         }
       }
     }
+    if (acks === -1 && partition.isr.length < s.minInsyncReplicas) {
+      result.errorCode = ErrorCode.NOT_ENOUGH_REPLICAS;
+      result.errorMessage = `The ISR of ${partition.topic}-${partition.index} (${partition.isr.join(',')}) is smaller than min.insync.replicas (${s.minInsyncReplicas})`;
+      return result;
+    }
     let appended;
     try {
       // Enqueued synchronously after the verification above: a later marker queues behind it.
@@ -320,7 +626,26 @@ export class ReplicaManager {
     result.logStartOffset = partition.log.logStartOffset;
     this.metrics?.produced(partition.topic, records.length, v.recordCount);
     this.wakeFetchers(partition);
-    if (acks === -1 && this.fsyncOnAcksAll) await partition.log.flush();
+    if (partition.leaderState === null) {
+      if (acks === -1 && this.fsyncOnAcksAll) await partition.log.flush();
+      return result;
+    }
+    // A replicated partition: an ISR of only this broker lets the high watermark move at once.
+    this.maybeIncrementHighWatermark(partition);
+    if (acks !== -1) return result;
+    const [, code] = await Promise.all([
+      this.fsyncOnAcksAll ? partition.log.flush() : undefined,
+      this.waitForReplication(partition, appended.lastOffset + 1, timeoutMs, s.minInsyncReplicas),
+    ]);
+    if (code !== ErrorCode.NONE) {
+      result.errorCode = code;
+      result.errorMessage =
+        code === ErrorCode.REQUEST_TIMED_OUT
+          ? `The ISR of ${partition.topic}-${partition.index} did not replicate the batch within ${timeoutMs} ms`
+          : code === ErrorCode.NOT_ENOUGH_REPLICAS_AFTER_APPEND
+            ? `The batch was written, but the ISR of ${partition.topic}-${partition.index} shrank below min.insync.replicas (${s.minInsyncReplicas})`
+            : `${partition.topic}-${partition.index} lost its leadership on this broker before the batch was replicated`;
+    }
     return result;
   }
 
@@ -332,6 +657,7 @@ export class ReplicaManager {
     const batch = encodeControlBatch({ producerId, producerEpoch, type: commit ? 1 : 0, coordinatorEpoch, timestamp: Date.now() });
     const appended = await partition.log.append(batch, partition.leaderEpoch, 'coordinator');
     this.wakeFetchers(partition);
+    this.maybeIncrementHighWatermark(partition);
     await partition.log.flush();
     return appended.firstOffset;
   }
@@ -354,16 +680,23 @@ export class ReplicaManager {
    * Reads each partition once; if fewer than `minBytes` came back and `maxWaitMs` allows, waits
    * for an append to one of them (or the deadline) and reads again. KIP-74: the first partition
    * that has data returns at least one whole batch even past the limits.
+   *
+   * A follower's fetch (`replicaId` ≥ 0) is first checked and recorded per partition
+   * (followerFetched: a diverging epoch or an error answers at once, else its position may move
+   * the high watermark and grow the ISR) and reads up to the log end offset; a consumer's reads
+   * up to the high watermark (read_committed: the last stable offset).
    */
-  async fetch(reqs: FetchPartitionRequest[], maxBytes: number, minBytes: number, maxWaitMs: number, signal?: AbortSignal): Promise<FetchPartitionResult[]> {
+  async fetch(reqs: FetchPartitionRequest[], maxBytes: number, minBytes: number, maxWaitMs: number, signal?: AbortSignal, replicaId = -1): Promise<FetchPartitionResult[]> {
     const deadline = Date.now() + Math.max(0, maxWaitMs);
+    const follower = replicaId >= 0;
+    const settled = follower ? reqs.map((r) => this.followerCheck(r, replicaId)) : null;
     for (;;) {
-      const results = await this.readOnce(reqs, maxBytes);
+      const results = await this.readOnce(reqs, maxBytes, settled);
       const bytes = results.reduce((n, r) => n + (r.records?.length ?? 0), 0);
-      const anyError = results.some((r) => r.errorCode !== ErrorCode.NONE);
+      const anyError = results.some((r) => r.errorCode !== ErrorCode.NONE || r.divergingEpoch !== undefined);
       const remaining = deadline - Date.now();
-      if (bytes >= minBytes || anyError || remaining <= 0 || signal?.aborted) {
-        if (this.metrics !== null) results.forEach((r, i) => reqs[i]!.partition && this.metrics!.fetched(reqs[i]!.partition!.topic, r.records));
+      if (bytes >= minBytes || anyError || remaining <= 0 || signal?.aborted || this.stopped) {
+        if (this.metrics !== null && !follower) results.forEach((r, i) => reqs[i]!.partition && this.metrics!.fetched(reqs[i]!.partition!.topic, r.records));
         return results;
       }
       for (const r of results) if (r.records !== null && isLazyRecords(r.records)) r.records.release();
@@ -384,11 +717,34 @@ export class ReplicaManager {
     }
   }
 
-  private async readOnce(reqs: FetchPartitionRequest[], maxBytes: number): Promise<FetchPartitionResult[]> {
+  /** A follower's fetch of one partition: its answer when it is settled without reading (an error, a diverging epoch), else null. */
+  private followerCheck(req: FetchPartitionRequest, replicaId: number): FetchPartitionResult | null {
+    const p = req.partition;
+    if (p === undefined) return null;
+    const r = this.followerFetched(p, replicaId, req.fetchOffset, req.lastFetchedEpoch ?? -1);
+    if (r === null) return null;
+    const base = { highWatermark: p.log.highWatermark, lastStableOffset: p.log.lastStableOffset, logStartOffset: p.log.logStartOffset };
+    if ('diverging' in r) return { ...base, errorCode: ErrorCode.NONE, records: null, divergingEpoch: r.diverging };
+    return { ...base, errorCode: r.error, records: null };
+  }
+
+  /** After an append this broker made as leader outside produce() (coordinators): wakes fetches, moves the high watermark of an ISR of one. */
+  appendedAsLeader(partition: Partition): void {
+    this.wakeFetchers(partition);
+    this.maybeIncrementHighWatermark(partition);
+  }
+
+  private async readOnce(reqs: FetchPartitionRequest[], maxBytes: number, settled: ReadonlyArray<FetchPartitionResult | null> | null): Promise<FetchPartitionResult[]> {
     let budget = maxBytes;
     let gotAny = false;
     const out: FetchPartitionResult[] = [];
-    for (const req of reqs) {
+    for (let i = 0; i < reqs.length; i++) {
+      const req = reqs[i]!;
+      const done = settled?.[i];
+      if (done !== undefined && done !== null) {
+        out.push(done);
+        continue;
+      }
       const p = req.partition;
       if (p === undefined) {
         out.push({ errorCode: req.missingError, highWatermark: -1, lastStableOffset: -1, logStartOffset: -1, records: null });
@@ -397,8 +753,9 @@ export class ReplicaManager {
       const log = p.log;
       const hw = log.highWatermark;
       const lso = log.lastStableOffset;
-      // read_committed reads stop at the last stable offset: nothing of an undecided transaction.
-      const upper = req.readCommitted === true ? lso : hw;
+      // A follower reads to the log end; read_committed reads stop at the last stable offset:
+      // nothing of an undecided transaction.
+      const upper = settled !== null ? log.logEndOffset : req.readCommitted === true ? lso : hw;
       const base = { highWatermark: hw, lastStableOffset: lso, logStartOffset: log.logStartOffset };
       if (req.fetchOffset < log.logStartOffset || req.fetchOffset > log.logEndOffset) {
         out.push({ ...base, errorCode: ErrorCode.OFFSET_OUT_OF_RANGE, records: null });

@@ -112,7 +112,6 @@ export async function brokerCommand(argv: string[]): Promise<number> {
     if (config.number('strand.console.port') >= 0) logger.warn('the web console is served only by a node with the broker role');
     node = await QuorumControllerNode.start(config, logger.child('controller'));
   } else {
-    if (config.quorumVoters !== null) logger.warn('controller.quorum.voters is not used by a node with the broker role yet: its metadata stays local (docs/CLUSTER.md)');
     const broker = await Broker.start(config, logger, { metricsPort: metricsPort === undefined ? undefined : Number(metricsPort), metricsHost: values['metrics-host'] });
     node = broker;
     const consolePort = config.number('strand.console.port');

@@ -12,6 +12,9 @@
 import { ErrorCode } from '../protocol/errors.js';
 import { Reader } from '../protocol/reader.js';
 import {
+  AlterPartitionReassignmentsApi,
+  ElectLeadersApi,
+  ListPartitionReassignmentsApi,
   CreatePartitionsApi,
   CreateTopicsApi,
   DeleteGroupsApi,
@@ -49,6 +52,23 @@ export interface NewTopic {
   /** Default -1: the broker's default.replication.factor. */
   replicationFactor?: number;
   configs?: Record<string, string>;
+}
+
+/** A partition's election outcome (ElectLeaders): errorCode 0 when it got a new leader. */
+export interface ElectionResult {
+  topic: string;
+  partition: number;
+  errorCode: number;
+  errorMessage: string | null;
+}
+
+/** A reassignment in progress (ListPartitionReassignments). */
+export interface PartitionReassignment {
+  topic: string;
+  partition: number;
+  replicas: number[];
+  addingReplicas: number[];
+  removingReplicas: number[];
 }
 
 export interface TopicDescription {
@@ -322,6 +342,52 @@ export class Admin {
     });
     for (const r of resp.results) if (r.errorCode !== 0) throw new KafkaError(r.errorCode, `create partitions of ${r.name}`, r.errorMessage);
     await this.cluster.refreshMetadata(specs.map((s) => s.topic)).catch(() => {});
+  }
+
+  /**
+   * ElectLeaders: `preferred` moves leadership back to each partition's first replica; `unclean`
+   * elects a leader for partitions that have none, possibly losing records. `partitions` omitted:
+   * every partition (then only the partitions that got a new leader are returned). Per-partition
+   * errors (ELECTION_NOT_NEEDED, PREFERRED_LEADER_NOT_AVAILABLE, ...) are returned, not thrown.
+   */
+  async electLeaders(type: 'preferred' | 'unclean', partitions?: Array<{ topic: string; partition: number }>, opts: { timeoutMs?: number } = {}): Promise<ElectionResult[]> {
+    const byTopic = new Map<string, number[]>();
+    for (const p of partitions ?? []) byTopic.set(p.topic, [...(byTopic.get(p.topic) ?? []), p.partition]);
+    const resp = await this.cluster.withRetry('ElectLeaders', async () => {
+      const conn = await this.controller();
+      return conn.request(ElectLeadersApi, {
+        electionType: type === 'preferred' ? 0 : 1,
+        topicPartitions: partitions === undefined ? null : [...byTopic].map(([topic, ps]) => ({ topic, partitions: ps })),
+        timeoutMs: opts.timeoutMs ?? 30000,
+      });
+    });
+    if (resp.errorCode !== 0) throw new KafkaError(resp.errorCode, 'elect leaders');
+    await this.cluster.refreshMetadata().catch(() => {});
+    return resp.replicaElectionResults.flatMap((t) => t.partitionResult.map((p) => ({ topic: t.topic, partition: p.partitionId, errorCode: p.errorCode, errorMessage: p.errorMessage })));
+  }
+
+  /** AlterPartitionReassignments: `replicas` the target list, or null to cancel a reassignment in progress. Throws on any partition's error. */
+  async alterPartitionReassignments(specs: Array<{ topic: string; partition: number; replicas: number[] | null }>, opts: { timeoutMs?: number } = {}): Promise<void> {
+    const byTopic = new Map<string, Array<{ partitionIndex: number; replicas: number[] | null }>>();
+    for (const s of specs) byTopic.set(s.topic, [...(byTopic.get(s.topic) ?? []), { partitionIndex: s.partition, replicas: s.replicas }]);
+    const resp = await this.cluster.withRetry('AlterPartitionReassignments', async () => {
+      const conn = await this.controller();
+      return conn.request(AlterPartitionReassignmentsApi, { timeoutMs: opts.timeoutMs ?? 30000, topics: [...byTopic].map(([name, partitions]) => ({ name, partitions })) });
+    });
+    if (resp.errorCode !== 0) throw new KafkaError(resp.errorCode, 'alter partition reassignments', resp.errorMessage);
+    for (const t of resp.responses) for (const p of t.partitions) if (p.errorCode !== 0) throw new KafkaError(p.errorCode, `reassign ${t.name}-${p.partitionIndex}`, p.errorMessage);
+  }
+
+  /** ListPartitionReassignments: the reassignments in progress (of the given partitions, or all). */
+  async listPartitionReassignments(partitions?: Array<{ topic: string; partition: number }>): Promise<PartitionReassignment[]> {
+    const byTopic = new Map<string, number[]>();
+    for (const p of partitions ?? []) byTopic.set(p.topic, [...(byTopic.get(p.topic) ?? []), p.partition]);
+    const resp = await this.cluster.withRetry('ListPartitionReassignments', async () => {
+      const conn = await this.controller();
+      return conn.request(ListPartitionReassignmentsApi, { timeoutMs: 30000, topics: partitions === undefined ? null : [...byTopic].map(([name, partitionIndexes]) => ({ name, partitionIndexes })) });
+    });
+    if (resp.errorCode !== 0) throw new KafkaError(resp.errorCode, 'list partition reassignments', resp.errorMessage);
+    return resp.topics.flatMap((t) => t.partitions.map((p) => ({ topic: t.name, partition: p.partitionIndex, replicas: p.replicas, addingReplicas: p.addingReplicas, removingReplicas: p.removingReplicas })));
   }
 
   // ----------------------------------------------------------------------------------- configs

@@ -147,3 +147,4 @@ export async function startStrand(opts: StartStrandOptions = {}): Promise<Strand
 }
 
 export { startBroker, type BrokerProcess, type StartOptions } from './broker-process.js';
+export { startCluster, LocalCluster, netnsUnavailable, waitUntil, clusterNodeProperties, TEST_TIMINGS, type StartClusterOptions, type ClusterNode, type ClusterNetwork, type PartitionState } from './cluster.js';

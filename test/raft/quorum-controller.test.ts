@@ -218,6 +218,12 @@ test('the active controller registers brokers and creates topics through the quo
     const r = await onActive(`registering broker ${id}`, (n) => register(n, id), (x) => x.errorCode);
     assert.equal(r.errorCode, ErrorCode.NONE);
     assert(r.brokerEpoch > 0);
+    // A broker registers fenced; a heartbeat from a broker that has caught up unfences it.
+    const heartbeat = (n: QuorumControllerNode) =>
+      send(n, ApiKey.BrokerHeartbeat, 0, { brokerId: id, brokerEpoch: r.brokerEpoch, currentMetadataOffset: r.brokerEpoch, wantFence: false, wantShutDown: false, offlineLogDirs: [] });
+    const hb = await onActive(`unfencing broker ${id}`, heartbeat, (x) => x.errorCode);
+    assert.equal(hb.errorCode, ErrorCode.NONE);
+    assert.equal(hb.isFenced, false);
   }
   const created = (await onActive('creating orders', (n) => createTopic(n, 'orders'), (x) => x.topics[0].errorCode)).topics[0];
   assert.equal(created.errorCode, ErrorCode.NONE, created.errorMessage);

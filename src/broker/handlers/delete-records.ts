@@ -11,8 +11,10 @@
  * - Errors per partition: UNKNOWN_TOPIC_OR_PARTITION; OFFSET_OUT_OF_RANGE for an offset above the
  *   high watermark or negative other than -1; POLICY_VIOLATION when the topic's cleanup.policy
  *   does not include `delete` (Kafka refuses DeleteRecords on compact-only topics); a partition
- *   whose topic is deleted meanwhile answers UNKNOWN_TOPIC_OR_PARTITION. Errors answer
- *   low_watermark -1.
+ *   whose topic is deleted meanwhile answers UNKNOWN_TOPIC_OR_PARTITION; a replica that is not the
+ *   partition's leader NOT_LEADER_OR_FOLLOWER. Errors answer low_watermark -1.
+ * - Followers learn the new log start offset from their next fetch and move theirs (up to their
+ *   high watermark); the answer does not wait for them.
  */
 import { ErrorCode } from '../../protocol/errors.js';
 import { DeleteRecordsApi, type DeleteRecordsResponse, type DeleteRecordsResponseDeleteRecordsPartitionResult } from '../../protocol/messages/index.js';
@@ -41,6 +43,7 @@ export const deleteRecordsHandler = defineHandler({
             if (!allowed) return fail(ErrorCode.TOPIC_AUTHORIZATION_FAILED);
             const p = broker.replicaManager.getPartition(t.name, rp.partitionIndex);
             if (topic === undefined || p === undefined || p.topicId !== topic.topicId) return fail(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION);
+            if (!p.isLeader) return fail(ErrorCode.NOT_LEADER_OR_FOLLOWER);
             if (!deletable) return fail(ErrorCode.POLICY_VIOLATION);
             const offset = rp.offset === HIGH_WATERMARK ? p.log.highWatermark : rp.offset;
             if (offset < 0 || offset > p.log.highWatermark) return fail(ErrorCode.OFFSET_OUT_OF_RANGE);

@@ -2,8 +2,8 @@
  * DescribeCluster (key 60), versions 0–1.
  *
  * Behaviour:
- * - The brokers registered in the metadata image, this node as `controller_id` (it is also the
- *   controller, and the only node a client can reach), and the cluster id from meta.properties.
+ * - The registered, unfenced brokers of the metadata image, the active controller as
+ *   `controller_id` (this node on a single node), and the cluster id from meta.properties.
  * - v1 `endpoint_type`: 1 (brokers) is answered; 2 (controllers) answers MISMATCHED_ENDPOINT_TYPE
  *   — this listener is a broker endpoint — and any other value UNSUPPORTED_ENDPOINT_TYPE, each
  *   with Kafka's message (on v0 both are INVALID_REQUEST, as Kafka's AuthHelper does).
@@ -42,8 +42,8 @@ export const describeClusterHandler = defineHandler({
       errorMessage: null,
       endpointType: EndpointType.BROKER,
       clusterId: broker.clusterId,
-      controllerId: broker.nodeId,
-      brokers: [...image.brokers.values()].map((b) => ({ brokerId: b.brokerId, ...endpointFor(ctx, b), rack: b.rack })),
+      controllerId: broker.controllerId,
+      brokers: [...image.brokers.values()].filter((b) => !b.fenced).map((b) => ({ brokerId: b.brokerId, ...endpointFor(ctx, b), rack: b.rack })),
       // As Kafka: anyone may describe the cluster; the operations are those it may do (none without Describe).
       clusterAuthorizedOperations: req.includeClusterAuthorizedOperations ? (broker.authorizer.enabled ? (authorizeCluster(ctx, 'Describe') ? authorizedOperations(ctx, 'Cluster', CLUSTER_NAME) : 0) : CLUSTER_OPERATIONS) : OMITTED,
     };

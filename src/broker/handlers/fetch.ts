@@ -18,6 +18,14 @@
  *   one whole batch (KIP-74), so a batch larger than the limits never stalls a consumer.
  * - Offsets outside [log start, log end] answer OFFSET_OUT_OF_RANGE; a stale or future
  *   current_leader_epoch (v9+) answers FENCED_LEADER_EPOCH / UNKNOWN_LEADER_EPOCH.
+ * - Only the partition's leader serves it (no KIP-392 fetching from followers): any other replica,
+ *   or a broker that does not host a partition of a known topic, answers NOT_LEADER_OR_FOLLOWER.
+ * - A follower's fetch (`replica_id` ≥ 0, ClusterAction; Kafka's replica fetch): reads up to the
+ *   log end offset instead of the high watermark; with `last_fetched_epoch` (v12+) it is checked
+ *   against the leader's epochs and a follower whose log diverged gets `diverging_epoch` (the
+ *   epoch and where it ends here) and no records; its fetch offset is its log end offset, which
+ *   moves the high watermark (waking consumers and acks=all produces) and can let it into the ISR
+ *   (replica-manager.ts, replication/partition-state.ts).
  * - v13+ names topics by id; an unknown id answers UNKNOWN_TOPIC_ID.
  * - Incremental fetch sessions (KIP-227) are declined: every response has session_id 0 and is a
  *   full response; a request naming a session id gets FETCH_SESSION_ID_NOT_FOUND.
@@ -65,6 +73,13 @@ export const fetchHandler = defineHandler({
           if (partition !== undefined && p.currentLeaderEpoch >= 0 && p.currentLeaderEpoch !== partition.leaderEpoch) {
             missingError = p.currentLeaderEpoch < partition.leaderEpoch ? ErrorCode.FENCED_LEADER_EPOCH : ErrorCode.UNKNOWN_LEADER_EPOCH;
             usable = undefined;
+          } else if (partition !== undefined && !partition.isLeader) {
+            // Only the leader serves fetches (no KIP-392 follower fetching), to consumers and replicas alike.
+            missingError = ErrorCode.NOT_LEADER_OR_FOLLOWER;
+            usable = undefined;
+          } else if (partition === undefined && topicImage !== undefined && allowed && topicImage.partitions[p.partition] !== undefined) {
+            // A partition of a known topic that this broker does not host.
+            missingError = ErrorCode.NOT_LEADER_OR_FOLLOWER;
           }
           return {
             index: p.partition,
@@ -72,14 +87,15 @@ export const fetchHandler = defineHandler({
             missingError,
             fetchOffset: p.fetchOffset,
             partitionMaxBytes: Math.max(0, p.partitionMaxBytes),
-            readCommitted: ctx.version >= 4 && req.isolationLevel === READ_COMMITTED,
+            readCommitted: !follower && ctx.version >= 4 && req.isolationLevel === READ_COMMITTED,
+            lastFetchedEpoch: ctx.version >= 12 ? p.lastFetchedEpoch : -1,
           };
         }),
       };
     });
     const flat = plan.flatMap((t) => t.partitions);
     const maxBytes = Math.min(Math.max(0, req.maxBytes), broker.config.number('fetch.max.bytes'));
-    const results = await broker.replicaManager.fetch(flat, maxBytes, req.minBytes, req.maxWaitMs, ctx.signal);
+    const results = await broker.replicaManager.fetch(flat, maxBytes, req.minBytes, req.maxWaitMs, ctx.signal, follower && followerAllowed ? req.replicaId : -1);
     const readCommitted = req.isolationLevel === READ_COMMITTED;
     let i = 0;
     return {
@@ -102,7 +118,7 @@ export const fetchHandler = defineHandler({
             highWatermark: r.highWatermark,
             lastStableOffset: r.lastStableOffset,
             logStartOffset: r.logStartOffset,
-            divergingEpoch: defaultFetchResponseEpochEndOffset(),
+            divergingEpoch: r.divergingEpoch ?? defaultFetchResponseEpochEndOffset(),
             currentLeader: defaultFetchResponseLeaderIdAndEpoch(),
             snapshotId: defaultFetchResponseSnapshotId(),
             abortedTransactions: readCommitted ? (r.abortedTransactions ?? []) : null,

@@ -61,8 +61,10 @@ export function defineHandler<Req, Resp>(h: ApiHandler<Req, Resp>): ApiHandler<R
 /**
  * A broker's address as the client should dial it: for this broker, the address advertised for
  * the listener the request came in on (an SSL client gets the SSL port); for another, its
- * registration.
+ * registered listener of the same name (as Kafka), else its inter-broker endpoint.
  */
-export function endpointFor(ctx: RequestContext, b: { brokerId: number; host: string; port: number }): { host: string; port: number } {
-  return b.brokerId === ctx.broker.nodeId ? ctx.broker.advertisedFor(ctx.security.listener) : { host: b.host, port: b.port };
+export function endpointFor(ctx: RequestContext, b: { brokerId: number; host: string; port: number; listeners?: ReadonlyArray<{ name: string; host: string; port: number }> }): { host: string; port: number } {
+  if (b.brokerId === ctx.broker.nodeId) return ctx.broker.advertisedFor(ctx.security.listener);
+  const same = b.listeners?.find((l) => l.name === ctx.security.listener);
+  return same !== undefined ? { host: same.host, port: same.port } : { host: b.host, port: b.port };
 }

@@ -11,6 +11,9 @@ import { listOffsetsHandler } from './list-offsets.js';
 import { offsetForLeaderEpochHandler } from './offset-for-leader-epoch.js';
 import { createTopicsHandler } from './create-topics.js';
 import { deleteTopicsHandler } from './delete-topics.js';
+import { electLeadersHandler } from './elect-leaders.js';
+import { alterPartitionReassignmentsHandler } from './alter-partition-reassignments.js';
+import { listPartitionReassignmentsHandler } from './list-partition-reassignments.js';
 import { createPartitionsHandler } from './create-partitions.js';
 import { describeConfigsHandler } from './describe-configs.js';
 import { alterConfigsHandler } from './alter-configs.js';
@@ -94,6 +97,9 @@ export const HANDLERS: readonly ApiHandler<any, any>[] = [
   deleteAclsHandler,
   alterClientQuotasHandler,
   describeClientQuotasHandler,
+  electLeadersHandler,
+  alterPartitionReassignmentsHandler,
+  listPartitionReassignmentsHandler,
   // Strand extensions (keys outside Kafka's range; see docs/COMPATIBILITY.md).
   describeLogCleanerHandler,
 ].sort((a, b) => a.api.key - b.api.key);

@@ -8,7 +8,8 @@
  *   batches are decompressed to find it); none → offset -1, timestamp -1.
  * - v0 answers `old_style_offsets` with the one offset found.
  * - A partition named twice answers INVALID_REQUEST; an unknown one UNKNOWN_TOPIC_OR_PARTITION;
- *   a stale or future current_leader_epoch (v4+) FENCED_LEADER_EPOCH / UNKNOWN_LEADER_EPOCH.
+ *   a stale or future current_leader_epoch (v4+) FENCED_LEADER_EPOCH / UNKNOWN_LEADER_EPOCH; a
+ *   replica that is not the leader NOT_LEADER_OR_FOLLOWER (the high watermark is the leader's).
  */
 import { ErrorCode } from '../../protocol/errors.js';
 import { ListOffsetsApi, type ListOffsetsResponse, type ListOffsetsResponseListOffsetsPartitionResponse } from '../../protocol/messages/index.js';
@@ -79,6 +80,7 @@ export const listOffsetsHandler = defineHandler({
             if (ctx.version >= 4 && rp.currentLeaderEpoch >= 0 && rp.currentLeaderEpoch !== p.leaderEpoch) {
               return { ...out, errorCode: rp.currentLeaderEpoch < p.leaderEpoch ? ErrorCode.FENCED_LEADER_EPOCH : ErrorCode.UNKNOWN_LEADER_EPOCH };
             }
+            if (!p.isLeader) return { ...out, errorCode: ErrorCode.NOT_LEADER_OR_FOLLOWER };
             let found: [number, number] | null;
             if (rp.timestamp === EARLIEST) found = [p.log.logStartOffset, -1];
             else if (rp.timestamp === LATEST) found = [readCommitted ? p.lastStableOffset : p.log.highWatermark, -1];

@@ -7,7 +7,8 @@
  *   request does (`allow_auto_topic_creation`, v4+; always on before v4), with the broker's
  *   default partitions and replication; the answer then carries the new topic.
  * - v10+ carries topic ids; v12 may look topics up by id (unknown → UNKNOWN_TOPIC_ID).
- * - `controller_id` is this broker (it is also the controller); `cluster_id` is from meta.properties.
+ * - Brokers: the registered, unfenced ones, each with its listener of the client's listener name.
+ * - `controller_id` is the active controller (this broker on a single node); `cluster_id` is from meta.properties.
  * - With the authorizer on: listing all topics leaves out those the principal may not Describe;
  *   a named topic it may not Describe answers TOPIC_AUTHORIZATION_FAILED (existing or not, so
  *   existence does not leak); auto-creation needs Create on the cluster or the topic, else
@@ -99,9 +100,9 @@ export const metadataHandler = defineHandler({
     }
     return {
       throttleTimeMs: 0,
-      brokers: [...image.brokers.values()].map((b) => ({ nodeId: b.brokerId, ...endpointFor(ctx, b), rack: b.rack })),
+      brokers: [...image.brokers.values()].filter((b) => !b.fenced).map((b) => ({ nodeId: b.brokerId, ...endpointFor(ctx, b), rack: b.rack })),
       clusterId: broker.clusterId,
-      controllerId: broker.nodeId,
+      controllerId: broker.controllerId,
       topics,
       clusterAuthorizedOperations: ctx.version >= 8 && ctx.version <= 10 && req.includeClusterAuthorizedOperations ? (broker.authorizer.enabled ? authorizedOperations(ctx, 'Cluster', CLUSTER_NAME) : CLUSTER_OPERATIONS) : OMITTED,
     };

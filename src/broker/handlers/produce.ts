@@ -8,8 +8,12 @@
  *   deltas, max.message.bytes) and appended as received; offsets and the partition leader epoch
  *   are written in place, LogAppendTime topics get the broker time (and a new CRC).
  * - acks: 0 gets no response at all; 1 is answered once appended; -1 once appended and fsynced
- *   (group commit; `strand.acks.all.fsync=false` skips the fsync). Anything else:
- *   INVALID_REQUIRED_ACKS.
+ *   (group commit; `strand.acks.all.fsync=false` skips the fsync) and, for a replicated
+ *   partition, once every ISR member has it (the high watermark passed it), within `timeout_ms`
+ *   (else REQUEST_TIMED_OUT). Anything else: INVALID_REQUIRED_ACKS.
+ * - Only the partition's leader appends: any other replica answers NOT_LEADER_OR_FOLLOWER. acks=-1
+ *   with an ISR smaller than min.insync.replicas: NOT_ENOUGH_REPLICAS, nothing appended; the ISR
+ *   shrinking below it while the batch waits: NOT_ENOUGH_REPLICAS_AFTER_APPEND.
  * - Partitions of one request are appended in request order, so pipelined requests on a
  *   connection keep their order in the log.
  * - v8+: `record_errors` and `error_message` say which batch failed and why.
@@ -66,7 +70,7 @@ export const produceHandler = defineHandler({
         const partition = rm.getPartition(t.name, pd.index);
         if (partition === undefined) return partitionError(pd.index, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, `This server does not host ${t.name}-${pd.index}`);
         // Started synchronously, in request order: the log queues appends in call order.
-        return rm.produce(partition, records, req.acks, now).then(
+        return rm.produce(partition, records, req.acks, now, req.timeoutMs).then(
           (r) => ({ index: pd.index, ...r, currentLeader: NO_LEADER }),
           (e: unknown) => {
             if (e instanceof LogClosedError) return partitionError(pd.index, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, `${t.name}-${pd.index} was deleted`);

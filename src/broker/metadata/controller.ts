@@ -1,17 +1,25 @@
 /**
- * The controller: the only writer of the metadata log.
+ * The controller: the only writer of the metadata log, as the broker sees it.
  *
- * An operation validates against the current image, produces MetadataRecords, appends them to
- * the metadata log (fsynced), then applies them to the image and tells listeners (the replica
- * manager creates and deletes partition logs from that). Operations run one at a time, so no
- * two can validate against the same image and both commit (KRaft's QuorumController has the same
- * single-writer shape; the cluster issue replaces the local log with the Raft quorum).
+ * An operation validates against the current image, produces MetadataRecords, commits them, then
+ * they are applied to the image and listeners are told (the replica manager creates and deletes
+ * partition logs from that). Operations run one at a time, so no two can validate against the
+ * same image and both commit (KRaft's QuorumController has the same single-writer shape).
+ *
+ * `Controller` is what the broker and its handlers use (`broker.controller`): the operations
+ * (createTopics, alterPartition, electLeaders, ...) written once over three primitives — `image`,
+ * `onChange` and `run`. Two implementations provide them:
+ * - `LocalController` (below): a single node; records go to the local metadata log (fsynced).
+ * - `ClusterController` (cluster-controller.ts): a broker in a Raft metadata quorum; the image is
+ *   the quorum's committed image and `run` executes on the active controller (in this process
+ *   when it is the active one, otherwise forwarded to it; see there).
  */
 import { randomBytes } from 'node:crypto';
 import { ErrorCode } from '../../protocol/errors.js';
 import { BrokerConfig, ConfigError, validateTopicConfigs } from '../config.js';
 import type { Logger } from '../logger.js';
-import { MetadataImage, type MetadataRecord } from './image.js';
+import { MetadataImage, type BrokerEndpoint, type MetadataRecord, type PartitionImage } from './image.js';
+import { alterPartition, applied, electLeader, NO_LEADER, placeReplicas, reassignPartition, reconcileAll, type PartitionRecord } from './partition-changes.js';
 
 /**
  * Where the controller's records go: the local metadata log (metadata-log.ts) on a single node,
@@ -112,69 +120,201 @@ function invalidReplicaList(brokerIds: readonly number[], image: MetadataImage):
     seen.add(b);
     if (!image.brokers.has(b)) return `The manual partition assignment includes broker ${b}, but no such broker is registered.`;
   }
+  if (!brokerIds.some((b) => image.isUnfenced(b))) return `All brokers specified in the manual partition assignment (${brokerIds.join(', ')}) are fenced.`;
   return null;
 }
 
-/** Round-robin placement of partitions [first, first + count) over `brokers` (sorted), `rf` replicas each. */
-function placeReplicas(brokers: readonly number[], first: number, count: number, rf: number): number[][] {
-  return Array.from({ length: count }, (_, i) => Array.from({ length: rf }, (_, r) => brokers[(first + i + r) % brokers.length]!));
+/** A new partition's record: the ISR is its unfenced replicas, the first of them leads (Kafka's). */
+function newPartition(image: MetadataImage, topicId: string, partition: number, replicas: number[]): PartitionRecord {
+  const isr = replicas.filter((b) => image.isUnfenced(b));
+  return { type: 'Partition', topicId, partition, replicas, isr, leader: isr[0] ?? NO_LEADER, leaderEpoch: 0, partitionEpoch: 0 };
+}
+
+export interface AlterPartitionRequest {
+  topicId: string;
+  partition: number;
+  leaderEpoch: number;
+  partitionEpoch: number;
+  newIsr: number[];
+}
+
+export interface AlterPartitionResult {
+  errorCode: number;
+  /** The committed state (also on FENCED_LEADER_EPOCH / INVALID_UPDATE_VERSION: the current one, null when unknown). */
+  partition: PartitionImage | null;
+}
+
+export interface ElectLeadersResult {
+  topic: string;
+  partition: number;
+  errorCode: number;
+  errorMessage: string | null;
+}
+
+export interface ReassignmentTarget {
+  topic: string;
+  partition: number;
+  /** The target replicas, or null to cancel the reassignment in progress. */
+  replicas: number[] | null;
+}
+
+export interface OngoingReassignment {
+  topic: string;
+  partition: number;
+  replicas: readonly number[];
+  addingReplicas: readonly number[];
+  removingReplicas: readonly number[];
 }
 
 export type MetadataListener = (image: MetadataImage, previous: MetadataImage) => Promise<void>;
 
-export class Controller {
-  private queue: Promise<unknown> = Promise.resolve();
-  private readonly listeners: MetadataListener[] = [];
+/** An operation: it sees the latest image and returns the records to commit with its result. */
+export type ControllerOperation<T> = (image: MetadataImage) => { records: MetadataRecord[]; result: T };
 
+export abstract class Controller {
   constructor(
-    private image_: MetadataImage,
-    private readonly log: MetadataLogWriter,
     readonly config: BrokerConfig,
     readonly nodeId: number,
-    private readonly logger: Logger,
+    protected readonly logger: Logger,
   ) {}
 
-  get image(): MetadataImage {
-    return this.image_;
-  }
+  /** The latest committed (and applied) image. */
+  abstract get image(): MetadataImage;
 
-  onChange(listener: MetadataListener): void {
-    this.listeners.push(listener);
-  }
+  /** `listener` is called after every committed change, in order, with the new and the previous image. */
+  abstract onChange(listener: MetadataListener): void;
 
   /**
-   * Runs `op` alone: it sees the latest image and returns the records to commit with its result.
-   * The records are appended and applied before the next operation starts.
+   * Runs `op` alone on the controller: it sees the latest image; its records are committed and
+   * applied (here too: listeners have run) before the promise resolves and before the next
+   * operation starts.
    */
-  run<T>(op: (image: MetadataImage) => { records: MetadataRecord[]; result: T }): Promise<T> {
-    const next = this.queue.then(async () => {
-      const { records, result } = op(this.image_);
-      if (records.length > 0) await this.commit(records);
-      return result;
-    });
-    this.queue = next.catch(() => undefined);
-    return next;
-  }
+  abstract run<T>(op: ControllerOperation<T>): Promise<T>;
 
-  private async commit(records: MetadataRecord[]): Promise<void> {
-    const first = await this.log.append(records);
-    const previous = this.image_;
-    let image = previous;
-    records.forEach((r, i) => (image = image.apply(r, first + i)));
-    this.image_ = image;
-    for (const l of this.listeners) await l(image, previous);
-  }
-
-  /** Registers this broker's endpoint if the image does not already have it as is. */
-  registerBroker(host: string, port: number): Promise<void> {
+  /** Registers this broker's endpoints if the image does not already have them as they are (single node). */
+  registerBroker(host: string, port: number, listeners: readonly BrokerEndpoint[] = []): Promise<void> {
     return this.run((image) => {
       const cur = image.brokers.get(this.nodeId);
-      if (cur !== undefined && cur.host === host && cur.port === port) return { records: [], result: undefined };
+      const same = cur !== undefined && cur.host === host && cur.port === port && !cur.fenced && JSON.stringify(cur.listeners) === JSON.stringify(listeners);
+      if (same) return { records: [], result: undefined };
       return {
-        records: [{ type: 'RegisterBroker', brokerId: this.nodeId, host, port, rack: null, incarnationId: newTopicId() }],
+        records: [{ type: 'RegisterBroker', brokerId: this.nodeId, host, port, rack: null, incarnationId: newTopicId(), listeners: listeners.map((l) => ({ ...l })) }],
         result: undefined,
       };
     });
+  }
+
+  /**
+   * AlterPartition (Kafka's api 56): the leader of a partition changes its ISR. Checked against
+   * the image (partition-changes.ts alterPartition); resolves with the committed state.
+   */
+  alterPartition(req: AlterPartitionRequest, brokerId = this.nodeId, brokerEpoch = -1): Promise<AlterPartitionResult> {
+    return this.run((image) => {
+      const r = alterPartition(image, { ...req, brokerId, brokerEpoch });
+      if (r.errorCode !== ErrorCode.NONE) {
+        const current = image.topicsById.get(req.topicId)?.partitions[req.partition] ?? null;
+        return { records: [], result: { errorCode: r.errorCode, partition: current } };
+      }
+      return { records: r.record === null ? [] : [r.record], result: { errorCode: ErrorCode.NONE, partition: r.partition } };
+    });
+  }
+
+  /**
+   * Fences brokers (a missed session, a controlled shutdown): a FenceBroker record each, and every
+   * partition they are in re-elected (partition-changes.ts reconcilePartition). Returns the
+   * number of partition records.
+   */
+  fenceBrokers(brokers: ReadonlyArray<{ brokerId: number; epoch: number }>): Promise<number> {
+    return this.run((image) => {
+      const records: MetadataRecord[] = [];
+      let next = image;
+      for (const b of brokers) {
+        const cur = next.brokers.get(b.brokerId);
+        if (cur === undefined || cur.epoch !== b.epoch || cur.fenced) continue;
+        const r: MetadataRecord = { type: 'FenceBroker', brokerId: b.brokerId, epoch: b.epoch };
+        records.push(r);
+        next = next.apply(r, next.offset);
+      }
+      if (records.length === 0) return { records, result: 0 };
+      const changes = reconcileAll(next, this.config.bool('unclean.leader.election.enable'), new Set(brokers.map((b) => b.brokerId)));
+      this.logger.info('fencing brokers', { brokers: brokers.map((b) => b.brokerId).join(','), partitionChanges: changes.length });
+      return { records: [...records, ...changes], result: changes.length };
+    });
+  }
+
+  /** Unfences a broker (a heartbeat after it caught up) and gives leaderless partitions it can lead a leader. */
+  unfenceBroker(brokerId: number, epoch: number): Promise<void> {
+    return this.run((image) => {
+      const cur = image.brokers.get(brokerId);
+      if (cur === undefined || cur.epoch !== epoch || !cur.fenced) return { records: [], result: undefined };
+      const r: MetadataRecord = { type: 'UnfenceBroker', brokerId, epoch };
+      const changes = reconcileAll(image.apply(r, image.offset), this.config.bool('unclean.leader.election.enable'), new Set([brokerId]));
+      this.logger.info('unfencing broker', { brokerId, partitionChanges: changes.length });
+      return { records: [r, ...changes], result: undefined };
+    });
+  }
+
+  /** ElectLeaders (api 43): `partitions` null means every partition (Kafka's "all"). */
+  electLeaders(type: number, partitions: ReadonlyArray<{ topic: string; partition: number }> | null): Promise<ElectLeadersResult[]> {
+    return this.run((image) => {
+      const records: MetadataRecord[] = [];
+      const results: ElectLeadersResult[] = [];
+      const targets = partitions ?? [...image.topicsByName.values()].flatMap((t) => t.partitions.map((p) => ({ topic: t.name, partition: p.partition })));
+      for (const { topic, partition } of targets) {
+        const p = image.topic(topic)?.partitions[partition];
+        if (p === undefined) {
+          results.push({ topic, partition, errorCode: ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, errorMessage: 'This server does not host this topic-partition.' });
+          continue;
+        }
+        const r = electLeader(image, p, type);
+        if (r.record !== null) records.push(r.record);
+        // "All partitions" answers only the partitions that got a new leader (as Kafka).
+        if (partitions !== null || r.errorCode === ErrorCode.NONE) results.push({ topic, partition, errorCode: r.errorCode, errorMessage: r.errorMessage });
+      }
+      if (records.length > 0) this.logger.info('electing leaders', { type, elected: records.length });
+      return { records, result: results };
+    });
+  }
+
+  /** AlterPartitionReassignments (api 45). */
+  alterPartitionReassignments(targets: readonly ReassignmentTarget[]): Promise<AdminResult[]> {
+    return this.run((image) => {
+      const records: MetadataRecord[] = [];
+      const changed = new Map<string, PartitionImage>();
+      const results = targets.map((t): AdminResult => {
+        const topic = image.topic(t.topic);
+        const key = `${t.topic}\u0000${t.partition}`;
+        const p = changed.get(key) ?? topic?.partitions[t.partition];
+        if (topic === undefined || p === undefined) return { errorCode: ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, errorMessage: 'This server does not host this topic-partition.' };
+        const r = reassignPartition(image, p, t.replicas);
+        if (r.errorCode !== ErrorCode.NONE) return { errorCode: r.errorCode, errorMessage: r.errorMessage };
+        for (const rec of r.records) {
+          records.push(rec);
+          changed.set(key, applied(changed.get(key) ?? p, rec));
+        }
+        return { errorCode: ErrorCode.NONE, errorMessage: null };
+      });
+      if (records.length > 0) this.logger.info('reassigning partitions', { partitions: records.length });
+      return { records, result: results };
+    });
+  }
+
+  /** ListPartitionReassignments (api 46): `partitions` null lists every reassignment in progress. */
+  listPartitionReassignments(partitions: ReadonlyArray<{ topic: string; partition: number }> | null): OngoingReassignment[] {
+    const image = this.image;
+    const out: OngoingReassignment[] = [];
+    const add = (topic: string, p: PartitionImage): void => {
+      if (p.addingReplicas.length > 0 || p.removingReplicas.length > 0) out.push({ topic, partition: p.partition, replicas: p.replicas, addingReplicas: p.addingReplicas, removingReplicas: p.removingReplicas });
+    };
+    if (partitions === null) {
+      for (const t of image.topicsByName.values()) for (const p of t.partitions) add(t.name, p);
+    } else {
+      for (const { topic, partition } of partitions) {
+        const p = image.topic(topic)?.partitions[partition];
+        if (p !== undefined) add(topic, p);
+      }
+    }
+    return out;
   }
 
   /**
@@ -240,11 +380,12 @@ export class Controller {
           const partitions = spec.numPartitions === -1 ? this.config.number('num.partitions') : spec.numPartitions;
           const rf = spec.replicationFactor === -1 ? this.config.number('default.replication.factor') : spec.replicationFactor;
           if (partitions > MAX_PARTITIONS) return fail(ErrorCode.INVALID_PARTITIONS, `Number of partitions is larger than ${MAX_PARTITIONS}.`);
-          const brokers = [...image.brokers.keys()].sort((a, b) => a - b);
+          const brokers = image.unfencedBrokerIds();
           if (rf > brokers.length) {
             return fail(ErrorCode.INVALID_REPLICATION_FACTOR, `Unable to replicate the partition ${rf} time(s): The target replication factor of ${rf} cannot be reached because only ${brokers.length} broker(s) are registered.`);
           }
-          assignment = placeReplicas(brokers, 0, partitions, rf);
+          // Successive topics start at successive brokers, so their leaders spread.
+          assignment = placeReplicas(brokers, image.topicsByName.size + creating.length, 0, partitions, rf);
         }
         let configs: Map<string, string>;
         try {
@@ -258,9 +399,7 @@ export class Controller {
         if (!validateOnly) {
           records.push({ type: 'Topic', name: spec.name, topicId });
           for (const [name, value] of configs) records.push({ type: 'Config', resourceType: 'topic', resourceName: spec.name, name, value });
-          assignment.forEach((replicas, partition) =>
-            records.push({ type: 'Partition', topicId, partition, replicas, isr: replicas, leader: replicas[0]!, leaderEpoch: 0, partitionEpoch: 0 }),
-          );
+          assignment.forEach((replicas, partition) => records.push(newPartition(image, topicId, partition, replicas)));
           this.logger.info('creating topic', { topic: spec.name, topicId, partitions: assignment.length, replicationFactor: assignment[0]!.length });
         }
         return {
@@ -335,16 +474,14 @@ export class Controller {
           }
           assignment = spec.assignments.map((r) => [...r]);
         } else {
-          const brokers = [...image.brokers.keys()].sort((a, b) => a - b);
+          const brokers = image.unfencedBrokerIds();
           if (rf > brokers.length) {
             return fail(ErrorCode.INVALID_REPLICATION_FACTOR, `Unable to replicate the partition ${rf} time(s): The target replication factor of ${rf} cannot be reached because only ${brokers.length} broker(s) are registered.`);
           }
-          assignment = placeReplicas(brokers, current, added, rf);
+          assignment = placeReplicas(brokers, 0, current, added, rf);
         }
         if (!validateOnly) {
-          assignment.forEach((replicas, i) =>
-            records.push({ type: 'Partition', topicId: topic.topicId, partition: current + i, replicas, isr: replicas, leader: replicas[0]!, leaderEpoch: 0, partitionEpoch: 0 }),
-          );
+          assignment.forEach((replicas, i) => records.push(newPartition(image, topic.topicId, current + i, replicas)));
           this.logger.info('adding partitions', { topic: spec.name, from: current, to: spec.count });
         }
         return { errorCode: ErrorCode.NONE, errorMessage: null };
@@ -390,5 +527,48 @@ export class Controller {
       if (records.length > 0) this.logger.info('altering topic configs', { changes: records.length });
       return { records, result: results };
     });
+  }
+}
+
+/** The single node's controller: records go to the local metadata log, fsynced, then are applied. */
+export class LocalController extends Controller {
+  private queue: Promise<unknown> = Promise.resolve();
+  private readonly listeners: MetadataListener[] = [];
+
+  constructor(
+    private image_: MetadataImage,
+    private readonly log: MetadataLogWriter,
+    config: BrokerConfig,
+    nodeId: number,
+    logger: Logger,
+  ) {
+    super(config, nodeId, logger);
+  }
+
+  get image(): MetadataImage {
+    return this.image_;
+  }
+
+  onChange(listener: MetadataListener): void {
+    this.listeners.push(listener);
+  }
+
+  run<T>(op: ControllerOperation<T>): Promise<T> {
+    const next = this.queue.then(async () => {
+      const { records, result } = op(this.image_);
+      if (records.length > 0) await this.commit(records);
+      return result;
+    });
+    this.queue = next.catch(() => undefined);
+    return next;
+  }
+
+  private async commit(records: MetadataRecord[]): Promise<void> {
+    const first = await this.log.append(records);
+    const previous = this.image_;
+    let image = previous;
+    records.forEach((r, i) => (image = image.apply(r, first + i)));
+    this.image_ = image;
+    for (const l of this.listeners) await l(image, previous);
   }
 }

@@ -19,11 +19,36 @@ export type MetadataRecord =
       leader: number;
       leaderEpoch: number;
       partitionEpoch: number;
+      /** A reassignment in progress (Kafka's PartitionRecord addingReplicas / removingReplicas); absent when none. */
+      addingReplicas?: number[];
+      removingReplicas?: number[];
     }
   | { type: 'RemoveTopic'; topicId: string }
   /** `value` null removes the override. resourceName '' is the cluster-wide broker default. */
   | { type: 'Config'; resourceType: 'topic' | 'broker'; resourceName: string; name: string; value: string | null }
-  | { type: 'RegisterBroker'; brokerId: number; host: string; port: number; rack: string | null; incarnationId: string }
+  /**
+   * A broker's registration (Kafka's RegisterBrokerRecord): host/port is its inter-broker
+   * endpoint, `listeners` every listener it advertises (absent in single-node logs: then the one
+   * endpoint). `fenced` (absent: false) — in a cluster a broker registers fenced and is unfenced
+   * by a heartbeat once it has caught up with the metadata log. The record's offset is the
+   * broker epoch.
+   */
+  | {
+      type: 'RegisterBroker';
+      brokerId: number;
+      host: string;
+      port: number;
+      rack: string | null;
+      incarnationId: string;
+      listeners?: BrokerEndpoint[];
+      fenced?: boolean;
+      /** The broker epoch, when it is not this record's offset (a snapshot carries it). */
+      epoch?: number;
+    }
+  /** The broker missed its session or asked to stop (Kafka's FenceBrokerRecord): it is no leader and in no ISR. */
+  | { type: 'FenceBroker'; brokerId: number; epoch: number }
+  /** The broker heartbeats and has caught up (Kafka's UnfenceBrokerRecord). */
+  | { type: 'UnfenceBroker'; brokerId: number; epoch: number }
   /** A block of producer ids handed to a broker: the next block starts at `nextProducerId` (Kafka's ProducerIdsRecord). */
   | { type: 'ProducerIds'; brokerId: number; nextProducerId: number }
   /** SCRAM credentials and ACLs (security-image.ts). */
@@ -38,6 +63,9 @@ export interface PartitionImage {
   readonly leader: number;
   readonly leaderEpoch: number;
   readonly partitionEpoch: number;
+  /** Replicas being added / removed by a reassignment in progress (empty when none). */
+  readonly addingReplicas: readonly number[];
+  readonly removingReplicas: readonly number[];
 }
 
 export interface TopicImage {
@@ -47,11 +75,26 @@ export interface TopicImage {
   readonly configs: ReadonlyMap<string, string>;
 }
 
+export interface BrokerEndpoint {
+  readonly name: string;
+  readonly host: string;
+  readonly port: number;
+  readonly securityProtocol: string;
+}
+
 export interface BrokerRegistration {
   readonly brokerId: number;
+  /** The inter-broker endpoint (`inter.broker.listener.name`, default the first listener). */
   readonly host: string;
   readonly port: number;
   readonly rack: string | null;
+  /** Every advertised listener (Metadata answers the one of the client's listener name). */
+  readonly listeners: readonly BrokerEndpoint[];
+  /** A fenced broker is not in Metadata answers, leads nothing and is in no ISR. */
+  readonly fenced: boolean;
+  /** The offset of its registration record. */
+  readonly epoch: number;
+  readonly incarnationId: string;
 }
 
 const EMPTY_CONFIGS: ReadonlyMap<string, string> = new Map();
@@ -76,6 +119,17 @@ export class MetadataImage {
     return this.topicsByName.get(name);
   }
 
+  /** The registered brokers that are not fenced, by id. */
+  unfencedBrokerIds(): number[] {
+    return [...this.brokers.values()].filter((b) => !b.fenced).map((b) => b.brokerId).sort((a, b) => a - b);
+  }
+
+  /** Whether `brokerId` is registered and not fenced. */
+  isUnfenced(brokerId: number): boolean {
+    const b = this.brokers.get(brokerId);
+    return b !== undefined && !b.fenced;
+  }
+
   apply(record: MetadataRecord, offset: number): MetadataImage {
     switch (record.type) {
       case 'Topic': {
@@ -93,6 +147,8 @@ export class MetadataImage {
           leader: record.leader,
           leaderEpoch: record.leaderEpoch,
           partitionEpoch: record.partitionEpoch,
+          addingReplicas: record.addingReplicas === undefined ? [] : [...record.addingReplicas],
+          removingReplicas: record.removingReplicas === undefined ? [] : [...record.removingReplicas],
         };
         const partitions = [...t.partitions];
         partitions[record.partition] = p;
@@ -131,7 +187,24 @@ export class MetadataImage {
         return new MetadataImage(this.topicsByName, this.topicsById, this.brokers, this.brokerConfigs, offset, this.nextProducerId, this.security.apply(record));
       case 'RegisterBroker': {
         const brokers = new Map(this.brokers);
-        brokers.set(record.brokerId, { brokerId: record.brokerId, host: record.host, port: record.port, rack: record.rack });
+        brokers.set(record.brokerId, {
+          brokerId: record.brokerId,
+          host: record.host,
+          port: record.port,
+          rack: record.rack,
+          listeners: record.listeners ?? [],
+          fenced: record.fenced ?? false,
+          epoch: record.epoch ?? offset,
+          incarnationId: record.incarnationId,
+        });
+        return new MetadataImage(this.topicsByName, this.topicsById, brokers, this.brokerConfigs, offset, this.nextProducerId, this.security);
+      }
+      case 'FenceBroker':
+      case 'UnfenceBroker': {
+        const b = this.brokers.get(record.brokerId);
+        if (b === undefined || b.epoch !== record.epoch) return this.at(offset);
+        const brokers = new Map(this.brokers);
+        brokers.set(record.brokerId, { ...b, fenced: record.type === 'FenceBroker' });
         return new MetadataImage(this.topicsByName, this.topicsById, brokers, this.brokerConfigs, offset, this.nextProducerId, this.security);
       }
     }

@@ -27,8 +27,14 @@ import { join } from 'node:path';
 import { ErrorCode } from '../../protocol/errors.js';
 import {
   ApiKey,
+  type AlterPartitionRequest,
+  type AlterPartitionResponse,
+  type BrokerHeartbeatRequest,
+  type BrokerHeartbeatResponse,
   type BrokerRegistrationRequest,
   type BrokerRegistrationResponse,
+  type EnvelopeRequest,
+  type EnvelopeResponse,
   type CreateTopicsRequest,
   type CreateTopicsResponse,
   type CreateTopicsResponseCreatableTopicResult,
@@ -43,8 +49,9 @@ import type { LogEntry, OffsetAndEpoch, SnapshotId } from '../../raft/types.js';
 import { ConfigError, type BrokerConfig } from '../config.js';
 import { topicConfigEntries } from '../handlers/describe-configs.js';
 import type { Logger } from '../logger.js';
-import { Controller, type CreateTopicSpec, type MetadataLogWriter } from './controller.js';
-import { MetadataImage, type MetadataRecord } from './image.js';
+import { Controller, type ControllerOperation, type CreateTopicSpec, type MetadataListener } from './controller.js';
+import { MetadataImage, type BrokerEndpoint, type MetadataRecord } from './image.js';
+import { reconcileAll } from './partition-changes.js';
 
 /** This node is not (or no longer) the active controller: answered as NOT_CONTROLLER. */
 export class NotControllerError extends Error {
@@ -90,16 +97,37 @@ export interface QuorumState {
 /** The records that rebuild `image` from nothing (the body of a snapshot). */
 export function imageRecords(image: MetadataImage): MetadataRecord[] {
   const out: MetadataRecord[] = [];
-  for (const b of image.brokers.values()) out.push({ type: 'RegisterBroker', brokerId: b.brokerId, host: b.host, port: b.port, rack: b.rack, incarnationId: '' });
+  for (const b of image.brokers.values()) {
+    out.push({ type: 'RegisterBroker', brokerId: b.brokerId, host: b.host, port: b.port, rack: b.rack, incarnationId: b.incarnationId, listeners: b.listeners.map((l) => ({ ...l })), fenced: b.fenced, epoch: b.epoch });
+  }
   for (const [name, value] of image.brokerConfigs) out.push({ type: 'Config', resourceType: 'broker', resourceName: '', name, value });
   for (const t of image.topicsByName.values()) {
     out.push({ type: 'Topic', name: t.name, topicId: t.topicId });
     for (const p of t.partitions) {
-      out.push({ type: 'Partition', topicId: p.topicId, partition: p.partition, replicas: [...p.replicas], isr: [...p.isr], leader: p.leader, leaderEpoch: p.leaderEpoch, partitionEpoch: p.partitionEpoch });
+      out.push({
+        type: 'Partition',
+        topicId: p.topicId,
+        partition: p.partition,
+        replicas: [...p.replicas],
+        isr: [...p.isr],
+        leader: p.leader,
+        leaderEpoch: p.leaderEpoch,
+        partitionEpoch: p.partitionEpoch,
+        ...(p.addingReplicas.length > 0 ? { addingReplicas: [...p.addingReplicas] } : {}),
+        ...(p.removingReplicas.length > 0 ? { removingReplicas: [...p.removingReplicas] } : {}),
+      });
     }
     for (const [name, value] of t.configs) out.push({ type: 'Config', resourceType: 'topic', resourceName: t.name, name, value });
   }
   if (image.nextProducerId > 0) out.push({ type: 'ProducerIds', brokerId: -1, nextProducerId: image.nextProducerId });
+  const sec = image.security;
+  for (const [name, byMechanism] of sec.scram) {
+    for (const [mechanism, c] of byMechanism) {
+      out.push({ type: 'UserScramCredential', name, mechanism, salt: c.salt.toString('base64'), iterations: c.iterations, storedKey: c.storedKey.toString('base64'), serverKey: c.serverKey.toString('base64') });
+    }
+  }
+  for (const [id, binding] of sec.acls) out.push({ type: 'Acl', id, ...binding });
+  for (const q of sec.quotas.values()) for (const [key, value] of q.values) out.push({ type: 'ClientQuota', entity: q.entity, key, value });
   return out;
 }
 
@@ -130,16 +158,89 @@ function replicaState(r: { replicaId: number; logEndOffset: number; lastFetchTim
   return { replicaId: r.replicaId, replicaDirectoryId: ZERO_UUID, logEndOffset: r.logEndOffset, lastFetchTimestamp: r.lastFetchTimestamp, lastCaughtUpTimestamp: -1 };
 }
 
+/** A write forwarded by a broker that is not the active controller (the body of an Envelope on the controller listener). */
+export interface ForwardedWrite {
+  strand: 'MetadataWrite';
+  brokerId: number;
+  /** The offset of the forwarding broker's image: the records were computed from it. */
+  imageOffset: number;
+  records: MetadataRecord[];
+}
+
+/** The answer: committed at `offset`, or not written because the active controller's image is newer (`stale`, its offset). */
+export type ForwardedWriteResult = { committed: true; offset: number } | { committed: false; stale: true; offset: number };
+
+/** The active controller's view of broker sessions (Kafka's BrokerHeartbeatManager): the last heartbeat of each broker. */
+class BrokerSessions {
+  private readonly lastContact = new Map<number, number>();
+
+  touch(brokerId: number, now = Date.now()): void {
+    this.lastContact.set(brokerId, now);
+  }
+
+  /** Unfenced brokers of `image` not heard from for `sessionTimeoutMs` (a broker never heard from counts from `since`). */
+  expired(image: MetadataImage, sessionTimeoutMs: number, since: number, now = Date.now()): Array<{ brokerId: number; epoch: number }> {
+    const out: Array<{ brokerId: number; epoch: number }> = [];
+    for (const b of image.brokers.values()) {
+      if (b.fenced) continue;
+      const last = this.lastContact.get(b.brokerId) ?? since;
+      if (now - last > sessionTimeoutMs) out.push({ brokerId: b.brokerId, epoch: b.epoch });
+    }
+    return out;
+  }
+}
+
+/** The controller a quorum node runs while it is the active one: its image is the committed image, `run` proposes to the quorum. */
+class ActiveQuorumController extends Controller {
+  constructor(
+    private readonly node: QuorumControllerNode,
+    config: BrokerConfig,
+    logger: Logger,
+  ) {
+    super(config, node.nodeId, logger);
+  }
+  get image(): MetadataImage {
+    return this.node.image;
+  }
+  onChange(listener: MetadataListener): void {
+    this.node.onChange(listener);
+  }
+  run<T>(op: ControllerOperation<T>): Promise<T> {
+    return this.node.runActive(op);
+  }
+}
+
+const SECURITY_PROTOCOLS = ['PLAINTEXT', 'SSL', 'SASL_PLAINTEXT', 'SASL_SSL'];
+/** Kafka's SecurityProtocol ids: PLAINTEXT 0, SSL 1, SASL_PLAINTEXT 2, SASL_SSL 3. */
+export function securityProtocolId(name: string): number {
+  const i = SECURITY_PROTOCOLS.indexOf(name);
+  return i < 0 ? 0 : i;
+}
+
 export class QuorumControllerNode {
   private state: QuorumState = { image: MetadataImage.EMPTY, controllers: new Map(), nextOffset: 0 };
   private bytesSinceSnapshot = 0;
   private snapshotPending = false;
   private raft: RaftManager | null = null;
   private stopped = false;
-  /** The Controller while this node is the active controller, with the epoch it leads. */
-  private active: { controller: Controller; epoch: number } | null = null;
+  /** The epoch this node leads while it is the active controller, and since when. */
+  private active: { epoch: number; sinceMs: number } | null = null;
+  /** The operations over the committed image (they run only while active). */
+  readonly ops: Controller;
+  /** Operations of the active controller run one at a time. */
+  private queue: Promise<unknown> = Promise.resolve();
   /** Proposed operations waiting for their commit, by the offset of their entry. */
   private readonly pending = new Map<number, PendingWrite>();
+  private readonly listeners: MetadataListener[] = [];
+  /** Image listeners run in order on this chain; `notified` is the log offset they have seen up to (exclusive). */
+  private notifying: Promise<void> = Promise.resolve();
+  private notifiedImage: MetadataImage = MetadataImage.EMPTY;
+  private published: MetadataImage = MetadataImage.EMPTY;
+  private notified = 0;
+  private readonly appliedWaiters: Array<{ offset: number; resolve: () => void }> = [];
+  private readonly imageWaiters: Array<{ offset: number; resolve: () => void }> = [];
+  private readonly sessions = new BrokerSessions();
+  private sessionTimer: NodeJS.Timeout | null = null;
 
   private constructor(
     readonly nodeId: number,
@@ -147,11 +248,18 @@ export class QuorumControllerNode {
     private readonly snapshotBytes: number,
     private readonly logger: Logger,
     private readonly advertised: { host: string; port: number },
-  ) {}
+  ) {
+    this.ops = new ActiveQuorumController(this, config, logger);
+  }
 
   /** The Controller, when this node is the active controller. */
   get activeController(): Controller | null {
-    return this.active?.controller ?? null;
+    return this.active === null ? null : this.ops;
+  }
+
+  /** Whether this node is the active controller (the quorum leader, with everything before its epoch applied). */
+  get isActive(): boolean {
+    return this.active !== null && !this.stopped;
   }
 
   get image(): MetadataImage {
@@ -164,9 +272,55 @@ export class QuorumControllerNode {
   get isLeader(): boolean {
     return !this.stopped && this.raft !== null && this.raft.client.isLeader();
   }
+  /** The quorum leader this node knows of (-1 when none), and its epoch. */
+  get leader(): { id: number; epoch: number } {
+    const c = this.raft?.client;
+    return c === undefined ? { id: -1, epoch: -1 } : { id: c.currentLeaderId, epoch: c.currentEpoch };
+  }
+  /** The offset after the last applied entry (what the broker reports as its metadata offset). */
+  get appliedOffset(): number {
+    return this.state.nextOffset;
+  }
   /** The controller listener's bound port. */
   get port(): number {
     return this.raft!.port;
+  }
+
+  /** The latest image the listeners have seen (what a broker answers from: its partition logs are open). */
+  get publishedImage(): MetadataImage {
+    return this.published;
+  }
+
+  /**
+   * Image listeners: called after every committed change (and snapshot load), in order. A
+   * listener added with `fromEmpty` is first called with the image published so far against the
+   * empty image (so it sees everything, whenever it is added).
+   */
+  onChange(listener: MetadataListener, fromEmpty = false): void {
+    if (!fromEmpty) {
+      this.listeners.push(listener);
+      return;
+    }
+    this.notifying = this.notifying.then(async () => {
+      try {
+        await listener(this.published, MetadataImage.EMPTY);
+      } catch (e) {
+        this.logger.error('a metadata listener failed', { error: e });
+      }
+      this.listeners.push(listener);
+    });
+  }
+
+  /** Resolves once the entry at `offset` is applied and the image listeners have seen it. */
+  whenApplied(offset: number): Promise<void> {
+    if (this.notified > offset) return Promise.resolve();
+    return new Promise((resolve) => this.appliedWaiters.push({ offset, resolve }));
+  }
+
+  /** Resolves once the published image's offset is at least `offset`. */
+  whenImageAt(offset: number): Promise<void> {
+    if (this.published.offset >= offset) return Promise.resolve();
+    return new Promise((resolve) => this.imageWaiters.push({ offset, resolve }));
   }
 
   static async start(config: BrokerConfig, logger: Logger): Promise<QuorumControllerNode> {
@@ -198,12 +352,13 @@ export class QuorumControllerNode {
         appendLingerMs: config.number('controller.quorum.append.linger.ms'),
       },
       logger: logger.child('raft'),
-      extraApis: [node.describeQuorumApi(), node.brokerRegistrationApi(), node.createTopicsApi()],
+      extraApis: [node.describeQuorumApi(), node.brokerRegistrationApi(), node.brokerHeartbeatApi(), node.alterPartitionApi(), node.envelopeApi(), node.createTopicsApi()],
       listener: {
         handleCommit: (offset, entry) => node.applyCommitted(offset, entry),
         handleLoadSnapshot: (id, data) => {
           node.state = decodeSnapshot(id, data);
           node.bytesSinceSnapshot = 0;
+          node.notifyApplied();
           logger.info('loaded metadata snapshot', { endOffset: id.endOffset, epoch: id.epoch });
         },
         handleLeaderChange: (leaderId, epoch) => {
@@ -221,23 +376,66 @@ export class QuorumControllerNode {
     return this.raft.propose([Buffer.from(JSON.stringify(records))]);
   }
 
+  /**
+   * Runs `op` on the active controller: alone, over the committed image; its records are proposed
+   * as one entry and the promise resolves once that entry is committed, applied and seen by the
+   * image listeners. Rejects with NotControllerError when this node is not (or stops being) active.
+   */
+  runActive<T>(op: ControllerOperation<T>): Promise<T> {
+    return this.runActiveAt(op).then((r) => r.result);
+  }
+
+  /** runActive, also giving the offset the records were committed at (-1 when there were none). */
+  private runActiveAt<T>(op: ControllerOperation<T>): Promise<{ result: T; offset: number }> {
+    const next = this.queue.then(async () => {
+      if (this.active === null || this.stopped) throw new NotControllerError();
+      const { records, result } = op(this.state.image);
+      let offset = -1;
+      if (records.length > 0) {
+        offset = await this.write(records);
+        await this.whenApplied(offset);
+      }
+      return { result, offset };
+    });
+    this.queue = next.catch(() => undefined);
+    return next;
+  }
+
   /** Runs after this leader's LeaderChange entry is applied: the image holds everything committed before its epoch. */
   private activate(epoch: number): void {
     const client = this.raft?.client;
     if (this.stopped || client === undefined || !client.isLeader() || client.currentEpoch !== epoch || this.active !== null) return;
-    const writer: MetadataLogWriter = { append: (records) => this.write(records) };
-    this.active = { controller: new Controller(this.state.image, writer, this.config, this.nodeId, this.logger), epoch };
+    this.active = { epoch, sinceMs: Date.now() };
     this.logger.info('active controller', { nodeId: this.nodeId, epoch });
     this.propose([{ type: 'RegisterController', controllerId: this.nodeId, host: this.advertised.host, port: this.advertised.port, leaderEpoch: epoch }]);
+    // Broker sessions: every broker gets a full session from now (Kafka's controller does the same on failover).
+    const interval = Math.max(50, Math.min(this.config.number('broker.heartbeat.interval.ms'), Math.floor(this.config.number('broker.session.timeout.ms') / 4)));
+    this.sessionTimer = setInterval(() => this.checkSessions(), interval);
+    this.sessionTimer.unref();
   }
 
   private deactivate(): void {
+    if (this.active !== null) this.logger.info('no longer the active controller', { nodeId: this.nodeId, epoch: this.active.epoch });
     this.active = null;
+    if (this.sessionTimer !== null) clearInterval(this.sessionTimer);
+    this.sessionTimer = null;
     for (const p of this.pending.values()) p.reject(new NotControllerError('leadership moved before the operation committed'));
     this.pending.clear();
   }
 
-  /** The active controller's MetadataLogWriter: propose one entry, resolve when it commits. */
+  /** Fences the brokers whose session expired. */
+  private checkSessions(): void {
+    const active = this.active;
+    if (active === null) return;
+    const expired = this.sessions.expired(this.state.image, this.config.number('broker.session.timeout.ms'), active.sinceMs);
+    if (expired.length === 0) return;
+    this.logger.warn('broker session expired: fencing', { brokers: expired.map((b) => b.brokerId).join(',') });
+    this.ops.fenceBrokers(expired).catch((e: unknown) => {
+      if (!(e instanceof NotControllerError)) this.logger.error('fencing failed', { error: e });
+    });
+  }
+
+  /** The active controller's writer: propose one entry, resolve with its offset when it commits. */
   private write(records: readonly MetadataRecord[]): Promise<number> {
     const at = this.active === null ? null : this.propose(records);
     if (at === null) return Promise.reject(new NotControllerError());
@@ -255,6 +453,7 @@ export class QuorumControllerNode {
       this.bytesSinceSnapshot += entry.value.length;
     }
     this.state.nextOffset = offset + 1;
+    this.notifyApplied();
     const waiting = this.pending.get(offset);
     if (waiting !== undefined) {
       this.pending.delete(offset);
@@ -266,6 +465,41 @@ export class QuorumControllerNode {
       this.snapshotPending = true;
       setImmediate(() => this.snapshot());
     }
+  }
+
+  /** Tells the image listeners (in order, one change at a time) and then the whenApplied waiters. */
+  private notifyApplied(): void {
+    const image = this.state.image;
+    const through = this.state.nextOffset;
+    this.notifying = this.notifying.then(async () => {
+      const previous = this.notifiedImage;
+      if (image !== previous) {
+        this.notifiedImage = image;
+        for (const l of this.listeners) {
+          try {
+            await l(image, previous);
+          } catch (e) {
+            this.logger.error('a metadata listener failed', { error: e });
+          }
+        }
+      }
+      this.published = image;
+      this.notified = Math.max(this.notified, through);
+      for (let i = this.appliedWaiters.length - 1; i >= 0; i--) {
+        const w = this.appliedWaiters[i]!;
+        if (w.offset < this.notified) {
+          this.appliedWaiters.splice(i, 1);
+          w.resolve();
+        }
+      }
+      for (let i = this.imageWaiters.length - 1; i >= 0; i--) {
+        const w = this.imageWaiters[i]!;
+        if (w.offset <= image.offset) {
+          this.imageWaiters.splice(i, 1);
+          w.resolve();
+        }
+      }
+    });
   }
 
   private snapshot(): void {
@@ -308,29 +542,148 @@ export class QuorumControllerNode {
     };
   }
 
-  /** BrokerRegistration (key 62, v0–4): a broker's endpoint, as a RegisterBroker record; the broker epoch is the metadata offset after it. */
-  private brokerRegistrationApi(): ControllerApi {
-    return {
-      apiKey: ApiKey.BrokerRegistration,
-      minVersion: 0,
-      maxVersion: 4,
-      handle: async (body): Promise<BrokerRegistrationResponse> => {
-        const request = body as BrokerRegistrationRequest;
-        const answer = (errorCode: number, brokerEpoch = -1): BrokerRegistrationResponse => ({ throttleTimeMs: 0, errorCode, brokerEpoch });
-        const clusterId = this.config.raw('cluster.id');
-        if (clusterId !== null && request.clusterId !== clusterId) return answer(ErrorCode.INCONSISTENT_CLUSTER_ID);
-        const listener = request.listeners[0];
-        if (request.brokerId < 0 || listener === undefined) return answer(ErrorCode.INVALID_REQUEST);
-        const active = this.active?.controller;
-        if (active === undefined) return answer(ErrorCode.NOT_CONTROLLER);
-        try {
-          await active.run(() => ({
-            records: [{ type: 'RegisterBroker', brokerId: request.brokerId, host: listener.host, port: listener.port, rack: request.rack, incarnationId: request.incarnationId }],
-            result: undefined,
-          }));
-          return answer(ErrorCode.NONE, active.image.offset);
-        } catch (e) {
+  /**
+   * BrokerRegistration (key 62, v0–4): a RegisterBroker record with every listener (the first is
+   * the inter-broker endpoint), fenced until its heartbeat says it has caught up; the broker epoch
+   * is the record's offset. A retry with the same incarnation id gets the same epoch; a new
+   * incarnation (a restart) replaces the registration and, being fenced, moves its leaderships.
+   */
+  handleBrokerRegistration(request: BrokerRegistrationRequest): Promise<BrokerRegistrationResponse> {
+    const answer = (errorCode: number, brokerEpoch = -1): BrokerRegistrationResponse => ({ throttleTimeMs: 0, errorCode, brokerEpoch });
+    const clusterId = this.config.raw('cluster.id');
+    if (clusterId !== null && request.clusterId !== clusterId) return Promise.resolve(answer(ErrorCode.INCONSISTENT_CLUSTER_ID));
+    const first = request.listeners[0];
+    if (request.brokerId < 0 || first === undefined) return Promise.resolve(answer(ErrorCode.INVALID_REQUEST));
+    if (this.active === null) return Promise.resolve(answer(ErrorCode.NOT_CONTROLLER));
+    const listeners: BrokerEndpoint[] = request.listeners.map((l) => ({ name: l.name, host: l.host, port: l.port, securityProtocol: SECURITY_PROTOCOLS[l.securityProtocol] ?? 'PLAINTEXT' }));
+    return this.ops
+      .run((image) => {
+        const cur = image.brokers.get(request.brokerId);
+        if (cur !== undefined && cur.incarnationId === request.incarnationId) return { records: [], result: undefined };
+        const r: MetadataRecord = { type: 'RegisterBroker', brokerId: request.brokerId, host: first.host, port: first.port, rack: request.rack, incarnationId: request.incarnationId, listeners, fenced: true };
+        const changes = cur === undefined || cur.fenced ? [] : reconcileAll(image.apply(r, image.offset + 1), this.config.bool('unclean.leader.election.enable'), new Set([request.brokerId]));
+        this.logger.info('registering broker', { brokerId: request.brokerId, endpoint: `${first.host}:${first.port}`, partitionChanges: changes.length });
+        return { records: [r, ...changes], result: undefined };
+      })
+      .then(
+        () => {
+          this.sessions.touch(request.brokerId);
+          return answer(ErrorCode.NONE, this.state.image.brokers.get(request.brokerId)?.epoch ?? -1);
+        },
+        (e: unknown) => {
           if (e instanceof NotControllerError) return answer(ErrorCode.NOT_CONTROLLER);
+          throw e;
+        },
+      );
+  }
+
+  private brokerRegistrationApi(): ControllerApi {
+    return { apiKey: ApiKey.BrokerRegistration, minVersion: 0, maxVersion: 4, handle: (body) => this.handleBrokerRegistration(body as BrokerRegistrationRequest) };
+  }
+
+  /**
+   * BrokerHeartbeat (key 63, v0–1): keeps the broker's session; unfences it once its metadata
+   * offset has reached its registration (and it does not want to stay fenced); `wantShutDown`
+   * is a controlled shutdown: the broker is fenced — its leaderships move and it leaves every
+   * ISR — and told it may stop (`shouldShutDown`) once that is committed.
+   */
+  async handleBrokerHeartbeat(request: BrokerHeartbeatRequest): Promise<BrokerHeartbeatResponse> {
+    const answer = (errorCode: number, isFenced = true, shouldShutDown = false, isCaughtUp = false): BrokerHeartbeatResponse => ({ throttleTimeMs: 0, errorCode, isCaughtUp, isFenced, shouldShutDown });
+    if (this.active === null) return answer(ErrorCode.NOT_CONTROLLER);
+    const b = this.state.image.brokers.get(request.brokerId);
+    if (b === undefined) return answer(ErrorCode.BROKER_ID_NOT_REGISTERED);
+    if (b.epoch !== request.brokerEpoch) return answer(ErrorCode.STALE_BROKER_EPOCH);
+    const caughtUp = request.currentMetadataOffset >= b.epoch;
+    try {
+      if (request.wantShutDown) {
+        await this.ops.fenceBrokers([{ brokerId: b.brokerId, epoch: b.epoch }]);
+        // Not touched: a broker that shut down must not keep a session.
+        return answer(ErrorCode.NONE, true, true, caughtUp);
+      }
+      this.sessions.touch(request.brokerId);
+      if (b.fenced && !request.wantFence && caughtUp) await this.ops.unfenceBroker(b.brokerId, b.epoch);
+      const now = this.state.image.brokers.get(request.brokerId);
+      return answer(ErrorCode.NONE, now?.fenced ?? true, false, caughtUp);
+    } catch (e) {
+      if (e instanceof NotControllerError) return answer(ErrorCode.NOT_CONTROLLER);
+      throw e;
+    }
+  }
+
+  private brokerHeartbeatApi(): ControllerApi {
+    return { apiKey: ApiKey.BrokerHeartbeat, minVersion: 0, maxVersion: 1, handle: (body) => this.handleBrokerHeartbeat(body as BrokerHeartbeatRequest) };
+  }
+
+  /** AlterPartition (key 56, v0–3) from a partition leader: each partition checked and changed (Controller.alterPartition). */
+  async handleAlterPartition(request: AlterPartitionRequest, version: number): Promise<AlterPartitionResponse> {
+    const response: AlterPartitionResponse = { throttleTimeMs: 0, errorCode: ErrorCode.NONE, topics: [] };
+    if (this.active === null) return { ...response, errorCode: ErrorCode.NOT_CONTROLLER };
+    try {
+      for (const t of request.topics) {
+        const topic = version >= 2 ? this.state.image.topicsById.get(t.topicId) : this.state.image.topic(t.topicName);
+        const partitions = [];
+        for (const p of t.partitions) {
+          const newIsr = version >= 3 ? p.newIsrWithEpochs.map((b) => b.brokerId) : p.newIsr;
+          const r = topic === undefined
+            ? { errorCode: version >= 2 ? ErrorCode.UNKNOWN_TOPIC_ID : ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, partition: null }
+            : await this.ops.alterPartition({ topicId: topic.topicId, partition: p.partitionIndex, leaderEpoch: p.leaderEpoch, partitionEpoch: p.partitionEpoch, newIsr }, request.brokerId, request.brokerEpoch);
+          const ok = r.errorCode === ErrorCode.NONE && r.partition !== null;
+          partitions.push({
+            partitionIndex: p.partitionIndex,
+            errorCode: r.errorCode,
+            leaderId: ok ? r.partition!.leader : -1,
+            leaderEpoch: ok ? r.partition!.leaderEpoch : -1,
+            isr: ok ? [...r.partition!.isr] : [],
+            leaderRecoveryState: 0,
+            partitionEpoch: ok ? r.partition!.partitionEpoch : -1,
+          });
+        }
+        response.topics.push({ topicName: t.topicName, topicId: t.topicId, partitions });
+      }
+    } catch (e) {
+      if (e instanceof NotControllerError) return { ...response, errorCode: ErrorCode.NOT_CONTROLLER, topics: [] };
+      throw e;
+    }
+    return response;
+  }
+
+  private alterPartitionApi(): ControllerApi {
+    return { apiKey: ApiKey.AlterPartition, minVersion: 0, maxVersion: 3, handle: (body, version) => this.handleAlterPartition(body as AlterPartitionRequest, version) };
+  }
+
+  /**
+   * A forwarded metadata write (cluster-controller.ts): the records a broker computed from its
+   * image at `imageOffset` are committed only if the active controller's image has nothing newer
+   * (an optimistic check: the operation saw the same image the active controller has), else the
+   * broker is told to catch up and run the operation again.
+   */
+  handleForwardedWrite(w: ForwardedWrite): Promise<ForwardedWriteResult> {
+    return this.runActiveAt((image): { records: MetadataRecord[]; result: number } => {
+      if (image.offset > w.imageOffset) return { records: [], result: image.offset };
+      return { records: w.records, result: -1 };
+    }).then(({ result, offset }): ForwardedWriteResult => (result >= 0 || offset < 0 ? { committed: false, stale: true, offset: result } : { committed: true, offset }));
+  }
+
+  /** Envelope (key 58) on the controller listener carries Strand's forwarded metadata writes (JSON ForwardedWrite). */
+  private envelopeApi(): ControllerApi {
+    return {
+      apiKey: ApiKey.Envelope,
+      minVersion: 0,
+      maxVersion: 0,
+      handle: async (body): Promise<EnvelopeResponse> => {
+        const request = body as EnvelopeRequest;
+        let w: ForwardedWrite;
+        try {
+          w = JSON.parse(request.requestData.toString('utf8')) as ForwardedWrite;
+        } catch {
+          return { responseData: null, errorCode: ErrorCode.INVALID_REQUEST };
+        }
+        if (w.strand !== 'MetadataWrite' || !Array.isArray(w.records) || w.records.length === 0 || typeof w.imageOffset !== 'number') return { responseData: null, errorCode: ErrorCode.INVALID_REQUEST };
+        try {
+          const r = await this.handleForwardedWrite(w);
+          return { responseData: Buffer.from(JSON.stringify(r)), errorCode: ErrorCode.NONE };
+        } catch (e) {
+          if (e instanceof NotControllerError) return { responseData: null, errorCode: ErrorCode.NOT_CONTROLLER };
           throw e;
         }
       },
@@ -367,7 +720,7 @@ export class QuorumControllerNode {
             assignments: t.assignments.map((a) => ({ partitionIndex: a.partitionIndex, brokerIds: [...a.brokerIds] })),
             configs: t.configs.map((c): [string, string | null] => [c.name, c.value]),
           }));
-        const active = this.active?.controller;
+        const active = this.active === null ? undefined : this.ops;
         const notController = (): CreateTopicsResponse => ({ throttleTimeMs: 0, topics: [...specs.map((t) => fail(t.name, ErrorCode.NOT_CONTROLLER, 'This node is not the active controller.')), ...duplicates] });
         if (active === undefined) return notController();
         let created;

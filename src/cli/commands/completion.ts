@@ -18,7 +18,7 @@ const COMMON = '--bootstrap-server --command-config --json --help';
 /** Subcommands and flags per command (kept in step with each command's OPTIONS; a test checks them). */
 export const COMPLETIONS: Record<string, { subs?: string[]; flags: string; names?: 'topics' | 'groups' }> = {
   broker: { flags: '--host --port --data-dir --config --override --metrics-port --metrics-host --console-port --console-host --help' },
-  topics: { subs: ['create', 'list', 'describe', 'alter-config', 'add-partitions', 'delete', 'cleaner'], flags: `--partitions --replication-factor --config --if-not-exists --if-exists --internal --all-configs --set --delete --count ${COMMON}`, names: 'topics' },
+  topics: { subs: ['create', 'list', 'describe', 'alter-config', 'add-partitions', 'delete', 'cleaner', 'elect-leaders', 'reassign', 'list-reassignments'], flags: `--partitions --replication-factor --config --if-not-exists --if-exists --internal --all-configs --set --delete --count --partition --unclean --replicas --cancel ${COMMON}`, names: 'topics' },
   produce: { flags: `--file --key-separator --header --partition --compression --acks --linger-ms --encoding --null-value --quiet ${COMMON}`, names: 'topics' },
   consume: { flags: `--from-beginning --from-end --offset --timestamp --group --partition --max-messages --follow --timeout-ms --format --encoding --print-key ${COMMON}`, names: 'topics' },
   groups: { subs: ['list', 'describe', 'reset-offsets', 'delete-offsets', 'delete'], flags: `--topic --all-topics --to-earliest --to-latest --to-offset --to-datetime --shift-by --execute --dry-run --members --state ${COMMON}`, names: 'groups' },

@@ -1,15 +1,17 @@
 /**
- * `strand topics create|list|describe|alter-config|add-partitions|delete|cleaner` (kafka-topics.sh
- * and kafka-configs.sh for topics), through Strand's admin client. The log cleaner's state (dirty
+ * `strand topics create|list|describe|alter-config|add-partitions|delete|cleaner|elect-leaders|reassign|list-reassignments`
+ * (kafka-topics.sh, kafka-configs.sh for topics, kafka-leader-election.sh and
+ * kafka-reassign-partitions.sh), through Strand's admin client. The log cleaner's state (dirty
  * ratio, last pass) comes from Strand's DescribeLogCleaner extension api; against a broker without
  * it `describe` leaves those columns out and `cleaner` says why.
  */
 import type { Admin } from '../../client/admin.js';
 import { StrandError } from '../../client/errors.js';
+import { errorName } from '../../protocol/errors.js';
 import type { LogCleanerDescription, PartitionCleanerState } from '../../client/log-cleaner.js';
 import { COMMON_HELP, CliError, int, keyValues, parse, printJson, table, usage, withAdmin } from '../common.js';
 
-export const TOPICS_HELP = `Usage: strand topics <create|list|describe|alter-config|add-partitions|delete|cleaner> [options]
+export const TOPICS_HELP = `Usage: strand topics <create|list|describe|alter-config|add-partitions|delete|cleaner|elect-leaders|reassign|list-reassignments> [options]
 
 Manage topics.
 
@@ -20,6 +22,9 @@ Manage topics.
   strand topics add-partitions NAME --count TOTAL
   strand topics delete NAME [NAME ...] [--if-exists]
   strand topics cleaner [NAME ...]
+  strand topics elect-leaders [NAME ...] [--partition N ...] [--unclean]
+  strand topics reassign NAME --partition N (--replicas ID,ID,... | --cancel)
+  strand topics list-reassignments [NAME ...]
 
 describe shows, for compacted topics, each partition's DIRTY-RATIO and LAST-CLEANED (the end of
 the cleaner's last pass over it since the broker started). cleaner shows the log cleaner in full:
@@ -28,6 +33,13 @@ computes it), clean and dirty bytes, first dirty offset, cleaner checkpoint, las
 it removed; per broker passes, bytes and the last pass. Without NAME: every compacted topic,
 internal ones included. These come from DescribeLogCleaner, a Strand extension api (Kafka has
 them only as JMX metrics).
+
+elect-leaders (ElectLeaders) moves leadership back to each partition's preferred replica (the first
+of its replicas) when it is in sync; with --unclean it gives a leader to partitions that have none
+from any live replica, which may lose records. Without NAME: every partition. reassign
+(AlterPartitionReassignments) moves a partition to new replicas: they are added, catch up, join
+the ISR, then the replicas not in the list are removed (--cancel goes back). list-reassignments
+shows the reassignments in progress.
 
 Options:
       --partitions N            partitions of a new topic (default: the broker's num.partitions)
@@ -40,6 +52,10 @@ Options:
       --delete KEY              alter-config: remove a topic override, back to the default (repeatable)
       --count TOTAL             add-partitions: the new total number of partitions
       --if-exists               delete: succeed if a topic does not exist
+      --partition N             elect-leaders, reassign: the partition (elect-leaders: repeatable; default all)
+      --unclean                 elect-leaders: unclean election of leaderless partitions
+      --replicas ID,ID,...      reassign: the target replicas, the preferred leader first
+      --cancel                  reassign: cancel the reassignment in progress
 ${COMMON_HELP}
 
 Examples:
@@ -48,7 +64,9 @@ Examples:
   strand topics alter-config orders --set retention.ms=3600000 --delete cleanup.policy
   strand topics add-partitions orders --count 12
   strand topics list --json
-  strand topics cleaner users --json`;
+  strand topics cleaner users --json
+  strand topics elect-leaders orders
+  strand topics reassign orders --partition 0 --replicas 2,3,1`;
 
 const OPTIONS = {
   topic: { type: 'string', short: 't' },
@@ -62,6 +80,10 @@ const OPTIONS = {
   set: { type: 'string', multiple: true },
   delete: { type: 'string', multiple: true },
   count: { type: 'string' },
+  partition: { type: 'string', multiple: true },
+  unclean: { type: 'boolean' },
+  replicas: { type: 'string' },
+  cancel: { type: 'boolean' },
 } as const;
 
 /** Config sources Kafka reports (DescribeConfigs configSource). */
@@ -179,6 +201,52 @@ export async function topicsCommand(argv: string[]): Promise<number> {
         if (targets.length > 0) await admin.deleteTopics(targets);
         if (v.json) printJson({ deleted: targets });
         else console.log(targets.length === 0 ? 'Nothing to delete.' : `Deleted topic${targets.length === 1 ? '' : 's'} ${targets.join(', ')}.`);
+      });
+      return 0;
+    }
+    case 'elect-leaders': {
+      const partitionNumbers = (v.partition ?? []).map((x) => int(x, '--partition', { min: 0 })!);
+      if (partitionNumbers.length > 0 && names.length === 0) throw usage('topics elect-leaders --partition needs a topic name', 'topics');
+      await withAdmin(v, async (admin) => {
+        let targets: Array<{ topic: string; partition: number }> | undefined;
+        if (names.length > 0) {
+          targets = [];
+          for (const d of await admin.describeTopics(names)) {
+            const ps = partitionNumbers.length > 0 ? partitionNumbers : d.partitions.map((x) => x.partition);
+            for (const partition of ps) targets.push({ topic: d.name, partition });
+          }
+        }
+        const results = await admin.electLeaders(v.unclean ? 'unclean' : 'preferred', targets);
+        if (v.json) {
+          printJson(results.map((r) => ({ ...r, error: r.errorCode === 0 ? null : errorName(r.errorCode) })));
+          return;
+        }
+        if (results.length === 0) console.log('No partition needed a new leader.');
+        else console.log(table(['TOPIC', 'PARTITION', 'RESULT'], results.map((r) => [r.topic, r.partition, r.errorCode === 0 ? 'elected' : `${errorName(r.errorCode)}${r.errorMessage ? `: ${r.errorMessage}` : ''}`])));
+      });
+      return 0;
+    }
+    case 'reassign': {
+      const name = one();
+      const parts = (v.partition ?? []).map((x) => int(x, '--partition', { min: 0 })!);
+      if (parts.length !== 1) throw usage('topics reassign needs one --partition N', 'topics');
+      if ((v.replicas === undefined) === (v.cancel !== true)) throw usage('topics reassign needs --replicas ID,ID,... or --cancel', 'topics');
+      const replicas = v.cancel ? null : v.replicas!.split(',').map((x) => int(x.trim(), '--replicas', { min: 0 })!);
+      await withAdmin(v, async (admin) => {
+        await admin.alterPartitionReassignments([{ topic: name, partition: parts[0]!, replicas }]);
+        if (v.json) printJson({ topic: name, partition: parts[0], replicas });
+        else console.log(replicas === null ? `Cancelled the reassignment of ${name}-${parts[0]}.` : `Reassigning ${name}-${parts[0]} to replicas ${replicas.join(',')}; 'strand topics list-reassignments' shows progress.`);
+      });
+      return 0;
+    }
+    case 'list-reassignments': {
+      await withAdmin(v, async (admin) => {
+        let targets: Array<{ topic: string; partition: number }> | undefined;
+        if (names.length > 0) targets = (await admin.describeTopics(names)).flatMap((d) => d.partitions.map((x) => ({ topic: d.name, partition: x.partition })));
+        const list = await admin.listPartitionReassignments(targets);
+        if (v.json) printJson(list);
+        else if (list.length === 0) console.log('No reassignment in progress.');
+        else console.log(table(['TOPIC', 'PARTITION', 'REPLICAS', 'ADDING', 'REMOVING'], list.map((r) => [r.topic, r.partition, r.replicas.join(','), r.addingReplicas.join(','), r.removingReplicas.join(',')])));
       });
       return 0;
     }

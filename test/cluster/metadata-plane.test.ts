@@ -1,0 +1,177 @@
+/**
+ * The cluster's metadata plane on three combined nodes (real `strand broker` processes, each a
+ * voter of the Raft metadata quorum and a broker): every broker registers and is listed by every
+ * node with its client listener; admin operations work from any node (forwarded to the active
+ * controller); a killed broker is fenced after `broker.session.timeout.ms` and its leaderships
+ * move, and comes back unfenced after a restart; the active controller's death elects another
+ * and admin operations keep working; a clean stop (SIGTERM) is a controlled shutdown that moves
+ * leaderships before the process exits.
+ */
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { ErrorCode } from '../../src/protocol/errors.js';
+import { ApiKey } from '../../src/protocol/messages/index.js';
+import { requestOnce, startCluster, waitUntil, type LocalCluster } from '../../src/testing/cluster.js';
+
+let cluster: LocalCluster;
+
+before(async () => {
+  cluster = await startCluster({ nodes: 3, overrides: { 'auto.create.topics.enable': 'false' } });
+});
+
+after(async () => {
+  await cluster?.stop();
+});
+
+const ids = [1, 2, 3];
+
+async function createTopicOn(nodeId: number, name: string, partitions: number, replicationFactor: number): Promise<{ errorCode: number; errorMessage: string | null }> {
+  const n = cluster.node(nodeId);
+  const r = await requestOnce<{ topics: Array<{ errorCode: number; errorMessage: string | null }> }>(n.host, n.port, ApiKey.CreateTopics, 7, {
+    topics: [{ name, numPartitions: partitions, replicationFactor, assignments: [], configs: [] }],
+    timeoutMs: 10000,
+    validateOnly: false,
+  }, 35000);
+  return r.topics[0]!;
+}
+
+/** Restarts a node and waits until the controller has unfenced its new registration. */
+async function restartAndWaitUnfenced(id: number): Promise<void> {
+  const count = (): number => (cluster.node(id).output().match(/unfenced by the controller/g) ?? []).length;
+  const before = count();
+  await cluster.restart(id);
+  await waitUntil(`node ${id} to be unfenced after its restart`, () => (count() > before ? true : null), 30000, 50);
+}
+
+async function brokersOn(nodeId: number): Promise<number[]> {
+  const md = await cluster.metadata([], nodeId);
+  return md.brokers.map((b) => b.nodeId).sort();
+}
+
+test('every node lists all three brokers, each with its own client listener, and the active controller', async () => {
+  await cluster.waitUntilUp(3);
+  const leader = await cluster.controllerLeader();
+  for (const id of ids) {
+    const md = await cluster.metadata([], id);
+    assert.deepEqual(md.brokers.map((b) => b.nodeId).sort(), ids, `node ${id}`);
+    for (const b of md.brokers) {
+      const n = cluster.node(b.nodeId);
+      assert.equal(b.port, n.port, `node ${id} gives broker ${b.nodeId}'s client port`);
+      assert.equal(b.host, n.host);
+    }
+    assert.equal(md.controllerId, leader, `node ${id} names the active controller`);
+    const dc = await requestOnce<{ errorCode: number; controllerId: number; brokers: Array<{ brokerId: number }> }>(cluster.node(id).host, cluster.node(id).port, ApiKey.DescribeCluster, 1, {
+      includeClusterAuthorizedOperations: false,
+      endpointType: 1,
+    });
+    assert.equal(dc.errorCode, ErrorCode.NONE);
+    assert.deepEqual(dc.brokers.map((b) => b.brokerId).sort(), ids);
+  }
+});
+
+test('CreateTopics with replication factor 3 from a node that is not the controller; too many replicas is INVALID_REPLICATION_FACTOR', async () => {
+  const leader = await cluster.controllerLeader();
+  const other = ids.find((i) => i !== leader)!;
+  const r = await createTopicOn(other, 'meta-rf3', 3, 3);
+  assert.equal(r.errorCode, ErrorCode.NONE, r.errorMessage ?? '');
+  // Answered after the forwarding node applied it: its own Metadata has the topic at once.
+  const md = await cluster.metadata(['meta-rf3'], other);
+  const t = md.topics[0]!;
+  assert.equal(t.errorCode, ErrorCode.NONE);
+  assert.equal(t.partitions.length, 3);
+  const leaders = new Set<number>();
+  for (const p of t.partitions) {
+    assert.deepEqual([...p.replicaNodes].sort(), ids);
+    assert.deepEqual([...p.isrNodes].sort(), ids);
+    assert.equal(p.leaderId, p.replicaNodes[0]);
+    leaders.add(p.leaderId);
+  }
+  assert.equal(leaders.size, 3, 'the leaders of the three partitions are spread over the three brokers');
+  for (const id of ids) await waitUntil(`node ${id} to see meta-rf3`, async () => ((await cluster.metadata(['meta-rf3'], id)).topics[0]!.errorCode === ErrorCode.NONE ? true : null), 10000);
+  const again = await createTopicOn(ids.find((i) => i !== other)!, 'meta-rf3', 1, 1);
+  assert.equal(again.errorCode, ErrorCode.TOPIC_ALREADY_EXISTS);
+  const tooMany = await createTopicOn(other, 'meta-rf4', 1, 4);
+  assert.equal(tooMany.errorCode, ErrorCode.INVALID_REPLICATION_FACTOR);
+});
+
+test('a topic config changed on one node is visible on every node', async () => {
+  const r = await createTopicOn(1, 'meta-configs', 1, 3);
+  assert.equal(r.errorCode, ErrorCode.NONE, r.errorMessage ?? '');
+  const n3 = cluster.node(3);
+  const altered = await requestOnce<{ responses: Array<{ errorCode: number; errorMessage: string | null }> }>(n3.host, n3.port, ApiKey.IncrementalAlterConfigs, 1, {
+    resources: [{ resourceType: 2, resourceName: 'meta-configs', configs: [{ name: 'retention.ms', configOperation: 0, value: '123456' }] }],
+    validateOnly: false,
+  }, 35000);
+  assert.equal(altered.responses[0]!.errorCode, ErrorCode.NONE, altered.responses[0]!.errorMessage ?? '');
+  for (const id of ids) {
+    const n = cluster.node(id);
+    await waitUntil(`node ${id} to show retention.ms=123456`, async () => {
+      const d = await requestOnce<{ results: Array<{ errorCode: number; configs: Array<{ name: string; value: string | null }> }> }>(n.host, n.port, ApiKey.DescribeConfigs, 4, {
+        resources: [{ resourceType: 2, resourceName: 'meta-configs', configurationKeys: ['retention.ms'] }],
+        includeSynonyms: false,
+        includeDocumentation: false,
+      });
+      return d.results[0]?.configs.find((c) => c.name === 'retention.ms')?.value === '123456' ? true : null;
+    }, 10000);
+  }
+});
+
+test('kill -9 of a broker: fenced after the session timeout, its leaderships move, Metadata drops it; a restart unfences it', async () => {
+  const controller = await cluster.controllerLeader();
+  const victim = ids.find((i) => i !== controller)!;
+  const before = await cluster.metadata(['meta-rf3']);
+  const led = before.topics[0]!.partitions.filter((p) => p.leaderId === victim).map((p) => p.partitionIndex);
+  assert(led.length > 0, `broker ${victim} leads a partition of meta-rf3`);
+  const killedAt = Date.now();
+  await cluster.kill(victim);
+  const survivor = ids.find((i) => i !== victim)!;
+  await waitUntil(`broker ${victim} to leave Metadata`, async () => (!(await brokersOn(survivor)).includes(victim) ? true : null), 20000, 100);
+  const fencedAfter = Date.now() - killedAt;
+  // broker.session.timeout.ms is 3000 in the test timings.
+  assert(fencedAfter >= 2500, `fenced after ${fencedAfter} ms, before the session timeout`);
+  const md = await cluster.metadata(['meta-rf3'], survivor);
+  for (const p of md.topics[0]!.partitions) {
+    assert.notEqual(p.leaderId, victim, `partition ${p.partitionIndex} has a new leader`);
+    assert(p.leaderId >= 0);
+    assert(!p.isrNodes.includes(victim), `broker ${victim} left the ISR of partition ${p.partitionIndex}`);
+    if (led.includes(p.partitionIndex)) assert(p.leaderEpoch > before.topics[0]!.partitions[p.partitionIndex]!.leaderEpoch);
+  }
+  await restartAndWaitUnfenced(victim);
+  for (const id of ids) await waitUntil(`node ${id} to list broker ${victim} again`, async () => ((await brokersOn(id)).includes(victim) ? true : null), 20000);
+});
+
+test('kill -9 of the active controller: another one is elected and admin operations work from every node', async () => {
+  const old = await cluster.controllerLeader();
+  await cluster.kill(old);
+  const next = await cluster.controllerLeader({ not: old, timeoutMs: 20000 });
+  assert.notEqual(next, old);
+  const alive = ids.filter((i) => i !== old);
+  for (const id of alive) {
+    const r = await createTopicOn(id, `meta-after-failover-${id}`, 2, 2);
+    assert.equal(r.errorCode, ErrorCode.NONE, `node ${id}: ${r.errorMessage ?? ''}`);
+  }
+  for (const id of alive) await waitUntil(`node ${id} to name controller ${next}`, async () => ((await cluster.metadata([], id)).controllerId === next ? true : null), 10000);
+  await restartAndWaitUnfenced(old);
+  for (const id of ids) await waitUntil(`node ${id} to list all three brokers`, async () => ((await brokersOn(id)).length === 3 ? true : null), 20000);
+});
+
+test('a clean stop is a controlled shutdown: leaderships move before the broker exits', async () => {
+  await waitUntil('every node in Metadata', async () => ((await brokersOn(1)).length === 3 ? true : null), 20000);
+  const r = await createTopicOn(1, 'meta-controlled', 3, 3);
+  assert.equal(r.errorCode, ErrorCode.NONE, r.errorMessage ?? '');
+  await cluster.waitForTopic('meta-controlled', 3);
+  const md = await cluster.metadata(['meta-controlled']);
+  const victim = md.topics[0]!.partitions[0]!.leaderId;
+  const code = await cluster.stopNode(victim);
+  assert.equal(code, 0);
+  // The controller confirmed before the process exited (not a session timeout afterwards).
+  assert.match(cluster.node(victim).output(), /controlled shutdown: the controller moved this broker's leaderships/);
+  const survivor = ids.find((i) => i !== victim)!;
+  const after = await waitUntil('the leaderships to have moved', async () => {
+    const m = await cluster.metadata(['meta-controlled'], survivor);
+    const ps = m.topics[0]!.partitions;
+    return ps.every((p) => p.leaderId !== victim && p.leaderId >= 0 && !p.isrNodes.includes(victim)) ? m : null;
+  }, 10000, 50);
+  assert(!after.brokers.some((b) => b.nodeId === victim), 'the stopped broker is fenced');
+  await restartAndWaitUnfenced(victim);
+});
