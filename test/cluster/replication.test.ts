@@ -5,6 +5,9 @@
  * acknowledged record, and the old leader comes back as a follower, catches up and rejoins the
  * ISR; with two of three replicas down acks=all is NOT_ENOUGH_REPLICAS while acks=1 still works;
  * a consumer never sees records above the high watermark.
+ *
+ * REPL_DEBUG_DIR=<dir> runs the cluster in that directory and keeps it (each node's log in
+ * node-<id>.log) for a look after a failure.
  */
 import assert from 'node:assert/strict';
 import { readdir, readFile } from 'node:fs/promises';
@@ -20,7 +23,7 @@ let cluster: LocalCluster;
 const T = { timeout: 120_000 };
 
 before(async () => {
-  cluster = await startCluster({ nodes: 3, overrides: { 'auto.create.topics.enable': 'false' } });
+  cluster = await startCluster({ nodes: 3, ...(process.env['REPL_DEBUG_DIR'] ? { dataDir: process.env['REPL_DEBUG_DIR'] } : {}), overrides: { 'auto.create.topics.enable': 'false' } });
 });
 
 after(async () => {
@@ -215,4 +218,50 @@ test('replicas down: acks=all is NOT_ENOUGH_REPLICAS once the ISR is below min.i
   await cluster.waitForTopic(strict, 1);
   assert.equal(recordCount(await waitForIdenticalLogs(topic, 0, [1, 2, 3], 1)), 4);
   assert.equal(recordCount(await waitForIdenticalLogs(strict, 0, [1, 2, 3], 1)), 2);
+});
+
+test('a deposed leader truncates the acks=1 records only it had (diverging epoch) and converges on the new leader\'s log', T, async () => {
+  const topic = 'repl-diverge';
+  await cluster.createTopic(topic, { partitions: 1, replicationFactor: 3, configs: { 'min.insync.replicas': '2' } });
+  const old = await cluster.leaderOf(topic, 0);
+  const followers = [1, 2, 3].filter((id) => id !== old);
+  assert.equal((await produceRaw(old, topic, Array.from({ length: 10 }, (_, i) => `a${i}`), -1)).errorCode, ErrorCode.NONE);
+  const pause = (id: number, on: boolean): void => {
+    const pid = cluster.node(id).child?.pid;
+    assert.ok(pid !== undefined, `node ${id} runs`);
+    process.kill(pid, on ? 'SIGSTOP' : 'SIGCONT');
+  };
+  // The followers freeze: the leader takes acks=1 writes nobody else gets.
+  for (const f of followers) pause(f, true);
+  try {
+    const lost = await produceRaw(old, topic, Array.from({ length: 5 }, (_, i) => `lost${i}`), 1);
+    assert.deepEqual([lost.errorCode, lost.baseOffset], [ErrorCode.NONE, 10]);
+    // Now the leader freezes and the followers wake: it is fenced and one of them leads.
+    pause(old, true);
+  } finally {
+    for (const f of followers) pause(f, false);
+  }
+  let next: number;
+  try {
+    next = await waitUntil('a new leader among the followers', async () => {
+      for (const f of followers) {
+        const md = await cluster.metadata([topic], f).catch(() => null);
+        const p = md?.topics[0]?.partitions[0];
+        if (p !== undefined && p.leaderId >= 0 && p.leaderId !== old) return p.leaderId;
+      }
+      return null;
+    }, 30000, 100);
+    const written = await waitUntil('acks=all at the new leader', async () => {
+      const r = await produceRaw(next, topic, ['b0', 'b1', 'b2'], -1).catch(() => null);
+      return r !== null && r.errorCode === ErrorCode.NONE ? r : null;
+    }, 30000, 100);
+    assert.equal(written.baseOffset, 10, 'the new leader never had the deposed leader\'s acks=1 records');
+  } finally {
+    pause(old, false);
+  }
+  await cluster.waitForTopic(topic, 1, 60000);
+  const log = await waitForIdenticalLogs(topic, 0, [1, 2, 3], 1);
+  const values = decodeRecordBatches(log).flatMap((b) => b.records.map((r) => r.value!.toString()));
+  assert.deepEqual(values, [...Array.from({ length: 10 }, (_, i) => `a${i}`), 'b0', 'b1', 'b2']);
+  assert.match(cluster.node(old).output(), /truncating to the leader's log/);
 });
