@@ -283,6 +283,7 @@ export class Broker {
     }
     const lifecycle = new BrokerLifecycle(node, channel, controller, config, clusterId, broker.registeredEndpoints(), logger.child('lifecycle'));
     broker.lifecycle = lifecycle;
+    replicaManager.leaderLeaseValid = () => lifecycle.leaseValid(Date.now());
     lifecycle.start();
     void lifecycle.whenUnfenced().then(async () => {
       if (broker.stopping !== null) return;

@@ -216,6 +216,8 @@ export class ReplicaManager {
   metrics: BrokerMetrics | null = null;
   /** Set by the broker: AlterPartition to the active controller; without it the ISR never changes. */
   alterPartition: AlterPartitionFn | null = null;
+  /** In a cluster: whether this broker's session with the controller is live (BrokerLifecycle.leaseValid); a leader without one takes no writes. */
+  leaderLeaseValid: () => boolean = () => true;
   /** The image applied last (broker endpoints and fencing for the fetchers and ISR expansion). */
   private image: MetadataImage | null = null;
   private readonly fetchers: ReplicaFetcherManager;
@@ -612,6 +614,13 @@ export class ReplicaManager {
     if (!partition.isLeader) {
       result.errorCode = ErrorCode.NOT_LEADER_OR_FOLLOWER;
       result.errorMessage = `This broker (${this.nodeId}) is not the leader of ${partition.topic}-${partition.index}; the leader is ${partition.leaderId}`;
+      return result;
+    }
+    if (partition.replicas.length > 1 && !this.leaderLeaseValid()) {
+      // Cut off from the controller for longer than its session: it has been fenced and its
+      // leaderships moved, even if this broker's image does not show it yet.
+      result.errorCode = ErrorCode.NOT_LEADER_OR_FOLLOWER;
+      result.errorMessage = `This broker (${this.nodeId}) has no live session with the controller: it cannot lead ${partition.topic}-${partition.index} until it catches up`;
       return result;
     }
     if (records === null || records.length === 0) {

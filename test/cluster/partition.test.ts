@@ -4,7 +4,10 @@
  * scenario.ts. The leader of a partition is cut off from the other nodes (and from the clients);
  * the others fence it and elect new leaders; the load goes on; the link is healed and the old
  * leader must rejoin as a follower (truncating what the new leader does not have) until every ISR
- * is full. The checker then confirms nothing acknowledged was lost, duplicated or reordered and
+ * is full. Right after the heal the old leader's image is stale (it learns the new quorum leader
+ * about 1.5 s later): it must not take librdkafka's writes as the partition's leader meanwhile
+ * (its controller session has lapsed: NOT_LEADER_OR_FOLLOWER), or the idempotent producer gets
+ * OUT_OF_ORDER_SEQUENCE_NUMBER, which is fatal to it. The checker then confirms nothing acknowledged was lost, duplicated or reordered and
  * the consumers caught up. Needs root (namespaces): skips with the reason otherwise.
  */
 import { test } from 'node:test';
@@ -15,20 +18,7 @@ import { Scenario, TOPIC } from './scenario.js';
 const netns = netnsUnavailable();
 const skip = netns !== null ? { skip: `${netns} (a network partition needs namespaces)` } : skipUnless('confluent-kafka');
 
-/**
- * Known failure, reported by this test (it runs, and prints its result, but does not fail the
- * suite until the brokers are fixed): right after the heal, the old leader still believes it
- * leads (it learns the new quorum leader about 1.5 s later, after the election its higher epoch
- * forces — there is no pre-vote), answers Metadata with its stale image, and accepts librdkafka's
- * produce for that partition as its leader, failing it with OUT_OF_ORDER_SEQUENCE_NUMBER (it
- * lacks the sequences the new leader appended), which is fatal to an idempotent librdkafka 2.0.2
- * producer (no KIP-320 leader-epoch check on Metadata before librdkafka 2.1). The fix belongs to
- * the broker (a node whose session with the controller has expired, or that knows no quorum
- * leader, must not act as a partition leader: NOT_LEADER_OR_FOLLOWER, which clients retry).
- */
-const KNOWN_FAILURE = 'a healed former leader serves produce from its stale image (OUT_OF_ORDER_SEQUENCE_NUMBER, fatal to librdkafka) until it catches up with the metadata quorum';
-
-test('three nodes under librdkafka acks=all load: a network partition isolates a partition leader, then heals; nothing acknowledged lost, no duplicates, no reordering, consumers caught up', { ...skip, todo: KNOWN_FAILURE, timeout: 240000 }, async (t) => {
+test('three nodes under librdkafka acks=all load: a network partition isolates a partition leader, then heals; nothing acknowledged lost, no duplicates, no reordering, consumers caught up', { ...skip, timeout: 240000 }, async (t) => {
   const s = await Scenario.start(t, 'netns');
   const { cluster } = s;
   const leader = await cluster.leaderOf(TOPIC, 1);
