@@ -191,6 +191,7 @@ test('a broker-only node (process.roles=broker) follows the metadata log as an o
       {
         'process.roles': 'broker',
         'node.id': '4',
+        'cluster.id': cluster.clusterId,
         'controller.quorum.voters': ids.map((i) => `${i}@${cluster.node(i).host}:${cluster.node(i).controllerPort}`).join(','),
         listeners: `PLAINTEXT://127.0.0.1:${port}`,
         'log.dirs': join(dir, 'data'),
