@@ -26,7 +26,7 @@ import { validateProduceRecords } from '../protocol/validate.js';
 import { LogManager } from '../storage/log-manager.js';
 import type { LogConfig, PartitionLog } from '../storage/log.js';
 import { LogClosedError, OffsetOutOfRangeError, StorageError } from '../storage/errors.js';
-import { ProducerStateError } from '../storage/producer-state.js';
+import { ProducerStateError, type AppendOrigin } from '../storage/producer-state.js';
 import { writeFileAtomic } from '../storage/file-io.js';
 import { METADATA_TOPIC } from './metadata/metadata-log.js';
 import { BrokerConfig, effectiveTopicConfigs, longValue } from './config.js';
@@ -35,6 +35,17 @@ import type { BrokerMetrics } from './metrics.js';
 import type { MetadataImage, PartitionImage, TopicImage } from './metadata/image.js';
 import { LeaderPartitionState, isrChangeOutcome, type EpochEndOffset } from './replication/partition-state.js';
 import { ReplicaFetcherManager } from './replication/replica-fetcher.js';
+
+/** A coordinator append that could not be committed; `code` is the Kafka error name. */
+export class ReplicationError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'ReplicationError';
+  }
+}
 
 export class Partition {
   /** The leader in the image (-1: none); this broker serves clients only when it is the leader. */
@@ -691,15 +702,50 @@ export class ReplicaManager {
   }
 
   /**
-   * Writes a transaction marker (control batch) for the coordinator; resolves with its offset once
-   * fsynced. Markers bypass sequence checks but not the producer epoch check.
+   * Appends a group or transaction coordinator's batch to an internal-topic partition this broker
+   * leads and resolves with its first offset once the batch is committed (acks=-1, whatever
+   * `strand.acks.all.fsync` says: fsynced, and on a replicated partition in the ISR's logs,
+   * within `timeoutMs`), so nothing a coordinator acknowledged is lost on failover. Rejects with
+   * a `ReplicationError` (a Kafka error name as `code`): NOT_LEADER_OR_FOLLOWER, NOT_ENOUGH_REPLICAS
+   * (nothing written), REQUEST_TIMED_OUT, NOT_ENOUGH_REPLICAS_AFTER_APPEND.
    */
-  async appendTxnMarker(partition: Partition, producerId: number, producerEpoch: number, commit: boolean, coordinatorEpoch: number): Promise<number> {
+  async appendCoordinatorBatch(partition: Partition, batch: Buffer, origin: AppendOrigin, timeoutMs: number): Promise<number> {
+    if (!partition.isLeader) throw new ReplicationError('NOT_LEADER_OR_FOLLOWER', `this broker does not lead ${partition.topic}-${partition.index}`);
+    const minIsr = partition.settings.minInsyncReplicas;
+    if (partition.leaderState !== null && partition.isr.length < minIsr) {
+      throw new ReplicationError('NOT_ENOUGH_REPLICAS', `the ISR of ${partition.topic}-${partition.index} (${partition.isr.join(',')}) is smaller than min.insync.replicas (${minIsr})`);
+    }
+    const appended = await partition.log.append(batch, partition.leaderEpoch, origin);
+    this.wakeFetchers(partition);
+    await this.awaitCommitted(partition, appended.lastOffset + 1, timeoutMs, minIsr);
+    return appended.firstOffset;
+  }
+
+  /** Fsyncs, and on a replicated partition waits for the high watermark to pass `requiredOffset`; rejects with a ReplicationError. */
+  private async awaitCommitted(partition: Partition, requiredOffset: number, timeoutMs: number, minIsr: number): Promise<void> {
+    if (partition.leaderState === null) {
+      await partition.log.flush();
+      return;
+    }
+    this.maybeIncrementHighWatermark(partition);
+    const [, code] = await Promise.all([partition.log.flush(), this.waitForReplication(partition, requiredOffset, timeoutMs, minIsr)]);
+    if (code !== ErrorCode.NONE) {
+      const name = Object.entries(ErrorCode).find(([, v]) => v === code)?.[0] ?? 'UNKNOWN_SERVER_ERROR';
+      throw new ReplicationError(name, `${partition.topic}-${partition.index}: the batch below ${requiredOffset} was not committed (${name})`);
+    }
+  }
+
+  /**
+   * Writes a transaction marker (control batch) for the coordinator; resolves with its offset once
+   * committed as a coordinator batch is (acks=-1 within `timeoutMs`, as Kafka writes markers).
+   * Markers bypass sequence checks but not the producer epoch check, nor the coordinator epoch
+   * check (a marker older than the producer's last one is TRANSACTION_COORDINATOR_FENCED).
+   */
+  async appendTxnMarker(partition: Partition, producerId: number, producerEpoch: number, commit: boolean, coordinatorEpoch: number, timeoutMs = 30000): Promise<number> {
     const batch = encodeControlBatch({ producerId, producerEpoch, type: commit ? 1 : 0, coordinatorEpoch, timestamp: Date.now() });
     const appended = await partition.log.append(batch, partition.leaderEpoch, 'coordinator');
     this.wakeFetchers(partition);
-    this.maybeIncrementHighWatermark(partition);
-    await partition.log.flush();
+    await this.awaitCommitted(partition, appended.lastOffset + 1, timeoutMs, 1);
     return appended.firstOffset;
   }
 
