@@ -6,9 +6,9 @@
  * cluster id; open the log manager (which knows whether the last shutdown was clean); replay the
  * local metadata log into the image; open the logs of every partition in it; listen; register
  * this broker's advertised endpoints.
- * Start (a combined node of a cluster: `controller.quorum.voters` and
- * `process.roles=broker,controller`): the same storage, but the metadata is the Raft quorum's —
- * the node runs a QuorumControllerNode (a voter, on the controller listener) and a
+ * Start (a node of a cluster: `controller.quorum.voters`): the same storage, but the metadata is
+ * the Raft quorum's — the node runs a QuorumControllerNode (a voter on the controller listener
+ * with `process.roles=broker,controller`, an observer with `process.roles=broker`) and a
  * ClusterController over its committed image (cluster-controller.ts); the broker listens on its
  * other listeners, then registers and heartbeats in the background (BrokerLifecycle). Once the
  * controller has unfenced it (it caught up with the metadata log), orphan partition logs are
@@ -35,7 +35,6 @@ import { MetadataImage, type BrokerEndpoint } from './metadata/image.js';
 import { MetadataLog } from './metadata/metadata-log.js';
 import { QuorumControllerNode } from './metadata/quorum-controller.js';
 import { BrokerLifecycle, ClusterController, ControllerChannel } from './metadata/cluster-controller.js';
-import { ConfigError } from './config.js';
 import { ReplicaManager } from './replica-manager.js';
 import { BrokerMetrics, metricsSourceOf, startMetricsServer, type MetricsServer } from './metrics.js';
 import type { GroupCoordinator } from '../coordinator/group-coordinator.js';
@@ -195,10 +194,6 @@ export class Broker {
     if (!cleanShutdown && !formatted) logger.warn('the last shutdown was not clean: recovering log tails', { dataDir });
     const replicaManager = new ReplicaManager(logManager, config, config.nodeId, logger.child('replica'));
     if (config.quorumVoters !== null) {
-      if (!config.processRoles.includes('controller')) {
-        await logManager.shutdown();
-        throw new ConfigError('process.roles=broker with controller.quorum.voters (a broker that is not a voter) is not supported yet: run combined nodes (process.roles=broker,controller)');
-      }
       return Broker.startInCluster(config, logger, opts, clusterId, logManager, replicaManager, authorizer);
     }
     const metadataLog = await MetadataLog.open(dataDir, cleanShutdown, logger.child('metadata'));
@@ -215,6 +210,7 @@ export class Broker {
     follow(image);
     const broker = new Broker(config, logger, clusterId, logManager, metadataLog, controller, replicaManager, groups, exactlyOnce, authorizer);
     replicaManager.metrics = broker.metrics;
+    replicaManager.alterPartition = (req) => controller.alterPartition(req);
     await broker.listen();
     // Other brokers reach this one on inter.broker.listener.name (default: the first listener).
     const endpoints = broker.registeredEndpoints();
@@ -276,6 +272,7 @@ export class Broker {
     broker.quorum = node;
     broker.channel = channel;
     replicaManager.metrics = broker.metrics;
+    replicaManager.alterPartition = (req) => controller.alterPartition(req);
     try {
       await broker.listen();
     } catch (e) {

@@ -14,7 +14,9 @@
  *     there — and otherwise answers with its offset: this node waits until its image reaches it
  *     and runs the operation again. So every controller operation (topics, partitions, configs,
  *     ACLs, SCRAM users, quotas, producer id blocks, elections, reassignments) works from every
- *     node, with the same validation, and no operation needs a wire format of its own. It
+ *     node, with the same validation, and no operation needs a wire format of its own. An
+ *     operation that commits nothing (an error answer, say) is confirmed the same way, with no
+ *     records, so it is never decided on a stale image. It
  *     resolves once this node has applied the committed records (read-your-writes on the node
  *     that answers the client). While no controller answers it retries (backing off) for
  *     `request.timeout.ms`, so clients do not see NOT_CONTROLLER during an election.
@@ -53,6 +55,9 @@ import { NotControllerError, securityProtocolId, type ForwardedWrite, type Forwa
 /** How long a forwarded operation keeps trying to reach an active controller (Kafka's request.timeout.ms default). */
 export const FORWARD_TIMEOUT_MS = 30000;
 
+/** Extra time a forwarded write or AlterPartition may take (the controller answers after the commit is applied). */
+const COMMIT_WAIT_MS = 15000;
+
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Requests to the active controller's listener (the quorum leader), one connection per voter. */
@@ -67,8 +72,12 @@ export class ControllerChannel {
     private readonly logger: Logger,
   ) {}
 
-  /** Sends to the quorum leader; throws NotControllerError when no leader is known or it cannot be reached. */
-  async send<Req, Res>(api: ApiDef<Req, Res>, body: Req, version: number): Promise<Res> {
+  /**
+   * Sends to the quorum leader; throws NotControllerError when no leader is known or it cannot be
+   * reached. `extraTimeoutMs` is added to `controller.quorum.request.timeout.ms` for requests that
+   * wait for a commit (the controller answers them after applying the records).
+   */
+  async send<Req, Res>(api: ApiDef<Req, Res>, body: Req, version: number, extraTimeoutMs = 0): Promise<Res> {
     const leader = this.node.leader.id;
     const voter = this.voters.find((v) => v.id === leader);
     if (this.closed || voter === undefined) throw new NotControllerError('no quorum leader is known');
@@ -89,7 +98,7 @@ export class ControllerChannel {
       throw new NotControllerError(`controller ${leader} at ${voter.host}:${voter.port} cannot be reached: ${e instanceof Error ? e.message : String(e)}`);
     }
     try {
-      return await conn.request(api, body, { version });
+      return await conn.request(api, body, { version, extraTimeoutMs });
     } catch (e) {
       this.connections.delete(leader);
       conn.close();
@@ -144,11 +153,11 @@ export class ClusterController extends Controller {
       } else {
         const image = this.node.publishedImage;
         const { records, result } = op(image);
-        if (records.length === 0) return result;
         try {
+          // Also with no records: the controller confirms the image the answer was decided on is current.
           const r = await this.forward(image.offset, records);
           if (r.committed) {
-            await this.waitUntil(() => this.node.whenApplied(r.offset), deadline);
+            if (r.offset >= 0) await this.waitUntil(() => this.node.whenApplied(r.offset), deadline);
             return result;
           }
           // The active controller has newer records: catch up and run the operation again.
@@ -167,7 +176,7 @@ export class ClusterController extends Controller {
 
   private async forward(imageOffset: number, records: MetadataRecord[]): Promise<ForwardedWriteResult> {
     const write: ForwardedWrite = { strand: 'MetadataWrite', brokerId: this.nodeId, imageOffset, records };
-    const r = await this.channel.send(EnvelopeApi, { requestData: Buffer.from(JSON.stringify(write)), requestPrincipal: null, clientHostAddress: Buffer.alloc(0) }, 0);
+    const r = await this.channel.send(EnvelopeApi, { requestData: Buffer.from(JSON.stringify(write)), requestPrincipal: null, clientHostAddress: Buffer.alloc(0) }, 0, COMMIT_WAIT_MS);
     if (r.errorCode === ErrorCode.NOT_CONTROLLER) throw new NotControllerError();
     if (r.errorCode !== ErrorCode.NONE || r.responseData === null) throw new Error(`the active controller refused a forwarded metadata write (error ${r.errorCode})`);
     return JSON.parse(r.responseData.toString('utf8')) as ForwardedWriteResult;
@@ -202,6 +211,7 @@ export class ClusterController extends Controller {
               topics: [{ topicName: '', topicId: req.topicId, partitions: [{ partitionIndex: req.partition, leaderEpoch: req.leaderEpoch, newIsr: [...req.newIsr], newIsrWithEpochs: [], leaderRecoveryState: 0, partitionEpoch: req.partitionEpoch }] }],
             },
             2,
+            COMMIT_WAIT_MS,
           );
         } catch (e) {
           if (!(e instanceof NotControllerError)) throw e;

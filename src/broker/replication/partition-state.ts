@@ -39,7 +39,9 @@
  *    there; above the leader's log end (a log without epochs) truncates to the leader's high
  *    watermark.
  *  - `followerHighWatermark(leaderHighWatermark, logEndOffset)`: min of both. The follower's log
- *    start offset follows the leader's (retention, DeleteRecords), up to its high watermark.
+ *    start offset follows the leader's (retention, DeleteRecords), up to its high watermark. An
+ *    empty follower log whose start falls inside the leader's first batch restarts at that batch's
+ *    base offset to store it whole.
  *  - `planFollowerFetch(...)` turns one partition of a fetch response into the action to take;
  *    `applyFollowerFetch` carries it out on a `FollowerLog` (a PartitionLog, or a model of one).
  *
@@ -345,7 +347,14 @@ export function planFollowerFetch(log: ReplicaLogView, fetchOffset: number, r: F
 export async function applyFollowerFetch(log: FollowerLog, action: FollowerAction): Promise<boolean> {
   switch (action.kind) {
     case 'append': {
-      if (action.records !== null) await log.appendAsFollower(action.records);
+      if (action.records !== null) {
+        // An empty log restarted inside the leader's first batch (its log start falls mid-batch after
+        // DeleteRecords): restart at that batch's base offset so the batch can be stored whole (Kafka's way).
+        const base = Number(action.records.readBigInt64BE(0));
+        const last = base + action.records.readInt32BE(23);
+        if (log.logEndOffset === log.logStartOffset && base < log.logEndOffset && last >= log.logEndOffset) await log.truncateFullyAndStartAt(base);
+        await log.appendAsFollower(action.records);
+      }
       log.updateHighWatermark(followerHighWatermark(action.highWatermark, log.logEndOffset));
       // The leader's log start moved (retention, DeleteRecords): follow it as far as this replica's high watermark.
       const start = Math.min(action.leaderLogStartOffset, log.highWatermark);
