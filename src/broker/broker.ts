@@ -9,10 +9,11 @@
  * Start (a node of a cluster: `controller.quorum.voters`): the same storage, but the metadata is
  * the Raft quorum's — the node runs a QuorumControllerNode (a voter on the controller listener
  * with `process.roles=broker,controller`, an observer with `process.roles=broker`) and a
- * ClusterController over its committed image (cluster-controller.ts); the broker listens on its
+ * ClusterController over its committed image (cluster-controller.ts); the broker binds its
  * other listeners, then registers and heartbeats in the background (BrokerLifecycle). Once the
- * controller has unfenced it (it caught up with the metadata log), orphan partition logs are
- * deleted and the coordinators load.
+ * controller has unfenced it (it caught up with the metadata log) it serves the connections
+ * (which wait until then, as Kafka enables request processing only after the initial catch-up),
+ * orphan partition logs are deleted and the coordinators load.
  * Stop (SIGTERM / SIGINT): in a cluster first a controlled shutdown (the controller moves this
  * broker's leaderships, bounded by `broker.session.timeout.ms`); stop accepting, let in-flight
  * requests finish (long polls answer at once), close connections, leave the quorum (resigning
@@ -97,6 +98,9 @@ export class Broker {
   private readonly connections = new Set<Connection>();
   private nextConnectionId = 0;
   private stopping: Promise<void> | null = null;
+  /** In a cluster, until the broker has caught up with the metadata log (unfenced): new connections wait for it. */
+  private catchingUp: Promise<void> | null = null;
+  private readonly waitingSockets = new Set<Socket>();
   private addresses_: BrokerAddress[] = [];
   private listeners_: BoundListener[] = [];
   private readonly connectionsPerIp = new Map<string, number>();
@@ -283,10 +287,18 @@ export class Broker {
     }
     const lifecycle = new BrokerLifecycle(node, channel, controller, config, clusterId, broker.registeredEndpoints(), logger.child('lifecycle'));
     broker.lifecycle = lifecycle;
+    broker.catchingUp = lifecycle.whenUnfenced().then(async () => {
+      await node.whenApplied(lifecycle.brokerEpoch);
+      broker.catchingUp = null;
+      logger.info('caught up with the metadata log: serving clients', { brokerEpoch: lifecycle.brokerEpoch, topics: broker.image.topicsByName.size });
+    });
     lifecycle.start();
     void lifecycle.whenUnfenced().then(async () => {
       if (broker.stopping !== null) return;
       try {
+        // Unfenced means the published image has reached this broker's registration, so it holds
+        // every topic created before it (heartbeats report the published offset).
+        await node.whenApplied(lifecycle.brokerEpoch);
         // Only now is the image caught up: a partition directory it does not know is an orphan.
         await replicaManager.deleteOrphanLogs(broker.image);
         // From now on the coordinators follow the leadership of their partitions (a partition
@@ -329,6 +341,19 @@ export class Broker {
       const securityProtocol = protocols.get(l.name)!;
       const tls = securityProtocol === 'SSL' || securityProtocol === 'SASL_SSL';
       const accept = (socket: Socket, principal: string): void => {
+        if (this.catchingUp !== null) {
+          // A cluster broker serves once it has caught up with the metadata log (Kafka enables
+          // request processing only then): until then its connections wait, unread.
+          socket.pause();
+          this.waitingSockets.add(socket);
+          void this.catchingUp.then(() => {
+            this.waitingSockets.delete(socket);
+            if (socket.destroyed || this.stopping !== null) return;
+            accept(socket, principal);
+            socket.resume();
+          });
+          return;
+        }
         if (!this.admit(socket, l.name)) return;
         const id = `${l.name}-${this.nextConnectionId++}`;
         const conn = new Connection(id, socket, this, networkLogger, limits, { name: l.name, securityProtocol }, principal);
@@ -410,6 +435,8 @@ export class Broker {
     // Controlled shutdown: leaderships move while this broker still answers (clients are redirected).
     if (this.lifecycle !== null) await this.lifecycle.controlledShutdown(this.config.number('broker.session.timeout.ms'));
     for (const s of this.servers) s.close();
+    for (const s of this.waitingSockets) s.destroy();
+    this.waitingSockets.clear();
     this.groupCoordinator.shutdown(); // answers waiting JoinGroup/SyncGroup, stops its timers
     this.exactlyOnce.shutdown(); // stops the timeout task and marker retries
     await this.replicaManager.shutdown(); // stops the replica fetchers and the ISR task; answers waiting acks=all produces

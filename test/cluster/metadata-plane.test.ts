@@ -183,6 +183,7 @@ test('a clean stop is a controlled shutdown: leaderships move before the broker 
 
 test('a broker-only node (process.roles=broker) follows the metadata log as an observer: registers, forwards admin operations, is fenced when it stops', async (t) => {
   const port = await freePort();
+  const clusterId = (await cluster.metadata([], 1)).clusterId!;
   const dir = mkdtempSync(join(tmpdir(), 'strand-observer-'));
   const configFile = join(dir, 'server.properties');
   writeFileSync(
@@ -191,6 +192,7 @@ test('a broker-only node (process.roles=broker) follows the metadata log as an o
       {
         'process.roles': 'broker',
         'node.id': '4',
+        'cluster.id': clusterId,
         'controller.quorum.voters': ids.map((i) => `${i}@${cluster.node(i).host}:${cluster.node(i).controllerPort}`).join(','),
         listeners: `PLAINTEXT://127.0.0.1:${port}`,
         'log.dirs': join(dir, 'data'),
@@ -212,8 +214,11 @@ test('a broker-only node (process.roles=broker) follows the metadata log as an o
   try {
     await waitUntil('the observer to be unfenced', () => (/unfenced by the controller/.test(out) ? true : null), 30000, 50);
     for (const id of ids) await waitUntil(`node ${id} to list broker 4`, async () => ((await brokersOn(id)).includes(4) ? true : null), 10000);
-    // It answers Metadata from the quorum's image: all four brokers.
-    const md = await requestOnce<{ brokers: Array<{ nodeId: number }>; controllerId: number }>('127.0.0.1', port, ApiKey.Metadata, 12, { topics: null, allowAutoTopicCreation: false, includeClusterAuthorizedOperations: false, includeTopicAuthorizedOperations: false });
+    // It answers Metadata from the quorum's image: all four brokers (once it has applied its own unfencing).
+    const md = await waitUntil('the observer to list all four brokers', async () => {
+      const m = await requestOnce<{ brokers: Array<{ nodeId: number }>; controllerId: number }>('127.0.0.1', port, ApiKey.Metadata, 12, { topics: null, allowAutoTopicCreation: false, includeClusterAuthorizedOperations: false, includeTopicAuthorizedOperations: false });
+      return m.brokers.length === 4 ? m : null;
+    }, 10000);
     assert.deepEqual(md.brokers.map((b) => b.nodeId).sort(), [1, 2, 3, 4]);
     assert(ids.includes(md.controllerId), `the controller is a voter, not ${md.controllerId}`);
     // Admin operations from it are forwarded to the active controller.

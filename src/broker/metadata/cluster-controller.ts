@@ -32,7 +32,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { Connection } from '../../client/connection.js';
-import { ErrorCode } from '../../protocol/errors.js';
+import { ErrorCode, errorName } from '../../protocol/errors.js';
 import {
   AlterPartitionApi,
   BrokerHeartbeatApi,
@@ -245,6 +245,7 @@ export class BrokerLifecycle {
   private running: Promise<void> | null = null;
   private unfencedWaiters: Array<() => void> = [];
   private stopped = false;
+  private lastRefusal: number = ErrorCode.NONE;
 
   constructor(
     private readonly node: QuorumControllerNode,
@@ -323,7 +324,12 @@ export class BrokerLifecycle {
       throw e;
     }
     if (r.errorCode !== ErrorCode.NONE) {
-      if (r.errorCode !== ErrorCode.NOT_CONTROLLER) this.logger.warn('broker registration refused', { errorCode: r.errorCode });
+      // Said once per distinct refusal, not on every retry.
+      if (r.errorCode !== ErrorCode.NOT_CONTROLLER && r.errorCode !== this.lastRefusal) {
+        if (r.errorCode === ErrorCode.INCONSISTENT_CLUSTER_ID) this.logger.error('broker registration refused: the controller belongs to another cluster (check cluster.id and meta.properties); retrying', { clusterId: this.clusterId });
+        else this.logger.warn('broker registration refused; retrying', { error: errorName(r.errorCode) });
+      }
+      this.lastRefusal = r.errorCode;
       return false;
     }
     this.epoch = r.brokerEpoch;
@@ -337,7 +343,9 @@ export class BrokerLifecycle {
     const request: BrokerHeartbeatRequest = {
       brokerId: this.node.nodeId,
       brokerEpoch: this.epoch,
-      currentMetadataOffset: this.node.appliedOffset - 1,
+      // What the broker has applied *and* acted on (partition logs opened): the controller
+      // unfences it only once that reaches its registration.
+      currentMetadataOffset: this.node.publishedOffset - 1,
       wantFence: false,
       wantShutDown,
       offlineLogDirs: [],

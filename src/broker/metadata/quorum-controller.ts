@@ -278,9 +278,14 @@ export class QuorumControllerNode {
     const c = this.raft?.client;
     return c === undefined ? { id: -1, epoch: -1 } : { id: c.currentLeaderId, epoch: c.currentEpoch };
   }
-  /** The offset after the last applied entry (what the broker reports as its metadata offset). */
+  /** The offset after the last applied entry. */
   get appliedOffset(): number {
     return this.state.nextOffset;
+  }
+
+  /** The offset after the last entry the image listeners have seen (what a broker reports as its metadata offset: its logs are open up to there). */
+  get publishedOffset(): number {
+    return this.notified;
   }
   /** The controller listener's bound port. */
   get port(): number {
