@@ -6,6 +6,8 @@
  *
  * - A KafkaJS consumer group keeps consuming through a kill -9 of its coordinator; the offsets it
  *   committed before the kill are still there (at least as far) after it, from the new coordinator.
+ * - A librdkafka (confluent-kafka-python) group member under an acks=all produce load keeps
+ *   reading through a kill -9 of its coordinator and reads every acknowledged record.
  * - Strand's transactional producer commits a transaction after its transaction coordinator is
  *   killed; a read_committed reader sees every committed record exactly once.
  */
@@ -16,6 +18,8 @@ import { Kafka } from '../../src/index.js';
 import { ErrorCode } from '../../src/protocol/errors.js';
 import { ApiKey } from '../../src/protocol/messages/index.js';
 import { requestOnce, startCluster, waitUntil, type LocalCluster } from '../../src/testing/cluster.js';
+import { skipUnless } from '../interop/helpers.js';
+import { GroupConsumer, LoadProducer } from './load.js';
 
 let cluster: LocalCluster;
 
@@ -136,4 +140,38 @@ test('a transactional producer commits after its transaction coordinator is kill
   assert.deepEqual([...values].sort(), Array.from({ length: 3 }, (_, r) => Array.from({ length: 10 }, (_, i) => `${r}-${i}`)).flat().sort());
   await consumer.close();
   await cluster.restart(coordinator);
+});
+
+test('a librdkafka group member under produce load reads every acknowledged record through a kill -9 of its coordinator', { timeout: 240000, ...skipUnless('confluent-kafka') }, async () => {
+  const topic = 'coordinator-failover-load';
+  const group = 'coordinator-failover-rdkafka';
+  await cluster.waitUntilUp(3);
+  await cluster.createTopic(topic, { partitions: 3, replicationFactor: 3 });
+  const producer = new LoadProducer(cluster.bootstrap, topic, 3, 200);
+  const consumer = new GroupConsumer(cluster.bootstrap, topic, group, 'a');
+  try {
+    await producer.waitForMoreAcks(200, 60000);
+    await consumer.waitFor('the first records read', (lines) => lines.filter((l) => l.o !== undefined).length >= 100, 60000);
+    const coordinator = await coordinatorOf(group, 0);
+    const readBefore = consumer.records().length;
+    await cluster.kill(coordinator);
+    // Produce goes on (leaders move), and the member reads records acknowledged after the kill.
+    await producer.waitForMoreAcks(300, 90000);
+    const target = producer.acked().length;
+    await consumer.waitFor('records acknowledged after the kill', (lines) => lines.filter((l) => l.o !== undefined).length >= target, 90000);
+    assert.ok(consumer.records().length > readBefore);
+    const successor = await coordinatorOf(group, 0, coordinator);
+    assert.notEqual(successor, coordinator);
+    await producer.stop();
+    const acked = producer.acked();
+    const read = new Set(consumer.records().map((r) => `${r.p}:${r.o}:${r.v}`));
+    await consumer.waitFor('every acknowledged record', () => {
+      for (const r of consumer.records()) read.add(`${r.p}:${r.o}:${r.v}`);
+      return acked.every((a) => read.has(`${a.p}:${a.o}:${a.v}`));
+    }, 60000);
+    await cluster.restart(coordinator);
+  } finally {
+    producer.kill();
+    await consumer.stop();
+  }
 });
