@@ -33,7 +33,7 @@ import { BrokerConfig, effectiveTopicConfigs, longValue } from './config.js';
 import type { Logger } from './logger.js';
 import type { BrokerMetrics } from './metrics.js';
 import type { MetadataImage, PartitionImage, TopicImage } from './metadata/image.js';
-import { LeaderPartitionState, type EpochEndOffset } from './replication/partition-state.js';
+import { LeaderPartitionState, isrChangeOutcome, type EpochEndOffset } from './replication/partition-state.js';
 import { ReplicaFetcherManager } from './replication/replica-fetcher.js';
 
 export class Partition {
@@ -206,6 +206,8 @@ export class ReplicaManager {
   private image: MetadataImage | null = null;
   private readonly fetchers: ReplicaFetcherManager;
   private readonly replicaLagTimeMaxMs: number;
+  /** Pause before resending an AlterPartition that got no answer. */
+  private readonly isrRetryBackoffMs = 200;
   private isrTimer: NodeJS.Timeout | null = null;
   private stopped = false;
   /** ISR changes this broker has had committed, as a leader (counters for the metrics). */
@@ -403,17 +405,32 @@ export class ReplicaManager {
   }
 
   private changeIsr(part: Partition, ls: LeaderPartitionState, newIsr: number[], kind: 'shrink' | 'expand'): void {
+    if (this.alterPartition === null) return;
+    ls.beginIsrChange(newIsr);
+    this.sendIsrChange(part, ls, newIsr, kind);
+  }
+
+  /**
+   * Sends the pending ISR change and settles it by isrChangeOutcome: only a certain refusal drops
+   * it; a stale view waits for the image; no answer resends it (the controller may have committed
+   * it, so the high watermark must keep waiting for a joining member).
+   */
+  private sendIsrChange(part: Partition, ls: LeaderPartitionState, newIsr: number[], kind: 'shrink' | 'expand'): void {
     const alter = this.alterPartition;
     if (alter === null) return;
-    ls.beginIsrChange(newIsr);
+    const stillPending = (): boolean => !this.stopped && part.leaderState === ls && ls.pendingIsr !== null && ls.pendingIsr.join(',') === newIsr.join(',');
+    const retry = (why: string): void => {
+      this.logger.info('ISR change unanswered, retrying', { topic: part.topic, partition: part.index, kind, newIsr: newIsr.join(','), why });
+      setTimeout(() => {
+        if (stillPending()) this.sendIsrChange(part, ls, newIsr, kind);
+      }, this.isrRetryBackoffMs).unref();
+    };
     alter({ topicId: part.topicId, partition: part.index, leaderEpoch: ls.leaderEpoch, partitionEpoch: ls.partitionEpoch, newIsr }).then(
       (r) => {
-        if (part.leaderState !== ls) return; // leadership moved meanwhile: the image says the rest
+        if (!stillPending()) return; // leadership moved or the image settled it meanwhile
         if (r.errorCode === ErrorCode.NONE && r.partition !== null) {
-          if (r.partition.leader !== this.nodeId || r.partition.leaderEpoch !== ls.leaderEpoch) {
-            ls.isrChangeFailed();
-            return;
-          }
+          // Committed under another leadership: the image brings the rest.
+          if (r.partition.leader !== this.nodeId || r.partition.leaderEpoch !== ls.leaderEpoch) return;
           ls.isrChangeCommitted(r.partition.isr, r.partition.partitionEpoch, r.partition.replicas);
           if (r.partition.partitionEpoch >= part.partitionEpoch) {
             part.isr = r.partition.isr;
@@ -424,15 +441,17 @@ export class ReplicaManager {
           this.maybeIncrementHighWatermark(part);
           return;
         }
-        ls.isrChangeFailed();
-        this.logger.info('ISR change refused', { topic: part.topic, partition: part.index, kind, newIsr: newIsr.join(','), errorCode: r.errorCode });
+        const outcome = isrChangeOutcome(r.errorCode);
+        if (outcome === 'retry') return retry(`error ${r.errorCode}`);
+        if (outcome === 'refused') ls.isrChangeFailed();
+        this.logger.info('ISR change refused', { topic: part.topic, partition: part.index, kind, newIsr: newIsr.join(','), errorCode: r.errorCode, outcome });
       },
       (e: unknown) => {
-        if (part.leaderState === ls) ls.isrChangeFailed();
-        this.logger.warn('ISR change failed', { topic: part.topic, partition: part.index, kind, newIsr: newIsr.join(','), error: e instanceof Error ? e.message : String(e) });
+        if (stillPending()) retry(e instanceof Error ? e.message : String(e));
       },
     );
   }
+
 
   /**
    * A follower's fetch of a partition led here: checked against the leader's epochs (a diverging
