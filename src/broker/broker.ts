@@ -6,13 +6,14 @@
  * cluster id; open the log manager (which knows whether the last shutdown was clean); replay the
  * local metadata log into the image; open the logs of every partition in it; listen; register
  * this broker's advertised endpoints.
- * Start (a combined node of a cluster: `controller.quorum.voters` and
- * `process.roles=broker,controller`): the same storage, but the metadata is the Raft quorum's —
- * the node runs a QuorumControllerNode (a voter, on the controller listener) and a
- * ClusterController over its committed image (cluster-controller.ts); the broker listens on its
+ * Start (a node of a cluster: `controller.quorum.voters`): the same storage, but the metadata is
+ * the Raft quorum's — the node runs a QuorumControllerNode (a voter on the controller listener
+ * with `process.roles=broker,controller`, an observer with `process.roles=broker`) and a
+ * ClusterController over its committed image (cluster-controller.ts); the broker binds its
  * other listeners, then registers and heartbeats in the background (BrokerLifecycle). Once the
- * controller has unfenced it (it caught up with the metadata log), orphan partition logs are
- * deleted and the coordinators load.
+ * controller has unfenced it (it caught up with the metadata log) it serves the connections
+ * (which wait until then, as Kafka enables request processing only after the initial catch-up),
+ * orphan partition logs are deleted and the coordinators load.
  * Stop (SIGTERM / SIGINT): in a cluster first a controlled shutdown (the controller moves this
  * broker's leaderships, bounded by `broker.session.timeout.ms`); stop accepting, let in-flight
  * requests finish (long polls answer at once), close connections, leave the quorum (resigning
@@ -35,12 +36,12 @@ import { MetadataImage, type BrokerEndpoint } from './metadata/image.js';
 import { MetadataLog } from './metadata/metadata-log.js';
 import { QuorumControllerNode } from './metadata/quorum-controller.js';
 import { BrokerLifecycle, ClusterController, ControllerChannel } from './metadata/cluster-controller.js';
-import { ConfigError } from './config.js';
 import { ReplicaManager } from './replica-manager.js';
 import { BrokerMetrics, metricsSourceOf, startMetricsServer, type MetricsServer } from './metrics.js';
 import type { GroupCoordinator } from '../coordinator/group-coordinator.js';
-import { loadGroupCoordinator, newGroupCoordinator } from './group-coordinator-setup.js';
-import { loadExactlyOnceIfPresent, setUpExactlyOnce, type ExactlyOnce } from './transaction-coordinator-setup.js';
+import { OFFSETS_TOPIC } from '../coordinator/group-records.js';
+import { setUpGroupCoordination, type GroupCoordination } from './group-coordinator-setup.js';
+import { setUpExactlyOnce, type ExactlyOnce } from './transaction-coordinator-setup.js';
 import { loadSendfile } from './sendfile.js';
 import { ANONYMOUS, mapDistinguishedName, parsePrincipalMappingRules, peerDistinguishedName, tlsServerOptions } from './security/tls.js';
 import type { SecurityProtocol } from './config.js';
@@ -83,12 +84,23 @@ async function loadOrCreateMetaProperties(dataDir: string, nodeId: number, confi
   return { clusterId, formatted: true };
 }
 
+/** Elects and resigns the coordinators' partitions as an image says (coordinator-leadership.ts). */
+function followLeadership(groups: GroupCoordination, exactlyOnce: ExactlyOnce): (image: MetadataImage) => void {
+  return (image) => {
+    groups.leadership.sync(image);
+    exactlyOnce.leadership.sync(image);
+  };
+}
+
 export class Broker {
   readonly handlers: readonly ApiHandler<any, any>[] = HANDLERS;
   private readonly servers: Server[] = [];
   private readonly connections = new Set<Connection>();
   private nextConnectionId = 0;
   private stopping: Promise<void> | null = null;
+  /** In a cluster, until the broker has caught up with the metadata log (unfenced): new connections wait for it. */
+  private catchingUp: Promise<void> | null = null;
+  private readonly waitingSockets = new Set<Socket>();
   private addresses_: BrokerAddress[] = [];
   private listeners_: BoundListener[] = [];
   private readonly connectionsPerIp = new Map<string, number>();
@@ -105,7 +117,8 @@ export class Broker {
     readonly metadataLog: MetadataLog | null,
     readonly controller: Controller,
     readonly replicaManager: ReplicaManager,
-    readonly groupCoordinator: GroupCoordinator,
+    /** The group coordinator and the leadership of `__consumer_offsets` it follows. */
+    readonly groupCoordination: GroupCoordination,
     /** Producer ids, the transaction coordinator and its marker writer (issue 5). */
     readonly exactlyOnce: ExactlyOnce,
     /** ACL checks (security/authorizer.ts); allows everything unless authorizer.class.name is set. */
@@ -125,6 +138,10 @@ export class Broker {
   get controllerId(): number {
     if (this.quorum === null) return this.nodeId;
     return this.quorum.leader.id;
+  }
+
+  get groupCoordinator(): GroupCoordinator {
+    return this.groupCoordination.coordinator;
   }
 
   get nodeId(): number {
@@ -181,10 +198,6 @@ export class Broker {
     if (!cleanShutdown && !formatted) logger.warn('the last shutdown was not clean: recovering log tails', { dataDir });
     const replicaManager = new ReplicaManager(logManager, config, config.nodeId, logger.child('replica'));
     if (config.quorumVoters !== null) {
-      if (!config.processRoles.includes('controller')) {
-        await logManager.shutdown();
-        throw new ConfigError('process.roles=broker with controller.quorum.voters (a broker that is not a voter) is not supported yet: run combined nodes (process.roles=broker,controller)');
-      }
       return Broker.startInCluster(config, logger, opts, clusterId, logManager, replicaManager, authorizer);
     }
     const metadataLog = await MetadataLog.open(dataDir, cleanShutdown, logger.child('metadata'));
@@ -193,19 +206,26 @@ export class Broker {
     await replicaManager.deleteOrphanLogs(image);
     await replicaManager.applyImage(image, MetadataImage.EMPTY);
     controller.onChange((next, previous) => replicaManager.applyImage(next, previous));
-    const groupCoordinator = newGroupCoordinator(config, controller, logger.child('group-coordinator'));
-    const exactlyOnce = setUpExactlyOnce(config, controller, replicaManager, groupCoordinator, logger.child('transaction-coordinator'));
-    const broker = new Broker(config, logger, clusterId, logManager, metadataLog, controller, replicaManager, groupCoordinator, exactlyOnce, authorizer);
+    const groups = setUpGroupCoordination(config, controller, replicaManager, logger.child('group-coordinator'));
+    const exactlyOnce = setUpExactlyOnce(config, controller, replicaManager, groups.coordinator, logger.child('transaction-coordinator'));
+    // The coordinators follow the leadership of their partitions (after the replica manager has opened the logs).
+    const follow = followLeadership(groups, exactlyOnce);
+    controller.onChange(async (next) => follow(next));
+    follow(image);
+    const broker = new Broker(config, logger, clusterId, logManager, metadataLog, controller, replicaManager, groups, exactlyOnce, authorizer);
     replicaManager.metrics = broker.metrics;
     replicaManager.alterPartition = (req) => controller.alterPartition(req);
     await broker.listen();
     // Other brokers reach this one on inter.broker.listener.name (default: the first listener).
     const endpoints = broker.registeredEndpoints();
     await controller.registerBroker(endpoints[0]!.host, endpoints[0]!.port, endpoints);
-    // Group requests meanwhile get COORDINATOR_LOAD_IN_PROGRESS / COORDINATOR_NOT_AVAILABLE (clients retry).
-    await loadGroupCoordinator(groupCoordinator, config, controller, replicaManager, logger.child('group-coordinator'));
-    // After the group coordinator: resumed commits write markers to __consumer_offsets too.
-    await loadExactlyOnceIfPresent(exactlyOnce, controller);
+    // A single broker creates __consumer_offsets at start (a cluster node on the first
+    // FindCoordinator for a group, once the other nodes have registered). Group requests
+    // meanwhile get COORDINATOR_LOAD_IN_PROGRESS (clients retry).
+    if (!(await groups.createTopic())) throw new Error(`cannot create ${OFFSETS_TOPIC}`);
+    // The partitions led here are loaded before the broker reports itself started.
+    await groups.leadership.settled();
+    await exactlyOnce.leadership.settled();
     await broker.startMetrics(opts);
     logger.info('broker started', {
       nodeId: config.nodeId,
@@ -250,9 +270,9 @@ export class Broker {
     const channel = new ControllerChannel(node, config.quorumVoters!, config.number('controller.quorum.request.timeout.ms'), logger.child('controller-channel'));
     const controller = new ClusterController(node, channel, config, logger.child('controller'));
     node.onChange((next, previous) => replicaManager.applyImage(next, previous), true);
-    const groupCoordinator = newGroupCoordinator(config, controller, logger.child('group-coordinator'));
-    const exactlyOnce = setUpExactlyOnce(config, controller, replicaManager, groupCoordinator, logger.child('transaction-coordinator'));
-    const broker = new Broker(config, logger, clusterId, logManager, null, controller, replicaManager, groupCoordinator, exactlyOnce, authorizer);
+    const groups = setUpGroupCoordination(config, controller, replicaManager, logger.child('group-coordinator'));
+    const exactlyOnce = setUpExactlyOnce(config, controller, replicaManager, groups.coordinator, logger.child('transaction-coordinator'));
+    const broker = new Broker(config, logger, clusterId, logManager, null, controller, replicaManager, groups, exactlyOnce, authorizer);
     broker.quorum = node;
     broker.channel = channel;
     replicaManager.metrics = broker.metrics;
@@ -267,14 +287,25 @@ export class Broker {
     }
     const lifecycle = new BrokerLifecycle(node, channel, controller, config, clusterId, broker.registeredEndpoints(), logger.child('lifecycle'));
     broker.lifecycle = lifecycle;
+    broker.catchingUp = lifecycle.whenUnfenced().then(async () => {
+      await node.whenApplied(lifecycle.brokerEpoch);
+      broker.catchingUp = null;
+      logger.info('caught up with the metadata log: serving clients', { brokerEpoch: lifecycle.brokerEpoch, topics: broker.image.topicsByName.size });
+    });
     lifecycle.start();
     void lifecycle.whenUnfenced().then(async () => {
       if (broker.stopping !== null) return;
       try {
+        // Unfenced means the published image has reached this broker's registration, so it holds
+        // every topic created before it (heartbeats report the published offset).
+        await node.whenApplied(lifecycle.brokerEpoch);
         // Only now is the image caught up: a partition directory it does not know is an orphan.
         await replicaManager.deleteOrphanLogs(broker.image);
-        await loadGroupCoordinator(groupCoordinator, config, controller, replicaManager, logger.child('group-coordinator'));
-        await loadExactlyOnceIfPresent(exactlyOnce, controller);
+        // From now on the coordinators follow the leadership of their partitions (a partition
+        // whose log the replica manager has not opened yet loads on the next change).
+        const follow = followLeadership(groups, exactlyOnce);
+        controller.onChange(async (next) => follow(next));
+        follow(broker.image);
       } catch (e) {
         logger.warn('coordinators not loaded on this node', { error: e instanceof Error ? e.message : String(e) });
       }
@@ -310,6 +341,19 @@ export class Broker {
       const securityProtocol = protocols.get(l.name)!;
       const tls = securityProtocol === 'SSL' || securityProtocol === 'SASL_SSL';
       const accept = (socket: Socket, principal: string): void => {
+        if (this.catchingUp !== null) {
+          // A cluster broker serves once it has caught up with the metadata log (Kafka enables
+          // request processing only then): until then its connections wait, unread.
+          socket.pause();
+          this.waitingSockets.add(socket);
+          void this.catchingUp.then(() => {
+            this.waitingSockets.delete(socket);
+            if (socket.destroyed || this.stopping !== null) return;
+            accept(socket, principal);
+            socket.resume();
+          });
+          return;
+        }
         if (!this.admit(socket, l.name)) return;
         const id = `${l.name}-${this.nextConnectionId++}`;
         const conn = new Connection(id, socket, this, networkLogger, limits, { name: l.name, securityProtocol }, principal);
@@ -391,6 +435,8 @@ export class Broker {
     // Controlled shutdown: leaderships move while this broker still answers (clients are redirected).
     if (this.lifecycle !== null) await this.lifecycle.controlledShutdown(this.config.number('broker.session.timeout.ms'));
     for (const s of this.servers) s.close();
+    for (const s of this.waitingSockets) s.destroy();
+    this.waitingSockets.clear();
     this.groupCoordinator.shutdown(); // answers waiting JoinGroup/SyncGroup, stops its timers
     this.exactlyOnce.shutdown(); // stops the timeout task and marker retries
     await this.replicaManager.shutdown(); // stops the replica fetchers and the ISR task; answers waiting acks=all produces

@@ -1,24 +1,33 @@
 /**
  * Brings up the group coordinator inside the broker: the internal topic `__consumer_offsets`
- * (created through the controller on first start, like any topic, so it is in the metadata log
- * and Metadata shows it as internal), its partition logs, and the replay.
+ * (created through the controller like any topic, so it is in the metadata log and Metadata
+ * shows it as internal), and the coordinator following the leadership of its partitions
+ * (coordinator-leadership.ts).
  *
  * The topic gets `offsets.topic.num.partitions` partitions (Kafka's default 50; fixed once
- * created — a later change of the setting is logged and ignored, as in Kafka), replication
- * factor 1 (a single broker) and `cleanup.policy=compact`, Kafka's settings: no time or size
- * retention (compact alone turns them off), and the log cleaner (storage/log-cleaner.ts) keeps
- * the last record of every key, so the topic stays bounded by its live groups and offsets.
- * (Topics created before the cleaner carry `retention.ms=-1` as well, which changes nothing.)
+ * created — a later change of the setting is logged and ignored, as in Kafka),
+ * `offsets.topic.replication.factor` replicas (capped at the live brokers, so 1 on a single
+ * broker) and `cleanup.policy=compact`, Kafka's settings: no time or size retention (compact
+ * alone turns them off), and the log cleaner (storage/log-cleaner.ts) keeps the last record of
+ * every key, so the topic stays bounded by its live groups and offsets. A single broker creates
+ * it at start, as before; a node of a cluster (`controller.quorum.voters`) creates it on the
+ * first FindCoordinator for a group, as Kafka does, so that it is not created while only the
+ * first node has registered.
  */
-import { ErrorCode } from '../protocol/errors.js';
 import { GroupCoordinator, type GroupCoordinatorConfig } from '../coordinator/group-coordinator.js';
-import { PartitionCoordinatorLog } from '../coordinator/coordinator-log.js';
 import { OFFSETS_TOPIC } from '../coordinator/group-records.js';
 import { systemScheduler } from '../coordinator/time.js';
 import type { BrokerConfig } from './config.js';
+import { CoordinatorLeadership, createInternalTopic, internalTopicLog, type CoordinatorController, type InternalTopicSpec } from './coordinator-leadership.js';
 import type { Logger } from './logger.js';
-import type { Controller } from './metadata/controller.js';
 import type { ReplicaManager } from './replica-manager.js';
+
+export const OFFSETS_TOPIC_SPEC: InternalTopicSpec = {
+  name: OFFSETS_TOPIC,
+  partitionsConfig: 'offsets.topic.num.partitions',
+  replicationFactorConfig: 'offsets.topic.replication.factor',
+  segmentBytesConfig: 'offsets.topic.segment.bytes',
+};
 
 export function groupCoordinatorConfig(config: BrokerConfig): GroupCoordinatorConfig {
   return {
@@ -32,8 +41,8 @@ export function groupCoordinatorConfig(config: BrokerConfig): GroupCoordinatorCo
   };
 }
 
-/** A coordinator that is not loaded yet (it answers COORDINATOR_LOAD_IN_PROGRESS). */
-export function newGroupCoordinator(config: BrokerConfig, controller: Controller, logger: Logger): GroupCoordinator {
+/** A coordinator with no partition yet (it answers COORDINATOR_LOAD_IN_PROGRESS until `__consumer_offsets` exists). */
+export function newGroupCoordinator(config: BrokerConfig, controller: CoordinatorController, logger: Logger): GroupCoordinator {
   return new GroupCoordinator({
     scheduler: systemScheduler,
     config: groupCoordinatorConfig(config),
@@ -45,36 +54,50 @@ export function newGroupCoordinator(config: BrokerConfig, controller: Controller
   });
 }
 
-/** Creates `__consumer_offsets` if needed (the broker must be registered), then loads the coordinator from it. */
-export async function loadGroupCoordinator(coordinator: GroupCoordinator, config: BrokerConfig, controller: Controller, replicaManager: ReplicaManager, logger: Logger): Promise<void> {
-  const wanted = config.number('offsets.topic.num.partitions');
-  let topic = controller.image.topic(OFFSETS_TOPIC);
-  if (topic === undefined) {
-    const [r] = await controller.createTopics(
-      [
-        {
-          name: OFFSETS_TOPIC,
-          numPartitions: wanted,
-          replicationFactor: 1,
-          assignments: [],
-          configs: [
-            ['cleanup.policy', 'compact'],
-            ['segment.bytes', config.string('offsets.topic.segment.bytes')],
-          ],
-        },
-      ],
-      false,
-    );
-    if (r === undefined || r.errorCode !== ErrorCode.NONE) throw new Error(`cannot create ${OFFSETS_TOPIC}: ${r?.errorMessage ?? 'no result'}`);
-    topic = controller.image.topic(OFFSETS_TOPIC);
-    if (topic === undefined) throw new Error(`${OFFSETS_TOPIC} is not in the metadata image after its creation`);
-  } else if (topic.partitions.length !== wanted) {
-    logger.warn(`${OFFSETS_TOPIC} keeps its partition count`, { partitions: topic.partitions.length, configured: wanted });
+export interface GroupCoordination {
+  readonly coordinator: GroupCoordinator;
+  readonly leadership: CoordinatorLeadership;
+  /** Whether `__consumer_offsets` exists; if not, starts creating it (at most one creation at a time). */
+  ensureTopic(): boolean;
+  /** Creates `__consumer_offsets` if needed; resolves true when it exists. */
+  createTopic(): Promise<boolean>;
+}
+
+/** The group coordinator, following the leadership of `__consumer_offsets` in the image (call `leadership.sync` on every change). */
+export function setUpGroupCoordination(config: BrokerConfig, controller: CoordinatorController, replicaManager: ReplicaManager, logger: Logger): GroupCoordination {
+  const coordinator = newGroupCoordinator(config, controller, logger);
+  const leadership = new CoordinatorLeadership(
+    OFFSETS_TOPIC,
+    config.nodeId,
+    coordinator,
+    (n) => internalTopicLog(OFFSETS_TOPIC, n, config.nodeId, controller, replicaManager, config.number('offsets.commit.timeout.ms')),
+    (p) => replicaManager.getPartition(OFFSETS_TOPIC, p) !== undefined,
+    logger,
+  );
+  let creating: Promise<boolean> | null = null;
+  const createTopic = (): Promise<boolean> => {
+    creating ??= createInternalTopic(OFFSETS_TOPIC_SPEC, controller, config, logger)
+      .catch((e: unknown) => {
+        logger.warn(`could not create ${OFFSETS_TOPIC}; the next request tries again`, { error: e });
+        return false;
+      })
+      .finally(() => {
+        creating = null;
+      });
+    return creating;
+  };
+  const existing = controller.image.topic(OFFSETS_TOPIC);
+  if (existing !== undefined && existing.partitions.length !== config.number('offsets.topic.num.partitions')) {
+    logger.warn(`${OFFSETS_TOPIC} keeps its partition count`, { partitions: existing.partitions.length, configured: config.number('offsets.topic.num.partitions') });
   }
-  const logs = topic.partitions.map((p) => {
-    const part = replicaManager.getPartition(OFFSETS_TOPIC, p.partition);
-    if (part === undefined) throw new Error(`this broker does not host ${OFFSETS_TOPIC}-${p.partition}`);
-    return part.log;
-  });
-  await coordinator.load(new PartitionCoordinatorLog(logs));
+  return {
+    coordinator,
+    leadership,
+    ensureTopic() {
+      if (controller.image.topic(OFFSETS_TOPIC) !== undefined) return true;
+      void createTopic();
+      return false;
+    },
+    createTopic,
+  };
 }

@@ -199,14 +199,15 @@ export function metricsSourceOf(broker: Broker, isReady: () => boolean): Metrics
     },
     partitions: () => broker.replicaManager.allPartitions(),
     groups: function* () {
-      if (!gc.ready) return;
+      if (!gc.attached) return;
       for (const groupId of gc.groupIds()) {
         const offsets = gc.fetchOffsets(groupId, null).topics.flatMap((t) => t.partitions.map((p) => ({ topic: t.name, partition: p.partition, offset: p.offset })));
         yield { groupId, state: gc.describeGroup(groupId).state, offsets };
       }
     },
     get ready() {
-      return isReady() && gc.ready;
+      // Not while a partition of __consumer_offsets led here is loading (a cluster node creates the topic on first use).
+      return isReady() && !gc.loading && (gc.attached || broker.config.quorumVoters !== null);
     },
     replication: () => {
       let underReplicated = 0;

@@ -26,7 +26,7 @@ import { validateProduceRecords } from '../protocol/validate.js';
 import { LogManager } from '../storage/log-manager.js';
 import type { LogConfig, PartitionLog } from '../storage/log.js';
 import { LogClosedError, OffsetOutOfRangeError, StorageError } from '../storage/errors.js';
-import { ProducerStateError } from '../storage/producer-state.js';
+import { ProducerStateError, type AppendOrigin } from '../storage/producer-state.js';
 import { writeFileAtomic } from '../storage/file-io.js';
 import { METADATA_TOPIC } from './metadata/metadata-log.js';
 import { BrokerConfig, effectiveTopicConfigs, longValue } from './config.js';
@@ -35,6 +35,17 @@ import type { BrokerMetrics } from './metrics.js';
 import type { MetadataImage, PartitionImage, TopicImage } from './metadata/image.js';
 import { LeaderPartitionState, isrChangeOutcome, type EpochEndOffset } from './replication/partition-state.js';
 import { ReplicaFetcherManager } from './replication/replica-fetcher.js';
+
+/** A coordinator append that could not be committed; `code` is the Kafka error name. */
+export class ReplicationError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'ReplicationError';
+  }
+}
 
 export class Partition {
   /** The leader in the image (-1: none); this broker serves clients only when it is the leader. */
@@ -171,6 +182,9 @@ export type AlterPartitionFn = (req: { topicId: string; partition: number; leade
  */
 export type TransactionVerifier = (producerId: number, producerEpoch: number, topic: string, partition: number) => number;
 
+/** How long a leader waits for the controller's answer to an ISR change before sending it again. */
+const ALTER_PARTITION_TIMEOUT_MS = 10_000;
+
 const key = (topic: string, partition: number): string => `${topic}\u0000${partition}`;
 
 /**
@@ -206,8 +220,6 @@ export class ReplicaManager {
   private image: MetadataImage | null = null;
   private readonly fetchers: ReplicaFetcherManager;
   private readonly replicaLagTimeMaxMs: number;
-  /** Pause before resending an AlterPartition that got no answer. */
-  private readonly isrRetryBackoffMs = 200;
   private isrTimer: NodeJS.Timeout | null = null;
   private stopped = false;
   /** ISR changes this broker has had committed, as a leader (counters for the metrics). */
@@ -408,51 +420,67 @@ export class ReplicaManager {
   private changeIsr(part: Partition, ls: LeaderPartitionState, newIsr: number[], kind: 'shrink' | 'expand'): void {
     if (this.alterPartition === null) return;
     ls.beginIsrChange(newIsr);
-    this.sendIsrChange(part, ls, newIsr, kind);
+    this.sendIsrChange(part, ls, ls.pendingIsr!, kind, 0);
   }
 
   /**
-   * Sends the pending ISR change and settles it by isrChangeOutcome: only a certain refusal drops
-   * it; a stale view waits for the image; no answer resends it (the controller may have committed
-   * it, so the high watermark must keep waiting for a joining member).
+   * Sends the ISR change in flight (`pending`) to the controller; what an answer means is
+   * partition-state.ts isrChangeOutcome (Kafka's handleAlterPartitionError): a certain refusal
+   * drops it, a stale view keeps it until the next image replaces it, and no answer (a timeout, a
+   * controller failover) sends the same request again — dropping it could let the high watermark
+   * pass a member the controller did add.
    */
-  private sendIsrChange(part: Partition, ls: LeaderPartitionState, newIsr: number[], kind: 'shrink' | 'expand'): void {
+  private sendIsrChange(part: Partition, ls: LeaderPartitionState, pending: readonly number[], kind: 'shrink' | 'expand', attempt: number): void {
     const alter = this.alterPartition;
     if (alter === null) return;
-    const stillPending = (): boolean => !this.stopped && part.leaderState === ls && ls.pendingIsr !== null && ls.pendingIsr.join(',') === newIsr.join(',');
-    const retry = (why: string): void => {
-      this.logger.info('ISR change unanswered, retrying', { topic: part.topic, partition: part.index, kind, newIsr: newIsr.join(','), why });
-      setTimeout(() => {
-        if (stillPending()) this.sendIsrChange(part, ls, newIsr, kind);
-      }, this.isrRetryBackoffMs).unref();
+    const current = (): boolean => !this.stopped && part.leaderState === ls && ls.pendingIsr === pending;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer within ${ALTER_PARTITION_TIMEOUT_MS} ms`)), ALTER_PARTITION_TIMEOUT_MS);
+      timer.unref();
+    });
+    const req = { topicId: part.topicId, partition: part.index, leaderEpoch: ls.leaderEpoch, partitionEpoch: ls.partitionEpoch, newIsr: [...pending] };
+    const outcome = (errorCode: number | null, detail: string): void => {
+      const what = isrChangeOutcome(errorCode);
+      const fields = { topic: part.topic, partition: part.index, kind, newIsr: pending.join(','), errorCode: errorCode ?? 'none', detail };
+      if (what === 'refused') {
+        ls.isrChangeFailed();
+        this.logger.info('ISR change refused by the controller', fields);
+      } else if (what === 'await-metadata') {
+        this.logger.info('ISR change refused: this leader\'s view is stale, waiting for the metadata', fields);
+      } else {
+        this.logger.info('ISR change not answered; sending it again', { ...fields, attempt: attempt + 1 });
+        const retry = setTimeout(() => {
+          if (current()) this.sendIsrChange(part, ls, pending, kind, attempt + 1);
+        }, Math.min(100 * 2 ** attempt, 2000));
+        retry.unref();
+      }
     };
-    alter({ topicId: part.topicId, partition: part.index, leaderEpoch: ls.leaderEpoch, partitionEpoch: ls.partitionEpoch, newIsr }).then(
-      (r) => {
-        if (!stillPending()) return; // leadership moved or the image settled it meanwhile
-        if (r.errorCode === ErrorCode.NONE && r.partition !== null) {
-          // Committed under another leadership: the image brings the rest.
-          if (r.partition.leader !== this.nodeId || r.partition.leaderEpoch !== ls.leaderEpoch) return;
-          ls.isrChangeCommitted(r.partition.isr, r.partition.partitionEpoch, r.partition.replicas);
-          if (r.partition.partitionEpoch >= part.partitionEpoch) {
-            part.isr = r.partition.isr;
-            part.partitionEpoch = r.partition.partitionEpoch;
+    Promise.race([alter(req), timeout])
+      .finally(() => clearTimeout(timer))
+      .then(
+        (r) => {
+          if (!current()) return; // leadership moved, or an image already settled it
+          if (r.errorCode === ErrorCode.NONE && r.partition !== null) {
+            // Committed with another leader or epoch: the image that makes this broker follow is on its way.
+            if (r.partition.leader !== this.nodeId || r.partition.leaderEpoch !== ls.leaderEpoch) return;
+            ls.isrChangeCommitted(r.partition.isr, r.partition.partitionEpoch, r.partition.replicas);
+            if (r.partition.partitionEpoch >= part.partitionEpoch) {
+              part.isr = r.partition.isr;
+              part.partitionEpoch = r.partition.partitionEpoch;
+            }
+            if (kind === 'shrink') this.isrShrinks++;
+            else this.isrExpands++;
+            this.maybeIncrementHighWatermark(part);
+            return;
           }
-          if (kind === 'shrink') this.isrShrinks++;
-          else this.isrExpands++;
-          this.maybeIncrementHighWatermark(part);
-          return;
-        }
-        const outcome = isrChangeOutcome(r.errorCode);
-        if (outcome === 'retry') return retry(`error ${r.errorCode}`);
-        if (outcome === 'refused') ls.isrChangeFailed();
-        this.logger.info('ISR change refused', { topic: part.topic, partition: part.index, kind, newIsr: newIsr.join(','), errorCode: r.errorCode, outcome });
-      },
-      (e: unknown) => {
-        if (stillPending()) retry(e instanceof Error ? e.message : String(e));
-      },
-    );
+          outcome(r.errorCode === ErrorCode.NONE ? null : r.errorCode, 'answered');
+        },
+        (e: unknown) => {
+          if (current()) outcome(null, e instanceof Error ? e.message : String(e));
+        },
+      );
   }
-
 
   /**
    * A follower's fetch of a partition led here: checked against the leader's epochs (a diverging
@@ -534,9 +562,14 @@ export class ReplicaManager {
    * Deletes partition directories the image does not know (a crash between committing a topic
    * deletion and deleting its logs leaves them behind). Run once at startup, after replay.
    */
-  async deleteOrphanLogs(image: MetadataImage): Promise<void> {
+  async deleteOrphanLogs(given: MetadataImage): Promise<void> {
     for (const d of await this.logManager.listPartitionDirs()) {
       if (d.topic === METADATA_TOPIC) continue;
+      // The newest image this manager has applied may be ahead of the caller's (image listeners
+      // still running); a partition hosted now is never an orphan.
+      const image = this.image !== null && this.image.offset > given.offset ? this.image : given;
+      const hosted = this.partitions.get(key(d.topic, d.partition));
+      if (hosted !== undefined && image.topic(d.topic)?.topicId === hosted.topicId) continue;
       const t = image.topic(d.topic);
       const known = t !== undefined && d.partition < t.partitions.length && t.partitions[d.partition]?.replicas.includes(this.nodeId);
       const owner = known ? await readPartitionTopicId(d.dir) : null;
@@ -670,15 +703,50 @@ export class ReplicaManager {
   }
 
   /**
-   * Writes a transaction marker (control batch) for the coordinator; resolves with its offset once
-   * fsynced. Markers bypass sequence checks but not the producer epoch check.
+   * Appends a group or transaction coordinator's batch to an internal-topic partition this broker
+   * leads and resolves with its first offset once the batch is committed (acks=-1, whatever
+   * `strand.acks.all.fsync` says: fsynced, and on a replicated partition in the ISR's logs,
+   * within `timeoutMs`), so nothing a coordinator acknowledged is lost on failover. Rejects with
+   * a `ReplicationError` (a Kafka error name as `code`): NOT_LEADER_OR_FOLLOWER, NOT_ENOUGH_REPLICAS
+   * (nothing written), REQUEST_TIMED_OUT, NOT_ENOUGH_REPLICAS_AFTER_APPEND.
    */
-  async appendTxnMarker(partition: Partition, producerId: number, producerEpoch: number, commit: boolean, coordinatorEpoch: number): Promise<number> {
+  async appendCoordinatorBatch(partition: Partition, batch: Buffer, origin: AppendOrigin, timeoutMs: number): Promise<number> {
+    if (!partition.isLeader) throw new ReplicationError('NOT_LEADER_OR_FOLLOWER', `this broker does not lead ${partition.topic}-${partition.index}`);
+    const minIsr = partition.settings.minInsyncReplicas;
+    if (partition.leaderState !== null && partition.isr.length < minIsr) {
+      throw new ReplicationError('NOT_ENOUGH_REPLICAS', `the ISR of ${partition.topic}-${partition.index} (${partition.isr.join(',')}) is smaller than min.insync.replicas (${minIsr})`);
+    }
+    const appended = await partition.log.append(batch, partition.leaderEpoch, origin);
+    this.wakeFetchers(partition);
+    await this.awaitCommitted(partition, appended.lastOffset + 1, timeoutMs, minIsr);
+    return appended.firstOffset;
+  }
+
+  /** Fsyncs, and on a replicated partition waits for the high watermark to pass `requiredOffset`; rejects with a ReplicationError. */
+  private async awaitCommitted(partition: Partition, requiredOffset: number, timeoutMs: number, minIsr: number): Promise<void> {
+    if (partition.leaderState === null) {
+      await partition.log.flush();
+      return;
+    }
+    this.maybeIncrementHighWatermark(partition);
+    const [, code] = await Promise.all([partition.log.flush(), this.waitForReplication(partition, requiredOffset, timeoutMs, minIsr)]);
+    if (code !== ErrorCode.NONE) {
+      const name = Object.entries(ErrorCode).find(([, v]) => v === code)?.[0] ?? 'UNKNOWN_SERVER_ERROR';
+      throw new ReplicationError(name, `${partition.topic}-${partition.index}: the batch below ${requiredOffset} was not committed (${name})`);
+    }
+  }
+
+  /**
+   * Writes a transaction marker (control batch) for the coordinator; resolves with its offset once
+   * committed as a coordinator batch is (acks=-1 within `timeoutMs`, as Kafka writes markers).
+   * Markers bypass sequence checks but not the producer epoch check, nor the coordinator epoch
+   * check (a marker older than the producer's last one is TRANSACTION_COORDINATOR_FENCED).
+   */
+  async appendTxnMarker(partition: Partition, producerId: number, producerEpoch: number, commit: boolean, coordinatorEpoch: number, timeoutMs = 30000): Promise<number> {
     const batch = encodeControlBatch({ producerId, producerEpoch, type: commit ? 1 : 0, coordinatorEpoch, timestamp: Date.now() });
     const appended = await partition.log.append(batch, partition.leaderEpoch, 'coordinator');
     this.wakeFetchers(partition);
-    this.maybeIncrementHighWatermark(partition);
-    await partition.log.flush();
+    await this.awaitCommitted(partition, appended.lastOffset + 1, timeoutMs, 1);
     return appended.firstOffset;
   }
 

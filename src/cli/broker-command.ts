@@ -27,9 +27,12 @@ Options:
   -h, --help              show this help
 
 --host/--port set listeners=PLAINTEXT://HOST:PORT and win over --config and --override.
-A node with process.roles=controller and controller.quorum.voters=1@HOST:PORT,... runs as a
-voter of the Raft metadata quorum on its controller listener (controller.listener.names);
-see docs/CLUSTER.md for what a cluster does so far.
+With controller.quorum.voters=1@HOST:PORT,... the node is a voter of the Raft metadata quorum on
+its controller listener (controller.listener.names): process.roles=controller for a
+controller-only node, broker,controller (the default) for a combined node of a cluster, whose
+broker registers with the active controller and shares the quorum's metadata; with
+process.roles=broker (a node.id that is not a voter) the broker follows the metadata log as an
+observer. See docs/CLUSTER.md.
 Broker configs use Kafka's names (num.partitions, log.retention.ms, log.segment.bytes,
 message.max.bytes, auto.create.topics.enable, ...); see docs/CONFIGURATION.md.
 TLS, SASL, ACLs and quotas (listeners=SASL_SSL://..., ssl.keystore.location, sasl.enabled.mechanisms,

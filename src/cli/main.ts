@@ -29,7 +29,7 @@ Commands:
   groups        list, describe (lag), reset-offsets, delete-offsets, delete consumer groups
   records       delete records before an offset
   transactions  list, describe, describe-producers, find-hanging, abort transactions
-  cluster       cluster status: brokers, controller, topics, groups
+  cluster       cluster up: a local N-node cluster; cluster status: nodes, quorum, leaders, ISR
   perf          load generator: perf produce | perf consume (records/s, MB/s, latency)
   console       serve the web console for a cluster (topics, messages, groups, live charts)
   users         SCRAM credentials: users scram set | delete | describe

@@ -1,13 +1,18 @@
 /**
- * Where the group coordinator's records go: the partitions of `__consumer_offsets`.
+ * Where the coordinators' records go: the partitions of `__consumer_offsets` /
+ * `__transaction_state`.
  *
- * `CoordinatorLog` is the seam: the broker gives the coordinator `PartitionCoordinatorLog` over
- * the real partition logs; tests use `MemoryCoordinatorLog` (and a "restart" is a new coordinator
- * replaying the same memory log). An append is one record batch (all or nothing after a crash)
- * and resolves only once the batch is fsynced, so an acknowledged commit survives kill -9.
+ * `CoordinatorLog` is the seam: the broker gives a coordinator `PartitionCoordinatorLog`, which
+ * appends through the broker's replication path and replays the local partition logs; tests use
+ * `MemoryCoordinatorLog` (a "restart" or a failover is another coordinator replaying the same
+ * memory log). An append is one record batch (all or nothing after a crash) and resolves only
+ * once the batch is committed — replicated to the ISR in a cluster (acks=-1), fsynced on a
+ * single broker — so an acknowledged commit survives kill -9 and the loss of the leader. An
+ * append to a partition this broker does not lead rejects with code NOT_LEADER_OR_FOLLOWER.
  */
 import { Attr, decodeRecordBatches, encodeRecordBatch } from '../protocol/records.js';
 import type { PartitionLog } from '../storage/log.js';
+import type { AppendOrigin } from '../storage/producer-state.js';
 import type { CoordinatorRecord } from './group-records.js';
 
 export interface ReplayedRecord extends CoordinatorRecord {
@@ -35,31 +40,39 @@ export interface CoordinatorLog {
 
 const READ_CHUNK_BYTES = 4 << 20;
 
-export class PartitionCoordinatorLog implements CoordinatorLog {
-  constructor(private readonly logs: readonly PartitionLog[]) {
-    if (logs.length === 0) throw new Error('the offsets topic has no partitions');
-  }
+/** What `PartitionCoordinatorLog` needs of the broker. */
+export interface CoordinatorPartitionIo {
+  /** The local log of `partition` of the topic (replay reads it), or undefined when it is not hosted here. */
+  localLog(partition: number): PartitionLog | undefined;
+  /**
+   * Appends `batch` to `partition` as its leader and resolves with the first offset once it is
+   * committed (acks=-1); rejects with code NOT_LEADER_OR_FOLLOWER when this broker does not lead it.
+   */
+  appendCommitted(partition: number, batch: Buffer, origin: AppendOrigin): Promise<number>;
+}
 
-  get partitions(): number {
-    return this.logs.length;
+export class PartitionCoordinatorLog implements CoordinatorLog {
+  constructor(
+    readonly topic: string,
+    readonly partitions: number,
+    private readonly io: CoordinatorPartitionIo,
+  ) {
+    if (partitions <= 0) throw new Error(`${topic} has no partitions`);
   }
 
   private log(partition: number): PartitionLog {
-    const log = this.logs[partition];
-    if (log === undefined) throw new Error(`no log for offsets partition ${partition}`);
+    const log = this.io.localLog(partition);
+    if (log === undefined) throw new Error(`no log for ${this.topic}-${partition} on this broker`);
     return log;
   }
 
   async append(partition: number, records: CoordinatorRecord[], nowMs: number, txn?: TxnAppend): Promise<number> {
-    const log = this.log(partition);
     const batch = encodeRecordBatch({
       records: records.map((r) => ({ key: r.key, value: r.value, timestamp: nowMs })),
       ...(txn === undefined ? {} : { producerId: txn.producerId, producerEpoch: txn.producerEpoch, transactional: true }),
     });
     // 'coordinator': no sequence checks, but a stale producer epoch is refused by the log.
-    const appended = await log.append(batch, 0, txn === undefined ? 'client' : 'coordinator');
-    await log.flush();
-    return appended.firstOffset;
+    return this.io.appendCommitted(partition, batch, txn === undefined ? 'client' : 'coordinator');
   }
 
   async replay(partition: number, onRecord: (r: ReplayedRecord) => void): Promise<void> {

@@ -9,11 +9,19 @@
  *   group becomes empty, and when a static member is replaced; deletes are tombstones
  *   (group-records.ts has the byte formats, Kafka's). Unlike Kafka, a join completion also
  *   writes a member-less snapshot of the new generation, so a restart mid-rebalance never reuses
- *   a generation number. `load()` replays every partition into
- *   memory before the broker listens: loaded groups with members are Stable and each member gets
- *   a fresh session timeout, so a client that keeps heartbeating keeps its membership across a
- *   restart.
- * - An offset commit is acknowledged only after its batch is appended and fsynced; the in-memory
+ *   a generation number.
+ * - Coordination follows partition leadership (Kafka's onElection / onResignation): the broker
+ *   calls `onElection(p, leaderEpoch)` when it becomes the leader of `__consumer_offsets`-p, which
+ *   replays that partition into memory (groups with members load Stable and every member gets a
+ *   fresh session timeout, so a client that keeps heartbeating keeps its membership across a
+ *   restart or a failover), and `onResignation(p)` when it stops, which drops the partition's
+ *   groups, cancels their timers and answers their waiting JoinGroup / SyncGroup with
+ *   NOT_COORDINATOR. A request for a group of a partition not served here gets NOT_COORDINATOR;
+ *   while its partition loads, COORDINATOR_LOAD_IN_PROGRESS. `load()` elects every partition (a
+ *   single broker).
+ * - An offset commit is acknowledged only after its batch is committed (in a cluster: replicated
+ *   to the ISR, acks=-1; on one broker: fsynced), and only if the partition is still served here
+ *   at the same epoch (else NOT_COORDINATOR); the in-memory
  *   offset is applied after that, and a record only replaces one with a smaller log offset, so
  *   memory always equals what a replay of the log gives.
  * - Rebalances (states in group.ts): a join of a new or changed member, a leave, a session
@@ -44,8 +52,9 @@ import { ErrorCode } from '../protocol/errors.js';
 import { Reader } from '../protocol/reader.js';
 import { decodeConsumerProtocolSubscription } from '../protocol/messages/index.js';
 import type { Logger } from '../storage/logger.js';
-import type { CoordinatorLog } from './coordinator-log.js';
+import type { CoordinatorLog, TxnAppend } from './coordinator-log.js';
 import { PendingTxnOffsets } from './transaction-offsets.js';
+import { OwnedPartitions, appendErrorCode } from './owned-partitions.js';
 import {
   GroupMetadata,
   MemberMetadata,
@@ -196,12 +205,16 @@ export class GroupCoordinator {
   private stopped = false;
   private cancelRetention: (() => void) | null = null;
   private log_: CoordinatorLog | null = null;
+  /** The partitions of `__consumer_offsets` this coordinator serves (or is loading). */
+  private readonly owned = new OwnedPartitions();
+  /** Transaction markers written to a partition while it loads: applied once it is installed. */
+  private readonly markersWhileLoading = new Map<number, Array<{ producerId: number; commit: boolean }>>();
   private readonly scheduler: Scheduler;
   private readonly config: GroupCoordinatorConfig;
   private readonly logger: Logger;
   private readonly newMemberId: (prefix: string) => string;
 
-  /** A coordinator that answers COORDINATOR_LOAD_IN_PROGRESS until `load()` has replayed its log. */
+  /** A coordinator that answers COORDINATOR_LOAD_IN_PROGRESS until it has a log, and NOT_COORDINATOR for partitions it was not elected for. */
   constructor(private readonly opts: GroupCoordinatorOptions) {
     this.scheduler = opts.scheduler;
     this.config = opts.config;
@@ -209,45 +222,109 @@ export class GroupCoordinator {
     this.newMemberId = opts.newMemberId ?? ((prefix) => `${prefix}-${randomUUID()}`);
   }
 
-  /** Creates a coordinator and loads it from `log`. */
+  /** Creates a coordinator and loads every partition of `log` from it (a single broker leads them all). */
   static async load(opts: GroupCoordinatorOptions, log: CoordinatorLog): Promise<GroupCoordinator> {
     const c = new GroupCoordinator(opts);
     await c.load(log);
     return c;
   }
 
-  /** Whether `load()` has finished (and `shutdown()` has not run). */
+  /** Whether it has a log, no partition is loading, and `shutdown()` has not run. */
   get ready(): boolean {
-    return this.log_ !== null && !this.stopped;
+    return this.log_ !== null && !this.stopped && !this.owned.anyLoading;
+  }
+
+  /** Whether a partition is being loaded. */
+  get loading(): boolean {
+    return this.owned.anyLoading;
+  }
+
+  /** Whether `attach()` has given it the offsets topic's log. */
+  get attached(): boolean {
+    return this.log_ !== null;
   }
 
   private get log(): CoordinatorLog {
-    assert.ok(this.log_ !== null, 'the group coordinator is not loaded');
+    assert.ok(this.log_ !== null, 'the group coordinator has no log');
     return this.log_;
   }
 
-  /** NONE, or why no group operation can be served now. */
+  /** NONE, or why no group operation can be served now (a partition still loading counts). */
   unavailable(): number {
     if (this.stopped) return ErrorCode.NOT_COORDINATOR;
-    if (this.log_ === null) return ErrorCode.COORDINATOR_LOAD_IN_PROGRESS;
+    if (this.log_ === null || this.owned.anyLoading) return ErrorCode.COORDINATOR_LOAD_IN_PROGRESS;
     return ErrorCode.NONE;
   }
 
-  /** Replays every partition of the offsets topic into memory, then serves requests and starts the retention task. */
+  /** NONE when this coordinator serves `groupId`'s partition; else NOT_COORDINATOR or COORDINATOR_LOAD_IN_PROGRESS. */
+  unavailableFor(groupId: string): number {
+    if (this.stopped) return ErrorCode.NOT_COORDINATOR;
+    if (this.log_ === null) return ErrorCode.COORDINATOR_LOAD_IN_PROGRESS;
+    return this.owned.errorFor(this.partitionFor(groupId));
+  }
+
+  /** The coordinator epoch (leader epoch) of `partition`, -1 when not coordinated here. */
+  epochOf(partition: number): number {
+    return this.owned.epochOf(partition);
+  }
+
+  /** The partitions served (loaded), ascending. */
+  activePartitions(): number[] {
+    return this.owned.active();
+  }
+
+  /**
+   * Gives the coordinator the log of `__consumer_offsets` (its partition count fixes where every
+   * group lives) and starts the offset retention task. Partitions are served once elected.
+   */
+  attach(log: CoordinatorLog): void {
+    if (this.log_ !== null) {
+      assert.equal(log.partitions, this.log_.partitions, 'the offsets topic changed its partition count');
+      return;
+    }
+    this.log_ = log;
+    this.scheduleRetention();
+  }
+
+  /** Attaches `log` and loads every partition of it (a single broker, which leads them all). */
   async load(log: CoordinatorLog): Promise<void> {
     assert.ok(this.log_ === null, 'the group coordinator is already loaded');
-    const opts = this.opts;
-    const c = this;
+    this.attach(log);
     const started = Date.now();
+    for (let p = 0; p < log.partitions; p++) await this.onElection(p, 0);
+    let offsetCount = 0;
+    for (const g of this.groups.values()) offsetCount += g.offsets.size;
+    this.logger.info('loaded consumer groups from __consumer_offsets', { partitions: log.partitions, groups: this.groups.size, offsets: offsetCount, ms: Date.now() - started });
+  }
+
+  /**
+   * This broker became the leader of `__consumer_offsets`-`partition` at `epoch` (Kafka's
+   * GroupCoordinator.onElection): replays the partition into memory — groups, committed offsets,
+   * pending transactional offsets — and then serves its groups (meanwhile
+   * COORDINATOR_LOAD_IN_PROGRESS). Loaded groups with members are Stable and every member gets a
+   * fresh session timeout, so clients that keep heartbeating keep their membership. A repeated
+   * election at the same epoch is a no-op; a later epoch reloads. Rejects if the replay fails
+   * (the partition is then not served).
+   */
+  async onElection(partition: number, epoch: number): Promise<void> {
+    if (this.stopped) return;
+    const log = this.log;
+    assert.ok(partition >= 0 && partition < log.partitions, `no offsets partition ${partition}`);
+    const token = this.owned.elect(partition, epoch);
+    if (token === null) return;
+    this.dropPartition(partition);
+    const started = Date.now();
+    const snapshots = new Map<string, GroupMetadataValue | null>();
+    const offsets = new Map<string, Map<string, CommittedOffset>>();
+    const pending = new PendingTxnOffsets();
+    const p = partition;
     let records = 0;
-    for (let p = 0; p < log.partitions; p++) {
-      const snapshots = new Map<string, GroupMetadataValue | null>();
-      const offsets = new Map<string, Map<string, CommittedOffset>>();
+    try {
       await log.replay(p, (r) => {
         records++;
         // Transactions (issue 5): offsets of a transactional batch wait for their marker.
         if (r.marker !== undefined) {
-          for (const e of c.pendingTxnOffsets.take(p, r.producerId!)) {
+          for (const e of pending.take(p, r.producerId!)) {
             if (r.marker !== 'COMMIT') continue;
             let g = offsets.get(e.groupId);
             if (g === undefined) offsets.set(e.groupId, (g = new Map()));
@@ -258,12 +335,12 @@ export class GroupCoordinator {
         }
         const key = decodeKey(r.key);
         if (key === null) {
-          opts.logger.warn('skipping an unknown record key in the offsets topic', { partition: p, offset: r.offset });
+          this.logger.warn('skipping an unknown record key in the offsets topic', { partition: p, offset: r.offset });
           return;
         }
         if (key.type === 'offset' && r.producerId !== undefined) {
           const v = r.value === null ? null : decodeOffsetCommitValue(r.value);
-          if (v !== null) c.pendingTxnOffsets.add(p, r.producerId, { groupId: key.group, key: offsetKey(key.topic, key.partition), value: { ...v, logOffset: r.offset } });
+          if (v !== null) pending.add(p, r.producerId, { groupId: key.group, key: offsetKey(key.topic, key.partition), value: { ...v, logOffset: r.offset } });
           return;
         }
         if (key.type === 'offset') {
@@ -277,25 +354,83 @@ export class GroupCoordinator {
           snapshots.set(key.group, v);
         }
       });
-      for (const id of new Set([...snapshots.keys(), ...offsets.keys()])) {
-        const snap = snapshots.get(id) ?? null;
-        const offs = offsets.get(id);
-        if (snap === null && (offs === undefined || offs.size === 0)) continue;
-        c.groups.set(id, c.loadGroup(id, snap, offs ?? new Map()));
+    } catch (e) {
+      if (this.owned.isLoading(p, token)) {
+        this.owned.resign(p);
+        this.markersWhileLoading.delete(p);
+      }
+      this.logger.error('loading an offsets partition failed; its groups are not served', { partition: p, epoch, error: e });
+      throw e;
+    }
+    if (this.stopped || !this.owned.loaded(p, token)) {
+      this.logger.info('discarding the load of an offsets partition resigned meanwhile', { partition: p, epoch });
+      return;
+    }
+    let loadedGroups = 0;
+    for (const id of new Set([...snapshots.keys(), ...offsets.keys()])) {
+      const snap = snapshots.get(id) ?? null;
+      const offs = offsets.get(id);
+      if (snap === null && (offs === undefined || offs.size === 0)) continue;
+      this.groups.set(id, this.loadGroup(id, snap, offs ?? new Map()));
+      loadedGroups++;
+    }
+    this.pendingTxnOffsets.takeAllFrom(pending);
+    const markers = this.markersWhileLoading.get(p) ?? [];
+    this.markersWhileLoading.delete(p);
+    for (const m of markers) this.completeTransactionalOffsets(m.producerId, p, m.commit);
+    const fields = { partition: p, epoch, records, groups: loadedGroups, ms: Date.now() - started };
+    if (records > 0) this.logger.info('loaded an offsets partition: now coordinating its groups', fields);
+    else this.logger.debug('loaded an offsets partition: now coordinating its groups', fields);
+  }
+
+  /**
+   * This broker no longer leads `__consumer_offsets`-`partition` (Kafka's onResignation): its
+   * groups are dropped from memory, their timers cancelled, and every waiting JoinGroup /
+   * SyncGroup is answered NOT_COORDINATOR (clients look the coordinator up again). With `epoch`,
+   * only a resignation newer than the election is applied.
+   */
+  onResignation(partition: number, epoch?: number): void {
+    if (!this.owned.resign(partition, epoch)) return;
+    this.markersWhileLoading.delete(partition);
+    const dropped = this.dropPartition(partition);
+    this.logger.info('resigned an offsets partition: its groups moved to its new leader', { partition, groups: dropped });
+  }
+
+  /** Removes the groups (and pending transactional offsets) of `partition` from memory; returns how many groups. */
+  private dropPartition(partition: number): number {
+    if (this.log_ === null) return 0;
+    let n = 0;
+    for (const g of [...this.groups.values()]) {
+      if (this.partitionFor(g.groupId) !== partition) continue;
+      this.groups.delete(g.groupId);
+      this.cancelGroup(g, ErrorCode.NOT_COORDINATOR);
+      n++;
+    }
+    this.pendingTxnOffsets.dropPartition(partition);
+    return n;
+  }
+
+  /** Cancels a group's timers and answers its waiting JoinGroup / SyncGroup with `errorCode`. */
+  private cancelGroup(g: GroupMetadata, errorCode: number): void {
+    g.cancelJoinTimer?.();
+    g.cancelJoinTimer = null;
+    g.cancelSyncTimer?.();
+    g.cancelSyncTimer = null;
+    for (const cancel of g.pendingMembers.values()) cancel();
+    for (const m of g.members.values()) {
+      m.cancelHeartbeat?.();
+      m.cancelHeartbeat = null;
+      if (m.awaitingJoin !== null) {
+        const r = m.awaitingJoin;
+        m.awaitingJoin = null;
+        r(joinError(m.memberId, errorCode));
+      }
+      if (m.awaitingSync !== null) {
+        const r = m.awaitingSync;
+        m.awaitingSync = null;
+        r(syncError(errorCode));
       }
     }
-    let offsetCount = 0;
-    for (const g of c.groups.values()) offsetCount += g.offsets.size;
-    opts.logger.info('loaded consumer groups from __consumer_offsets', {
-      partitions: log.partitions,
-      records,
-      groups: c.groups.size,
-      offsets: offsetCount,
-      ms: Date.now() - started,
-    });
-    this.log_ = log;
-    if (this.stopped) return;
-    c.scheduleRetention();
   }
 
   private loadGroup(groupId: string, snap: GroupMetadataValue | null, offsets: Map<string, CommittedOffset>): GroupMetadata {
@@ -342,7 +477,7 @@ export class GroupCoordinator {
   // ------------------------------------------------------------------------------- JoinGroup
 
   joinGroup(req: JoinRequest): Promise<JoinResult> {
-    const unavailable = this.unavailable();
+    const unavailable = this.unavailableFor(req.groupId);
     if (unavailable !== ErrorCode.NONE) return Promise.resolve(joinError(req.memberId, unavailable));
     if (req.groupId === '') return Promise.resolve(joinError(req.memberId, ErrorCode.INVALID_GROUP_ID));
     if (req.sessionTimeoutMs < this.config.minSessionTimeoutMs || req.sessionTimeoutMs > this.config.maxSessionTimeoutMs) {
@@ -720,7 +855,7 @@ export class GroupCoordinator {
   // ------------------------------------------------------------------------------- SyncGroup
 
   syncGroup(req: SyncRequest): Promise<SyncResult> {
-    const unavailable = this.unavailable();
+    const unavailable = this.unavailableFor(req.groupId);
     if (unavailable !== ErrorCode.NONE) return Promise.resolve(syncError(unavailable));
     if (req.groupId === '') return Promise.resolve(syncError(ErrorCode.INVALID_GROUP_ID));
     const g = this.groups.get(req.groupId);
@@ -808,7 +943,7 @@ export class GroupCoordinator {
   // ------------------------------------------------------------------------------- Heartbeat
 
   heartbeat(req: { groupId: string; memberId: string; groupInstanceId: string | null; generationId: number }): number {
-    const unavailable = this.unavailable();
+    const unavailable = this.unavailableFor(req.groupId);
     if (unavailable !== ErrorCode.NONE) return unavailable;
     if (req.groupId === '') return ErrorCode.INVALID_GROUP_ID;
     const g = this.groups.get(req.groupId);
@@ -826,7 +961,7 @@ export class GroupCoordinator {
   // ------------------------------------------------------------------------------- LeaveGroup
 
   leaveGroup(groupId: string, leaving: MemberIdentity[]): { errorCode: number; members: Array<MemberIdentity & { errorCode: number }> } {
-    const unavailable = this.unavailable();
+    const unavailable = this.unavailableFor(groupId);
     if (unavailable !== ErrorCode.NONE) return { errorCode: unavailable, members: [] };
     if (groupId === '') return { errorCode: ErrorCode.INVALID_GROUP_ID, members: [] };
     const g = this.groups.get(groupId);
@@ -862,7 +997,7 @@ export class GroupCoordinator {
   /** Validates, stores (fsynced) and applies a commit; one error code per offset, in order. */
   async commitOffsets(req: CommitRequest): Promise<number[]> {
     const all = (e: number): number[] => req.offsets.map(() => e);
-    const unavailable = this.unavailable();
+    const unavailable = this.unavailableFor(req.groupId);
     if (unavailable !== ErrorCode.NONE) return all(unavailable);
     let g = this.groups.get(req.groupId);
     if (g === undefined) {
@@ -933,7 +1068,7 @@ export class GroupCoordinator {
    */
   async commitTransactionalOffsets(req: CommitRequest & { producerId: number; producerEpoch: number }): Promise<number[]> {
     const all = (e: number): number[] => req.offsets.map(() => e);
-    const unavailable = this.unavailable();
+    const unavailable = this.unavailableFor(req.groupId);
     if (unavailable !== ErrorCode.NONE) return all(unavailable);
     const g = this.groups.get(req.groupId);
     if (g !== undefined && req.generationId >= 0) {
@@ -950,21 +1085,16 @@ export class GroupCoordinator {
       .map(({ o, i }) => ({ i, o, value: { offset: o.offset, leaderEpoch: o.leaderEpoch, metadata: o.metadata ?? '', commitTimestamp: now } }));
     if (toStore.length === 0) return errors;
     const partition = this.partitionFor(req.groupId);
-    let firstOffset: number;
-    try {
-      firstOffset = await this.log.append(
-        partition,
-        toStore.map((s) => offsetCommitRecord(req.groupId, s.o.topic, s.o.partition, s.value)),
-        now,
-        { producerId: req.producerId, producerEpoch: req.producerEpoch },
-      );
-    } catch (e) {
-      // The log refuses a stale epoch (a fenced producer): the storage error code is Kafka's name.
-      const code = (e as { code?: string }).code === 'INVALID_PRODUCER_EPOCH' ? ErrorCode.INVALID_PRODUCER_EPOCH : ErrorCode.COORDINATOR_NOT_AVAILABLE;
-      if (code === ErrorCode.COORDINATOR_NOT_AVAILABLE) this.logger.error('failed to write transactional offsets', { group: req.groupId, error: e });
-      for (const s of toStore) errors[s.i] = code;
+    const stored = await this.appendTo(
+      req.groupId,
+      toStore.map((s) => offsetCommitRecord(req.groupId, s.o.topic, s.o.partition, s.value)),
+      { producerId: req.producerId, producerEpoch: req.producerEpoch },
+    );
+    if (stored.errorCode !== ErrorCode.NONE) {
+      for (const s of toStore) errors[s.i] = stored.errorCode;
       return errors;
     }
+    const firstOffset = stored.firstOffset;
     toStore.forEach((s, j) =>
       this.pendingTxnOffsets.add(partition, req.producerId, { groupId: req.groupId, key: offsetKey(s.o.topic, s.o.partition), value: { ...s.value, logOffset: firstOffset + j } }),
     );
@@ -976,6 +1106,16 @@ export class GroupCoordinator {
    * commit its pending offsets become the groups' committed offsets, on abort they are dropped.
    */
   completeTransactionalOffsets(producerId: number, offsetsPartition: number, commit: boolean): void {
+    if (this.stopped) return;
+    const owned = this.log_ === null ? ErrorCode.NOT_COORDINATOR : this.owned.errorFor(offsetsPartition);
+    // Not served here: its coordinator replays the marker. Loading: applied after the replay.
+    if (owned === ErrorCode.NOT_COORDINATOR) return;
+    if (owned === ErrorCode.COORDINATOR_LOAD_IN_PROGRESS) {
+      let l = this.markersWhileLoading.get(offsetsPartition);
+      if (l === undefined) this.markersWhileLoading.set(offsetsPartition, (l = []));
+      l.push({ producerId, commit });
+      return;
+    }
     for (const e of this.pendingTxnOffsets.take(offsetsPartition, producerId)) {
       if (!commit) continue;
       let g = this.groups.get(e.groupId);
@@ -987,6 +1127,7 @@ export class GroupCoordinator {
     }
   }
 
+
   /** OffsetFetch require_stable: whether a transactional offset is pending for the partition. */
   hasPendingTransactionalOffset(groupId: string, topic: string, partition: number): boolean {
     return this.pendingTxnOffsets.has(groupId, offsetKey(topic, partition));
@@ -994,7 +1135,7 @@ export class GroupCoordinator {
 
   /** Committed offsets of a group: of the given partitions (-1 where none), or all (topics null). */
   fetchOffsets(groupId: string, topics: Array<{ name: string; partitions: number[] }> | null): { errorCode: number; topics: Array<{ name: string; partitions: FetchedOffset[] }> } {
-    const unavailable = this.unavailable();
+    const unavailable = this.unavailableFor(groupId);
     if (unavailable !== ErrorCode.NONE) return { errorCode: unavailable, topics: [] };
     const g = this.groups.get(groupId);
     const found = (o: CommittedOffset | undefined, partition: number): FetchedOffset =>
@@ -1018,7 +1159,7 @@ export class GroupCoordinator {
 
   /** OffsetDelete: removes committed offsets of partitions the group does not consume. */
   async deleteOffsets(groupId: string, topics: Array<{ name: string; partitions: number[] }>): Promise<{ errorCode: number; topics: Array<{ name: string; partitions: Array<{ partition: number; errorCode: number }> }> }> {
-    const unavailable = this.unavailable();
+    const unavailable = this.unavailableFor(groupId);
     if (unavailable !== ErrorCode.NONE) return { errorCode: unavailable, topics: [] };
     if (groupId === '') return { errorCode: ErrorCode.INVALID_GROUP_ID, topics: [] };
     const g = this.groups.get(groupId);
@@ -1061,7 +1202,7 @@ export class GroupCoordinator {
   }
 
   describeGroup(groupId: string): GroupSummary {
-    const unavailable = this.unavailable();
+    const unavailable = this.unavailableFor(groupId);
     if (unavailable !== ErrorCode.NONE) return { groupId, errorCode: unavailable, state: '', protocolType: '', protocol: '', members: [] };
     const g = this.groups.get(groupId);
     if (g === undefined || g.is('Dead')) return { groupId, errorCode: ErrorCode.NONE, state: 'Dead', protocolType: '', protocol: '', members: [] };
@@ -1087,7 +1228,7 @@ export class GroupCoordinator {
   async deleteGroups(groupIds: string[]): Promise<Array<{ groupId: string; errorCode: number }>> {
     return Promise.all(
       groupIds.map(async (groupId) => {
-        const unavailable = this.unavailable();
+        const unavailable = this.unavailableFor(groupId);
         if (unavailable !== ErrorCode.NONE) return { groupId, errorCode: unavailable };
         const g = this.groups.get(groupId);
         if (g === undefined || g.is('Dead')) return { groupId, errorCode: ErrorCode.GROUP_ID_NOT_FOUND };
@@ -1171,14 +1312,32 @@ export class GroupCoordinator {
     };
   }
 
+  /**
+   * Appends to the group's partition through `appendTo`; NOT_COORDINATOR when the partition is
+   * not served here, or stopped being served (or changed epoch) while the append was in flight —
+   * then the new coordinator replays whatever of it was committed, and this one's memory is left alone.
+   */
   private async appendWithOffset(g: GroupMetadata, records: CoordinatorRecord[]): Promise<{ errorCode: number; firstOffset: number }> {
+    return this.appendTo(g.groupId, records);
+  }
+
+  private async appendTo(groupId: string, records: CoordinatorRecord[], txn?: TxnAppend): Promise<{ errorCode: number; firstOffset: number }> {
+    const partition = this.partitionFor(groupId);
+    const epoch = this.owned.epochOf(partition);
+    if (!this.owned.isActive(partition, epoch)) return { errorCode: ErrorCode.NOT_COORDINATOR, firstOffset: -1 };
+    let firstOffset: number;
     try {
-      const firstOffset = await this.log.append(this.partitionFor(g.groupId), records, this.scheduler.now());
-      return { errorCode: ErrorCode.NONE, firstOffset };
+      firstOffset = await this.log.append(partition, records, this.scheduler.now(), txn);
     } catch (e) {
-      this.logger.error('failed to write to __consumer_offsets', { group: g.groupId, error: e });
-      return { errorCode: ErrorCode.COORDINATOR_NOT_AVAILABLE, firstOffset: -1 };
+      // The log refuses a stale producer epoch (a fenced producer): the storage error code is Kafka's name.
+      if (txn !== undefined && (e as { code?: string }).code === 'INVALID_PRODUCER_EPOCH') return { errorCode: ErrorCode.INVALID_PRODUCER_EPOCH, firstOffset: -1 };
+      const errorCode = appendErrorCode(e);
+      if (errorCode === ErrorCode.NOT_COORDINATOR) this.logger.info('could not write to __consumer_offsets: no longer its leader', { group: groupId, partition, error: e });
+      else this.logger.error('failed to write to __consumer_offsets', { group: groupId, partition, error: e });
+      return { errorCode, firstOffset: -1 };
     }
+    if (!this.owned.isActive(partition, epoch)) return { errorCode: ErrorCode.NOT_COORDINATOR, firstOffset: -1 };
+    return { errorCode: ErrorCode.NONE, firstOffset };
   }
 
   private async append(g: GroupMetadata, records: CoordinatorRecord[]): Promise<number> {
@@ -1192,26 +1351,6 @@ export class GroupCoordinator {
     if (this.stopped) return;
     this.stopped = true;
     this.cancelRetention?.();
-    for (const g of this.groups.values()) {
-      g.cancelJoinTimer?.();
-      g.cancelJoinTimer = null;
-      g.cancelSyncTimer?.();
-      g.cancelSyncTimer = null;
-      for (const cancel of g.pendingMembers.values()) cancel();
-      for (const m of g.members.values()) {
-        m.cancelHeartbeat?.();
-        m.cancelHeartbeat = null;
-        if (m.awaitingJoin !== null) {
-          const r = m.awaitingJoin;
-          m.awaitingJoin = null;
-          r(joinError(m.memberId, ErrorCode.NOT_COORDINATOR));
-        }
-        if (m.awaitingSync !== null) {
-          const r = m.awaitingSync;
-          m.awaitingSync = null;
-          r(syncError(ErrorCode.NOT_COORDINATOR));
-        }
-      }
-    }
+    for (const g of this.groups.values()) this.cancelGroup(g, ErrorCode.NOT_COORDINATOR);
   }
 }

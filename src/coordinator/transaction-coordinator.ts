@@ -6,8 +6,13 @@
  * - Each transactional id has one TransactionLogValue (transaction-records.ts) on partition
  *   `abs(javaStringHashCode(id)) % partitions`. Every state change is written (one batch,
  *   fsynced) before it is applied in memory and answered, so memory always equals a replay.
- *   `load()` replays every partition; a transaction found in PrepareCommit/PrepareAbort has its
- *   markers (re)written and is completed; one found Ongoing is aborted by the timeout like any.
+ *   Coordination follows partition leadership: `onElection(p, leaderEpoch)` replays partition p
+ *   (its ids answer COORDINATOR_LOAD_IN_PROGRESS meanwhile); a transaction found in
+ *   PrepareCommit/PrepareAbort has its markers (re)written and is completed; one found Ongoing is
+ *   aborted by the timeout like any. `onResignation(p)` drops p's ids (NOT_COORDINATOR) and stops
+ *   their marker phases. The leader epoch is the coordinator epoch every marker carries: a data
+ *   partition refuses a marker older than one it has seen (TRANSACTION_COORDINATOR_FENCED), so a
+ *   deposed coordinator cannot undo its successor's decision. `load()` elects every partition.
  * - States: Empty → Ongoing (AddPartitionsToTxn / AddOffsetsToTxn) → PrepareCommit |
  *   PrepareAbort (EndTxn, answered once this is durable) → markers to every partition of the
  *   transaction → CompleteCommit | CompleteAbort. PrepareEpochFence is the in-memory state of an
@@ -33,7 +38,9 @@
  */
 import { ErrorCode } from '../protocol/errors.js';
 import type { Logger } from '../storage/logger.js';
+import assert from 'node:assert/strict';
 import type { CoordinatorLog } from './coordinator-log.js';
+import { OwnedPartitions, appendErrorCode } from './owned-partitions.js';
 import type { Scheduler } from './time.js';
 import {
   TxnState,
@@ -94,7 +101,6 @@ export interface InitProducerIdResult {
 
 /** Epochs are INT16; Kafka starts a new producer id before the epoch reaches Short.MAX_VALUE. */
 const MAX_EPOCH = 32766;
-const COORDINATOR_EPOCH = 0;
 
 const key = (p: TxnPartition): string => `${p.topic}\u0000${p.partition}`;
 
@@ -102,6 +108,8 @@ export class TransactionCoordinator {
   private readonly txns = new Map<string, TxnMetadata>();
   private readonly byProducerId = new Map<number, TxnMetadata>();
   private log_: CoordinatorLog | null = null;
+  /** The partitions of `__transaction_state` this coordinator serves (or is loading). */
+  private readonly owned = new OwnedPartitions();
   private stopped = false;
   private cancelTimer: (() => void) | null = null;
   /** Marker phases in flight (tests wait for them). */
@@ -111,12 +119,17 @@ export class TransactionCoordinator {
 
   constructor(private readonly opts: TransactionCoordinatorOptions) {}
 
+  /** Whether it has a log, no partition is loading, and `shutdown()` has not run. */
   get ready(): boolean {
-    return this.log_ !== null && !this.stopped;
+    return this.log_ !== null && !this.stopped && !this.owned.anyLoading;
+  }
+
+  get attached(): boolean {
+    return this.log_ !== null;
   }
 
   private get log(): CoordinatorLog {
-    if (this.log_ === null) throw new Error('transaction coordinator used before load()');
+    if (this.log_ === null) throw new Error('transaction coordinator used before it has a log');
     return this.log_;
   }
 
@@ -124,11 +137,31 @@ export class TransactionCoordinator {
     return this.log.partitions;
   }
 
-  /** COORDINATOR_LOAD_IN_PROGRESS before load, NOT_COORDINATOR after shutdown, else NONE. */
+  /** COORDINATOR_LOAD_IN_PROGRESS before a log or while a partition loads, NOT_COORDINATOR after shutdown, else NONE. */
   unavailable(): number {
     if (this.stopped) return ErrorCode.NOT_COORDINATOR;
-    if (this.log_ === null) return ErrorCode.COORDINATOR_LOAD_IN_PROGRESS;
+    if (this.log_ === null || this.owned.anyLoading) return ErrorCode.COORDINATOR_LOAD_IN_PROGRESS;
     return ErrorCode.NONE;
+  }
+
+  /** NONE when this coordinator serves `transactionalId`'s partition; else NOT_COORDINATOR or COORDINATOR_LOAD_IN_PROGRESS. */
+  unavailableFor(transactionalId: string): number {
+    if (this.stopped) return ErrorCode.NOT_COORDINATOR;
+    if (this.log_ === null) return ErrorCode.COORDINATOR_LOAD_IN_PROGRESS;
+    return this.owned.errorFor(this.partitionOf(transactionalId));
+  }
+
+  private partitionOf(tid: string): number {
+    return partitionForTransactionalId(tid, this.log.partitions);
+  }
+
+  /** The coordinator epoch (leader epoch) of `partition`, -1 when not coordinated here. */
+  epochOf(partition: number): number {
+    return this.owned.epochOf(partition);
+  }
+
+  activePartitions(): number[] {
+    return this.owned.active();
   }
 
   transaction(transactionalId: string): Readonly<TxnMetadata> | undefined {
@@ -146,27 +179,89 @@ export class TransactionCoordinator {
 
   // ------------------------------------------------------------------------------ load
 
+  /** Gives the coordinator the log of `__transaction_state` and starts the timeout task; partitions are served once elected. */
+  attach(log: CoordinatorLog): void {
+    if (this.log_ !== null) {
+      assert.equal(log.partitions, this.log_.partitions, 'the transaction state topic changed its partition count');
+      return;
+    }
+    this.log_ = log;
+    this.scheduleChecks();
+  }
+
+  /** Attaches `log` and loads every partition (a single broker, which leads them all). */
   async load(log: CoordinatorLog): Promise<void> {
+    this.attach(log);
+    for (let p = 0; p < log.partitions; p++) await this.onElection(p, 0);
+    this.opts.logger.info('loaded transactions from __transaction_state', { transactionalIds: this.txns.size });
+  }
+
+  /**
+   * This broker became the leader of `__transaction_state`-`partition` at `epoch` (Kafka's
+   * TransactionCoordinator.onElection): replays the partition, then serves its transactional ids;
+   * a transaction found in PrepareCommit/PrepareAbort has its markers (re)written, with `epoch`
+   * as the coordinator epoch, and is completed. Meanwhile its ids get COORDINATOR_LOAD_IN_PROGRESS.
+   * A repeated election at the same epoch is a no-op; a later epoch reloads.
+   */
+  async onElection(partition: number, epoch: number): Promise<void> {
+    if (this.stopped) return;
+    const log = this.log;
+    assert.ok(partition >= 0 && partition < log.partitions, `no transaction state partition ${partition}`);
+    const token = this.owned.elect(partition, epoch);
+    if (token === null) return;
+    this.dropPartition(partition);
     const values = new Map<string, TransactionLogValue | null>();
-    for (let p = 0; p < log.partitions; p++) {
-      await log.replay(p, (r) => {
+    try {
+      await log.replay(partition, (r) => {
         const tid = decodeTransactionKey(r.key);
         if (tid === null) {
-          this.opts.logger.warn('skipping an unknown record key in the transaction state topic', { partition: p, offset: r.offset });
+          this.opts.logger.warn('skipping an unknown record key in the transaction state topic', { partition, offset: r.offset });
           return;
         }
         values.set(tid, r.value === null ? null : decodeTransactionValue(r.value));
       });
+    } catch (e) {
+      if (this.owned.isLoading(partition, token)) this.owned.resign(partition);
+      this.opts.logger.error('loading a transaction state partition failed; its transactional ids are not served', { partition, epoch, error: e });
+      throw e;
     }
-    for (const [tid, v] of values) if (v !== null) this.install(tid, v);
-    this.log_ = log;
-    const resume = [...this.txns.values()].filter((m) => m.state === TxnState.PrepareCommit || m.state === TxnState.PrepareAbort);
-    this.opts.logger.info('loaded transactions from __transaction_state', { transactionalIds: this.txns.size, completing: resume.length });
+    if (this.stopped || !this.owned.loaded(partition, token)) {
+      this.opts.logger.info('discarding the load of a transaction state partition resigned meanwhile', { partition, epoch });
+      return;
+    }
+    const loaded: TxnMetadata[] = [];
+    for (const [tid, v] of values) if (v !== null) loaded.push(this.install(tid, v));
+    const resume = loaded.filter((m) => m.state === TxnState.PrepareCommit || m.state === TxnState.PrepareAbort);
+    const fields = { partition, epoch, transactionalIds: loaded.length, completing: resume.length };
+    if (loaded.length > 0) this.opts.logger.info('loaded a transaction state partition: now coordinating its transactional ids', fields);
+    else this.opts.logger.debug('loaded a transaction state partition: now coordinating its transactional ids', fields);
     for (const m of resume) {
       m.pending = true;
       this.startCompletion(m, m.state === TxnState.PrepareCommit);
     }
-    this.scheduleChecks();
+  }
+
+  /**
+   * This broker no longer leads `__transaction_state`-`partition`: its transactional ids are
+   * dropped from memory (requests for them get NOT_COORDINATOR) and marker phases in flight stop
+   * (the new coordinator completes them from the log). With `epoch`, only a resignation newer
+   * than the election is applied.
+   */
+  onResignation(partition: number, epoch?: number): void {
+    if (!this.owned.resign(partition, epoch)) return;
+    const n = this.dropPartition(partition);
+    this.opts.logger.info('resigned a transaction state partition: its transactional ids moved to its new leader', { partition, transactionalIds: n });
+  }
+
+  private dropPartition(partition: number): number {
+    let n = 0;
+    for (const [tid, m] of [...this.txns]) {
+      if (this.partitionOf(tid) !== partition) continue;
+      this.txns.delete(tid);
+      if (this.byProducerId.get(m.producerId) === m) this.byProducerId.delete(m.producerId);
+      n++;
+    }
+    return n;
   }
 
   private install(tid: string, v: TransactionLogValue): TxnMetadata {
@@ -183,14 +278,20 @@ export class TransactionCoordinator {
   /** Writes `next` for `tid`; on success installs it (keeping `pending` as the caller sets it). */
   private async write(tid: string, next: TransactionLogValue | null): Promise<number> {
     if (this.stopped) return ErrorCode.NOT_COORDINATOR;
+    const partition = this.partitionOf(tid);
+    const epoch = this.owned.epochOf(partition);
+    if (!this.owned.isActive(partition, epoch)) return ErrorCode.NOT_COORDINATOR;
     try {
-      await this.log.append(partitionForTransactionalId(tid, this.log.partitions), [transactionRecord(tid, next)], this.opts.scheduler.now());
+      await this.log.append(partition, [transactionRecord(tid, next)], this.opts.scheduler.now());
     } catch (e) {
-      this.opts.logger.error('failed to write to __transaction_state', { transactionalId: tid, error: e });
-      return ErrorCode.COORDINATOR_NOT_AVAILABLE;
+      const code = appendErrorCode(e);
+      if (code === ErrorCode.NOT_COORDINATOR) this.opts.logger.info('could not write to __transaction_state: no longer its leader', { transactionalId: tid, partition, error: e });
+      else this.opts.logger.error('failed to write to __transaction_state', { transactionalId: tid, partition, error: e });
+      return code;
     }
-    // Shut down while the write was in flight: the log has it; memory no longer matters.
-    if (this.stopped) return ErrorCode.NOT_COORDINATOR;
+    // Shut down, or the partition moved, while the write was in flight: the log has it (the new
+    // coordinator replays it if it was committed); this memory no longer matters.
+    if (this.stopped || !this.owned.isActive(partition, epoch)) return ErrorCode.NOT_COORDINATOR;
     const from = this.txns.get(tid)?.state ?? TxnState.Empty;
     if (next === null) {
       const old = this.txns.get(tid);
@@ -227,8 +328,8 @@ export class TransactionCoordinator {
   async initProducerId(transactionalId: string | null, timeoutMs: number, reqProducerId: number, reqEpoch: number, fencedCode: number): Promise<InitProducerIdResult> {
     const fail = (errorCode: number): InitProducerIdResult => ({ errorCode, producerId: -1, producerEpoch: -1 });
     if (transactionalId === null) {
-      const unavailable = this.log_ === null ? ErrorCode.NONE : this.unavailable();
-      if (unavailable !== ErrorCode.NONE) return fail(unavailable);
+      // An idempotent producer needs only an id, whatever the transaction state partitions do.
+      if (this.stopped) return fail(ErrorCode.NOT_COORDINATOR);
       try {
         return { errorCode: ErrorCode.NONE, producerId: await this.opts.allocateProducerId(), producerEpoch: 0 };
       } catch (e) {
@@ -236,9 +337,9 @@ export class TransactionCoordinator {
         return fail(ErrorCode.COORDINATOR_NOT_AVAILABLE);
       }
     }
-    const unavailable = this.unavailable();
-    if (unavailable !== ErrorCode.NONE) return fail(unavailable);
     if (transactionalId === '') return fail(ErrorCode.INVALID_REQUEST);
+    const unavailable = this.unavailableFor(transactionalId);
+    if (unavailable !== ErrorCode.NONE) return fail(unavailable);
     if (timeoutMs <= 0 || timeoutMs > this.opts.config.maxTimeoutMs) return fail(ErrorCode.INVALID_TRANSACTION_TIMEOUT);
     const now = this.opts.scheduler.now();
     let m = this.txns.get(transactionalId);
@@ -297,8 +398,8 @@ export class TransactionCoordinator {
   // ------------------------------------------------------------------------------ checks shared by the txn apis
 
   /** The transaction of `tid` if `producerId`/`epoch` own it; else the error to answer. */
-  private owned(tid: string, producerId: number, epoch: number, fencedCode: number): TxnMetadata | number {
-    const unavailable = this.unavailable();
+  private ownedBy(tid: string, producerId: number, epoch: number, fencedCode: number): TxnMetadata | number {
+    const unavailable = this.unavailableFor(tid);
     if (unavailable !== ErrorCode.NONE) return unavailable;
     const m = this.txns.get(tid);
     if (m === undefined || m.producerId !== producerId) return ErrorCode.INVALID_PRODUCER_ID_MAPPING;
@@ -309,7 +410,7 @@ export class TransactionCoordinator {
   // ------------------------------------------------------------------------------ AddPartitionsToTxn / AddOffsetsToTxn
 
   async addPartitions(tid: string, producerId: number, epoch: number, partitions: TxnPartition[], fencedCode: number): Promise<number> {
-    const m = this.owned(tid, producerId, epoch, fencedCode);
+    const m = this.ownedBy(tid, producerId, epoch, fencedCode);
     if (typeof m === 'number') return m;
     if (m.pending || m.state === TxnState.PrepareCommit || m.state === TxnState.PrepareAbort) return ErrorCode.CONCURRENT_TRANSACTIONS;
     if (m.state === TxnState.Dead || m.state === TxnState.PrepareEpochFence) return ErrorCode.INVALID_TXN_STATE;
@@ -326,7 +427,7 @@ export class TransactionCoordinator {
   // ------------------------------------------------------------------------------ EndTxn
 
   async endTxn(tid: string, producerId: number, epoch: number, commit: boolean, fencedCode: number): Promise<number> {
-    const m = this.owned(tid, producerId, epoch, fencedCode);
+    const m = this.ownedBy(tid, producerId, epoch, fencedCode);
     if (typeof m === 'number') return m;
     if (m.pending) return ErrorCode.CONCURRENT_TRANSACTIONS;
     switch (m.state) {
@@ -378,12 +479,20 @@ export class TransactionCoordinator {
 
   /** Writes the markers to every partition (retrying failures), then the Complete state. */
   private async complete(tid: string, commit: boolean): Promise<void> {
+    const partition = this.partitionOf(tid);
+    const coordinatorEpoch = this.owned.epochOf(partition);
     for (;;) {
       const m = this.txns.get(tid);
-      if (m === undefined || this.stopped) return;
+      // Stopped, or the partition moved: its new coordinator completes the transaction.
+      if (m === undefined || this.stopped || !this.owned.isActive(partition, coordinatorEpoch)) return;
       try {
-        await Promise.all(m.partitions.map((p) => this.opts.markers.writeMarker(p, m.producerId, m.producerEpoch, commit, COORDINATOR_EPOCH)));
+        await Promise.all(m.partitions.map((p) => this.opts.markers.writeMarker(p, m.producerId, m.producerEpoch, commit, coordinatorEpoch)));
       } catch (e) {
+        if ((e as { code?: unknown }).code === 'TRANSACTION_COORDINATOR_FENCED') {
+          // A data partition has seen a marker of a newer coordinator epoch: this one is stale.
+          this.opts.logger.warn('a newer transaction coordinator has taken over; stopping this one\'s markers', { transactionalId: tid, partition, coordinatorEpoch, error: e });
+          return;
+        }
         this.opts.logger.warn('writing transaction markers failed; retrying', { transactionalId: tid, error: e });
         await new Promise<void>((resolve) => this.opts.scheduler.schedule(this.opts.config.markerRetryBackoffMs, resolve));
         continue;
@@ -391,7 +500,7 @@ export class TransactionCoordinator {
       const v: TransactionLogValue = { ...this.valueOf(m), state: commit ? TxnState.CompleteCommit : TxnState.CompleteAbort, partitions: [], lastUpdateMs: this.opts.scheduler.now() };
       const err = await this.write(tid, v);
       if (err !== ErrorCode.NONE) {
-        if (this.stopped) return;
+        if (this.stopped || !this.owned.isActive(partition, coordinatorEpoch)) return;
         await new Promise<void>((resolve) => this.opts.scheduler.schedule(this.opts.config.markerRetryBackoffMs, resolve));
         continue;
       }
@@ -411,7 +520,11 @@ export class TransactionCoordinator {
   verifyWrite(producerId: number, epoch: number, topic: string, partition: number): number {
     if (this.log_ === null) return ErrorCode.NOT_ENOUGH_REPLICAS;
     const m = this.byProducerId.get(producerId);
-    if (m === undefined) return ErrorCode.INVALID_TXN_STATE;
+    if (m === undefined) {
+      // A producer coordinated on another broker (this one does not serve every partition of
+      // __transaction_state): not verifiable here, so accepted as Kafka did before KIP-890.
+      return this.owned.active().length === this.log_.partitions ? ErrorCode.INVALID_TXN_STATE : ErrorCode.NONE;
+    }
     if (epoch < m.producerEpoch) return ErrorCode.INVALID_PRODUCER_EPOCH;
     if (epoch !== m.producerEpoch || m.state !== TxnState.Ongoing || m.shownState !== TxnState.Ongoing) return ErrorCode.INVALID_TXN_STATE;
     if (!m.partitions.some((p) => p.topic === topic && p.partition === partition)) return ErrorCode.INVALID_TXN_STATE;

@@ -51,6 +51,23 @@ export class PendingTxnOffsets {
     return l;
   }
 
+  /** Forgets every pending offset of `offsetsPartition` (its coordinator moved away). */
+  dropPartition(offsetsPartition: number): void {
+    for (const k of [...this.byProducer.keys()]) {
+      if (k.startsWith(`${offsetsPartition}:`)) this.take(offsetsPartition, Number(k.slice(k.indexOf(':') + 1)));
+    }
+  }
+
+  /** Moves everything `other` holds into this one (a partition's replay, once it is installed). */
+  takeAllFrom(other: PendingTxnOffsets): void {
+    for (const [k, entries] of other.byProducer) {
+      const [p, pid] = k.split(':').map(Number) as [number, number];
+      for (const e of entries) this.add(p, pid, e);
+    }
+    other.byProducer.clear();
+    other.byGroup.clear();
+  }
+
   /** Whether the group has a pending transactional offset for `key` (any partition when omitted). */
   has(groupId: string, key?: string): boolean {
     const g = this.byGroup.get(groupId);

@@ -60,7 +60,7 @@ const INT32_MAX = 2147483647;
 /** A producer-state violation of a client batch; `code` is the Kafka error name. */
 export class ProducerStateError extends StorageError {
   constructor(
-    code: 'OUT_OF_ORDER_SEQUENCE_NUMBER' | 'INVALID_PRODUCER_EPOCH' | 'UNKNOWN_PRODUCER_ID' | 'INVALID_TXN_STATE',
+    code: 'OUT_OF_ORDER_SEQUENCE_NUMBER' | 'INVALID_PRODUCER_EPOCH' | 'UNKNOWN_PRODUCER_ID' | 'INVALID_TXN_STATE' | 'TRANSACTION_COORDINATOR_FENCED',
     message: string,
   ) {
     super(code, message);
@@ -146,6 +146,11 @@ export class ProducerStateManager {
     const e = this.producers.get(b.producerId);
     if (e !== undefined && b.epoch < e.epoch) {
       throw new ProducerStateError('INVALID_PRODUCER_EPOCH', `epoch ${b.epoch} of producer ${b.producerId} is older than ${e.epoch}`);
+    }
+    if (b.controlType !== null && e !== undefined && b.coordinatorEpoch < e.coordinatorEpoch) {
+      // Kafka's checkCoordinatorEpoch: a marker from a coordinator older than the last one seen
+      // for this producer (a deposed transaction coordinator) must not decide its transaction.
+      throw new ProducerStateError('TRANSACTION_COORDINATOR_FENCED', `marker of coordinator epoch ${b.coordinatorEpoch} for producer ${b.producerId} is older than ${e.coordinatorEpoch}`);
     }
     if (origin === 'coordinator' || b.controlType !== null) return { kind: 'ok' };
     if (e !== undefined && b.epoch === e.epoch) {

@@ -20,12 +20,14 @@
  *    its clients reach the nodes from the root namespace. `isolate(id)` / `heal(id)` cut and
  *    restore all of one node's links. Needs root; `netnsUnavailable()` says why not.
  *
- * The data directory holds, per node, `node-<id>.properties` (its config), `node-<id>/` (its
- * log.dirs) and `node-<id>.log` (its output). A temporary directory is removed by stop(); a given
+ * The data directory holds `cluster.id` (the cluster id every node is configured with) and, per
+ * node, `node-<id>.properties` (its config), `node-<id>/` (its log.dirs) and `node-<id>.log` (its
+ * output). A temporary directory is removed by stop(); a given
  * one is kept, and starting again on it reuses the data.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, mkdirSync, mkdtempSync, rmSync, writeFileSync, type WriteStream } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, type WriteStream } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -56,6 +58,13 @@ export interface StartClusterOptions {
   fastTimings?: boolean;
   /** Called with each line a node prints. */
   onOutput?: (nodeId: number, line: string) => void;
+  /**
+   * Start each node in its own process group, so that a Ctrl-C at a terminal (SIGINT to the
+   * foreground group) reaches only this process, which then stops the nodes cleanly. Default false.
+   */
+  detached?: boolean;
+  /** Called when a node's process exits (killed, stopped, or on its own). */
+  onExit?: (nodeId: number, code: number | null, signal: NodeJS.Signals | null) => void;
   /** How long to wait for the cluster to be up (default 60 s). */
   timeoutMs?: number;
   /**
@@ -96,12 +105,14 @@ export interface NodeAddress {
  * The server.properties of one combined node of a local cluster of `nodes.length` nodes: Kafka's
  * keys, with replication defaults that a cluster of this size can satisfy.
  */
-export function clusterNodeProperties(self: NodeAddress, nodes: NodeAddress[], logDir: string): Record<string, string> {
+export function clusterNodeProperties(self: NodeAddress, nodes: NodeAddress[], logDir: string, clusterId: string): Record<string, string> {
   const n = nodes.length;
   const hostPort = (h: string, p: number): string => `${h.includes(':') ? `[${h}]` : h}:${p}`;
   return {
     'process.roles': 'broker,controller',
     'node.id': String(self.id),
+    // One id for the whole cluster, as `kafka-storage format --cluster-id` gives every node.
+    'cluster.id': clusterId,
     listeners: `PLAINTEXT://${hostPort(self.host, self.port)},CONTROLLER://${hostPort(self.host, self.controllerPort)}`,
     'advertised.listeners': `PLAINTEXT://${hostPort(self.host, self.port)}`,
     'controller.listener.names': 'CONTROLLER',
@@ -215,8 +226,14 @@ export class LocalCluster {
     private readonly netns: NetnsNetwork | null,
     nodes: NodeState[],
     private readonly onOutput: ((nodeId: number, line: string) => void) | undefined,
+    private readonly onExit: ((nodeId: number, code: number | null, signal: NodeJS.Signals | null) => void) | undefined,
+    private readonly detached: boolean,
   ) {
     this.state = nodes;
+    // Nodes must not outlive the process that started them, even when it exits without stop().
+    process.once('exit', () => {
+      for (const n of this.state) n.child?.kill('SIGKILL');
+    });
   }
 
   get nodes(): readonly ClusterNode[] {
@@ -275,10 +292,14 @@ export class LocalCluster {
         addresses.push({ id, host: '127.0.0.1', port, controllerPort });
       }
     }
+    // The cluster id is chosen once per data directory and kept in DIR/cluster.id.
+    const idFile = join(dataDir, 'cluster.id');
+    const clusterId = existsSync(idFile) ? readFileSync(idFile, 'utf8').trim() : randomBytes(16).toString('base64url');
+    if (!existsSync(idFile)) writeFileSync(idFile, `${clusterId}\n`);
     const states: NodeState[] = addresses.map((a) => {
       const dir = join(dataDir, `node-${a.id}`);
       const configFile = join(dataDir, `node-${a.id}.properties`);
-      const props = { ...clusterNodeProperties(a, addresses, dir), ...(opts.fastTimings === false ? {} : TEST_TIMINGS) };
+      const props = { ...clusterNodeProperties(a, addresses, dir, clusterId), ...(opts.fastTimings === false ? {} : TEST_TIMINGS) };
       for (const [k, v] of Object.entries(opts.overrides ?? {})) props[k] = String(v);
       writeFileSync(configFile, propertiesText(props, `node ${a.id} of a local Strand cluster of ${count} (written by strand cluster up / startCluster)`));
       const st: NodeState = {
@@ -297,7 +318,7 @@ export class LocalCluster {
       };
       return st;
     });
-    const cluster = new LocalCluster(dataDir, ownDir, network, netns, states, opts.onOutput);
+    const cluster = new LocalCluster(dataDir, ownDir, network, netns, states, opts.onOutput, opts.onExit, opts.detached ?? false);
     try {
       for (const n of states) cluster.spawnNode(n);
       await cluster.waitUntilUp(opts.expectBrokers ?? count, opts.timeoutMs ?? 60000);
@@ -313,7 +334,7 @@ export class LocalCluster {
     if (n.child !== null) throw new Error(`node ${n.id} is already running`);
     const nodeArgs = (process.env['STRAND_BROKER_NODE_ARGS'] ?? '').split(' ').filter((a) => a !== '');
     const cmd = [...(this.netns?.execPrefix(n.id) ?? []), process.execPath, ...nodeArgs, STRAND_BIN, 'broker', '--config', n.configFile];
-    const child = spawn(cmd[0]!, cmd.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(cmd[0]!, cmd.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], detached: this.detached });
     n.child = child;
     let partial = '';
     const onData = (d: Buffer): void => {
@@ -335,6 +356,7 @@ export class LocalCluster {
         const line = `[cluster] node ${n.id} exited ${signal !== null ? `by ${signal}` : `with code ${code}`}\n`;
         n.out += line;
         n.log.write(line);
+        this.onExit?.(n.id, code, signal);
         resolve(code);
       });
     });
@@ -401,6 +423,22 @@ export class LocalCluster {
     this.get(id);
     if (this.netns === null) throw new Error("heal() needs network: 'netns'");
     this.netns.heal(id);
+  }
+
+  /**
+   * Whether node `from` can open a TCP connection to node `to`'s controller listener, tried from
+   * inside `from`'s namespace (`network: 'netns'` only; `from` need not be running).
+   */
+  canReach(from: number, to: number, timeoutMs = 1000): Promise<boolean> {
+    if (this.netns === null) throw new Error("canReach() needs network: 'netns'");
+    const target = this.get(to);
+    const script = `const s=require('net').connect({host:${JSON.stringify(target.host)},port:${target.controllerPort}});const t=setTimeout(()=>process.exit(1),${timeoutMs});s.on('connect',()=>process.exit(0));s.on('error',()=>process.exit(1));`;
+    const cmd = [...this.netns.execPrefix(this.get(from).id), process.execPath, '-e', script];
+    return new Promise((resolve) => {
+      const child = spawn(cmd[0]!, cmd.slice(1), { stdio: 'ignore' });
+      child.once('exit', (code) => resolve(code === 0));
+      child.once('error', () => resolve(false));
+    });
   }
 
   private metadataFrom(n: NodeAddress, topics: string[] | null, timeoutMs = 3000): Promise<MetadataResponse> {

@@ -1,8 +1,10 @@
 /**
  * AlterPartition (api 56) on the active controller's listener, ElectLeaders (43) and partition
- * reassignment (45, 46) through the admin client, on three combined nodes (real processes).
- * The partition leaders' own ISR changes are sent here by the test, as a leader would send them:
- * stale epochs are refused with Kafka's errors, a good change commits and reaches every node.
+ * reassignment (45, 46) through the admin client, on three combined nodes (real processes) that
+ * replicate their partitions (the leaders send their own AlterPartition requests too): stale
+ * epochs are refused with Kafka's errors and a good change commits; a restarted preferred
+ * replica gets leadership back by a preferred election once it is in sync; a reassignment to a
+ * dead broker stays in progress until cancelled, one to live brokers completes.
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
@@ -63,6 +65,19 @@ async function alterAtCurrentEpoch(topicId: string, partition: number, leaderId:
   throw new Error('no partition epoch accepted');
 }
 
+/** Restarts a node and waits until the controller has unfenced its new registration. */
+async function restartAndWaitUnfenced(id: number): Promise<void> {
+  const count = (): number => (cluster.node(id).output().match(/unfenced by the controller/g) ?? []).length;
+  const before = count();
+  await cluster.restart(id);
+  await waitUntil(`node ${id} to be unfenced after its restart`, () => (count() > before ? true : null), 30000, 50);
+}
+
+/** Every node running (a failed test may have left one killed). */
+async function allRunning(): Promise<void> {
+  for (const n of cluster.nodes) if (!cluster.isRunning(n.id)) await restartAndWaitUnfenced(n.id);
+}
+
 async function topicId(name: string): Promise<string> {
   return (await cluster.metadata([name])).topics[0]!.topicId;
 }
@@ -74,97 +89,95 @@ async function stateOn(node: number, topic: string, partition: number): Promise<
   return p === undefined ? null : { topic, partition, leader: p.leaderId, leaderEpoch: p.leaderEpoch, replicas: p.replicaNodes, isr: p.isrNodes };
 }
 
-test('AlterPartition: stale leader and partition epochs are refused, a shrink and an expand commit and reach every node', async () => {
+test('AlterPartition: stale leader and partition epochs, a non-leader, a foreign or fenced replica are refused; a change at the current epochs commits', async () => {
+  await allRunning();
   await cluster.createTopic('el-alter', { partitions: 1, replicationFactor: 3 });
   const id = await topicId('el-alter');
   const s = (await cluster.partition('el-alter', 0))!;
   const others = s.replicas.filter((b) => b !== s.leader);
-  // The partition epoch starts at 0 for a new partition.
-  const stale = await alterPartition(id, 0, s.leader, s.leaderEpoch + 1, 0, [s.leader]);
-  assert.equal(stale.errorCode, ErrorCode.FENCED_LEADER_EPOCH);
-  const badVersion = await alterPartition(id, 0, s.leader, s.leaderEpoch, 7, [s.leader]);
-  assert.equal(badVersion.errorCode, ErrorCode.INVALID_UPDATE_VERSION);
-  const notLeader = await alterPartition(id, 0, others[0]!, s.leaderEpoch, 0, [s.leader]);
-  assert.equal(notLeader.errorCode, ErrorCode.INVALID_REQUEST);
-  const shrunk = await alterPartition(id, 0, s.leader, s.leaderEpoch, 0, [s.leader, others[0]!]);
+  // The leader epoch is checked first, then who asks, then the partition epoch.
+  assert.equal((await alterPartition(id, 0, s.leader, s.leaderEpoch + 1, 0, [s.leader])).errorCode, ErrorCode.FENCED_LEADER_EPOCH);
+  assert.equal((await alterPartition(id, 0, others[0]!, s.leaderEpoch, 0, [s.leader])).errorCode, ErrorCode.INVALID_REQUEST);
+  assert.equal((await alterPartition(id, 0, s.leader, s.leaderEpoch, 100000, [s.leader])).errorCode, ErrorCode.INVALID_UPDATE_VERSION);
+  const shrunk = await alterAtCurrentEpoch(id, 0, s.leader, s.leaderEpoch, [s.leader, others[0]!]);
   assert.equal(shrunk.errorCode, ErrorCode.NONE);
   assert.deepEqual(shrunk.isr, [s.leader, others[0]!]);
-  assert.equal(shrunk.partitionEpoch, 1);
-  assert.equal(shrunk.leaderEpoch, s.leaderEpoch);
-  for (const n of ids) await waitUntil(`node ${n} to see the shrunk ISR`, async () => ((await stateOn(n, 'el-alter', 0))?.isr.length === 2 ? true : null), 10000);
-  const again = await alterPartition(id, 0, s.leader, s.leaderEpoch, 0, [s.leader]);
-  assert.equal(again.errorCode, ErrorCode.INVALID_UPDATE_VERSION, 'the same partition epoch twice');
-  const expanded = await alterPartition(id, 0, s.leader, s.leaderEpoch, 1, [s.leader, ...others]);
+  assert.equal(shrunk.leaderEpoch, s.leaderEpoch, 'an ISR change keeps the leader epoch');
+  // The same partition epoch again is stale.
+  assert.equal((await alterPartition(id, 0, s.leader, s.leaderEpoch, shrunk.partitionEpoch - 1, [s.leader])).errorCode, ErrorCode.INVALID_UPDATE_VERSION);
+  // A replica that is not one of the partition's: INVALID_REQUEST (checked at the current epoch).
+  const foreign = await alterAtCurrentEpoch(id, 0, s.leader, s.leaderEpoch, [s.leader, 99], shrunk.partitionEpoch);
+  assert.equal(foreign.errorCode, ErrorCode.INVALID_REQUEST);
+  // The leader brings the caught-up replica back (it would itself too); every node sees the full ISR.
+  const expanded = await alterAtCurrentEpoch(id, 0, s.leader, s.leaderEpoch, [s.leader, ...others], shrunk.partitionEpoch);
   assert.equal(expanded.errorCode, ErrorCode.NONE);
-  assert.equal(expanded.partitionEpoch, 2);
+  assert(expanded.partitionEpoch > shrunk.partitionEpoch);
+  for (const n of ids) await waitUntil(`node ${n} to see the full ISR`, async () => ((await stateOn(n, 'el-alter', 0))?.isr.length === 3 ? true : null), 10000);
+  // A fenced replica is not eligible: kill one, wait until it is fenced, and try to add it back.
+  const victim = others[1]!;
+  await cluster.kill(victim);
+  const after = await waitUntil(`broker ${victim} out of the ISR`, async () => {
+    const p = await cluster.partition('el-alter', 0);
+    return p !== null && !p.isr.includes(victim) ? p : null;
+  }, 20000);
+  await waitUntil(`broker ${victim} to be fenced`, async () => ((await cluster.metadata([], after.leader)).brokers.some((b) => b.nodeId === victim) ? null : true), 20000);
+  const ineligible = await alterAtCurrentEpoch(id, 0, after.leader, after.leaderEpoch, [...after.isr, victim], expanded.partitionEpoch);
+  assert.equal(ineligible.errorCode, ErrorCode.INELIGIBLE_REPLICA);
+  await restartAndWaitUnfenced(victim);
 });
 
-test('ElectLeaders: preferred election moves leadership back to the first replica once it is in the ISR', async () => {
+test('ElectLeaders: the preferred replica, back and in sync after a restart, gets leadership back', async () => {
+  await allRunning();
   await cluster.createTopic('el-preferred', { partitions: 1, replicationFactor: 3 });
-  const id = await topicId('el-preferred');
   const s = (await cluster.partition('el-preferred', 0))!;
   const preferred = s.replicas[0]!;
   assert.equal(s.leader, preferred);
-  // Preferred replica already leads.
   const none = await admin.electLeaders('preferred', [{ topic: 'el-preferred', partition: 0 }]);
   assert.equal(none[0]!.errorCode, ErrorCode.ELECTION_NOT_NEEDED);
-  // Its leader leaves the ISR... (a shrink by the leader keeps it leader; a leader moves by a fence)
   await cluster.kill(preferred);
   const moved = await cluster.leaderOf('el-preferred', 0, { not: preferred, timeoutMs: 20000 });
-  const count = (): number => (cluster.node(preferred).output().match(/unfenced by the controller/g) ?? []).length;
-  const before = count();
-  await cluster.restart(preferred);
-  await waitUntil(`node ${preferred} unfenced`, () => (count() > before ? true : null), 30000, 50);
-  const afterRestart = (await cluster.partition('el-preferred', 0))!;
-  assert.equal(afterRestart.leader, moved);
-  assert(!afterRestart.isr.includes(preferred), 'a restarted replica is not in the ISR until the leader adds it');
+  await waitUntil(`broker ${preferred} out of the ISR`, async () => ((await cluster.partition('el-preferred', 0))?.isr.includes(preferred) === false ? true : null), 20000);
   const unavailable = await admin.electLeaders('preferred', [{ topic: 'el-preferred', partition: 0 }]);
   assert.equal(unavailable[0]!.errorCode, ErrorCode.PREFERRED_LEADER_NOT_AVAILABLE);
-  // The leader adds it back (as it would once the replica caught up).
-  const added = await alterAtCurrentEpoch(id, 0, moved, afterRestart.leaderEpoch, [...afterRestart.isr, preferred]);
-  assert.equal(added.errorCode, ErrorCode.NONE);
-  assert.equal(added.leaderEpoch, afterRestart.leaderEpoch, 'an ISR change keeps the leader epoch');
-  await waitUntil('every node to see the full ISR', async () => {
-    for (const n of ids) if ((await stateOn(n, 'el-preferred', 0))?.isr.length !== 3) return null;
-    return true;
-  }, 10000);
+  const movedEpoch = (await cluster.partition('el-preferred', 0))!.leaderEpoch;
+  await restartAndWaitUnfenced(preferred);
+  // The leader adds the restarted replica back to the ISR once it has caught up.
+  await waitUntil(`broker ${preferred} back in the ISR`, async () => ((await cluster.partition('el-preferred', 0))?.isr.includes(preferred) ? true : null), 30000);
+  assert.equal((await cluster.partition('el-preferred', 0))!.leader, moved, 'no election without asking (auto rebalance checks every 300 s)');
   const elected = await admin.electLeaders('preferred', [{ topic: 'el-preferred', partition: 0 }]);
-  assert.equal(elected[0]!.errorCode, ErrorCode.NONE);
+  assert.equal(elected[0]!.errorCode, ErrorCode.NONE, elected[0]!.errorMessage ?? '');
   const back = await waitUntil('the preferred replica to lead', async () => {
     const p = await cluster.partition('el-preferred', 0);
     return p !== null && p.leader === preferred ? p : null;
   }, 10000);
-  assert(back.leaderEpoch > afterRestart.leaderEpoch);
+  assert(back.leaderEpoch > movedEpoch);
 });
 
-test('a reassignment adds the target replicas, lists as in progress, and completes when they join the ISR', async () => {
+test('reassignment: one to a dead broker stays in progress and is cancelled; one to live brokers completes', async () => {
+  await allRunning();
   await cluster.createTopic('el-reassign', { partitions: 1, replicationFactor: 1 });
-  const id = await topicId('el-reassign');
   const s = (await cluster.partition('el-reassign', 0))!;
   const original = s.replicas[0]!;
-  const target = ids.filter((b) => b !== original);
-  await admin.alterPartitionReassignments([{ topic: 'el-reassign', partition: 0, replicas: target }]);
-  const listed = await waitUntil('the reassignment to be listed', async () => {
-    const l = await admin.listPartitionReassignments();
-    return l.find((r) => r.topic === 'el-reassign') ?? null;
-  }, 10000);
-  assert.deepEqual(listed.replicas, [...target, original]);
-  assert.deepEqual(listed.addingReplicas, target);
+  const [a, b] = ids.filter((x) => x !== original);
+  // b is dead: it cannot catch up, so the reassignment cannot complete.
+  await cluster.kill(b!);
+  await admin.alterPartitionReassignments([{ topic: 'el-reassign', partition: 0, replicas: [a!, b!] }]);
+  const listed = await waitUntil('the reassignment to be listed', async () => (await admin.listPartitionReassignments()).find((r) => r.topic === 'el-reassign') ?? null, 10000);
+  assert.deepEqual(listed.replicas, [a, b, original]);
+  assert.deepEqual(listed.addingReplicas, [a, b]);
   assert.deepEqual(listed.removingReplicas, [original]);
-  // The leader (still the original replica) adds the new replicas to the ISR once they caught up.
-  const r = await alterAtCurrentEpoch(id, 0, original, s.leaderEpoch, [original, ...target]);
-  assert.equal(r.errorCode, ErrorCode.NONE);
-  // Complete: the original replica is gone, leadership moved to the first target replica.
-  assert.deepEqual(r.isr, target);
-  assert.equal(r.leaderId, target[0]);
-  await waitUntil('the reassignment to complete on every node', async () => {
-    for (const n of ids) {
-      const p = await stateOn(n, 'el-reassign', 0);
-      if (p === null || p.replicas.join() !== target.join() || p.leader !== target[0]) return null;
-    }
-    return true;
-  }, 10000);
-  assert.deepEqual(await admin.listPartitionReassignments([{ topic: 'el-reassign', partition: 0 }]), []);
-  // Cancelling when none is in progress.
+  assert.deepEqual((await admin.listPartitionReassignments([{ topic: 'el-reassign', partition: 0 }])).length, 1);
+  await admin.alterPartitionReassignments([{ topic: 'el-reassign', partition: 0, replicas: null }]);
+  await waitUntil('the cancelled reassignment to be gone', async () => ((await admin.listPartitionReassignments()).some((r) => r.topic === 'el-reassign') ? null : true), 10000);
+  assert.deepEqual((await cluster.partition('el-reassign', 0))!.replicas, [original]);
   await assert.rejects(admin.alterPartitionReassignments([{ topic: 'el-reassign', partition: 0, replicas: null }]), /NO_REASSIGNMENT_IN_PROGRESS/);
+  await restartAndWaitUnfenced(b!);
+  // To the two others: they fetch from the leader, join the ISR, and the original replica leaves.
+  await admin.alterPartitionReassignments([{ topic: 'el-reassign', partition: 0, replicas: [a!, b!] }]);
+  const done = await waitUntil('the reassignment to complete', async () => {
+    const p = await cluster.partition('el-reassign', 0);
+    return p !== null && p.replicas.join() === [a, b].join() && p.isr.length === 2 ? p : null;
+  }, 30000);
+  assert.equal(done.leader, a, 'leadership moved to the first target replica');
+  assert.deepEqual(await admin.listPartitionReassignments([{ topic: 'el-reassign', partition: 0 }]), []);
 });

@@ -5,13 +5,18 @@
  * controller); a killed broker is fenced after `broker.session.timeout.ms` and its leaderships
  * move, and comes back unfenced after a restart; the active controller's death elects another
  * and admin operations keep working; a clean stop (SIGTERM) is a controlled shutdown that moves
- * leaderships before the process exits.
+ * leaderships before the process exits; a fourth, broker-only node joins as a Raft observer.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { ErrorCode } from '../../src/protocol/errors.js';
 import { ApiKey } from '../../src/protocol/messages/index.js';
-import { requestOnce, startCluster, waitUntil, type LocalCluster } from '../../src/testing/cluster.js';
+import { freePort, STRAND_BIN } from '../../src/testing/broker-process.js';
+import { propertiesText, requestOnce, startCluster, TEST_TIMINGS, waitUntil, type LocalCluster } from '../../src/testing/cluster.js';
 
 let cluster: LocalCluster;
 
@@ -174,4 +179,62 @@ test('a clean stop is a controlled shutdown: leaderships move before the broker 
   }, 10000, 50);
   assert(!after.brokers.some((b) => b.nodeId === victim), 'the stopped broker is fenced');
   await restartAndWaitUnfenced(victim);
+});
+
+test('a broker-only node (process.roles=broker) follows the metadata log as an observer: registers, forwards admin operations, is fenced when it stops', async (t) => {
+  const port = await freePort();
+  const clusterId = (await cluster.metadata([], 1)).clusterId!;
+  const dir = mkdtempSync(join(tmpdir(), 'strand-observer-'));
+  const configFile = join(dir, 'server.properties');
+  writeFileSync(
+    configFile,
+    propertiesText(
+      {
+        'process.roles': 'broker',
+        'node.id': '4',
+        'cluster.id': clusterId,
+        'controller.quorum.voters': ids.map((i) => `${i}@${cluster.node(i).host}:${cluster.node(i).controllerPort}`).join(','),
+        listeners: `PLAINTEXT://127.0.0.1:${port}`,
+        'log.dirs': join(dir, 'data'),
+        ...TEST_TIMINGS,
+      },
+      'a broker-only node',
+    ),
+  );
+  const child = spawn(process.execPath, [STRAND_BIN, 'broker', '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  t.after(async () => {
+    if (child.exitCode === null) child.kill('SIGKILL');
+    await exited;
+    rmSync(dir, { recursive: true, force: true });
+  });
+  try {
+    await waitUntil('the observer to be unfenced', () => (/unfenced by the controller/.test(out) ? true : null), 30000, 50);
+    for (const id of ids) await waitUntil(`node ${id} to list broker 4`, async () => ((await brokersOn(id)).includes(4) ? true : null), 10000);
+    // It answers Metadata from the quorum's image: all four brokers (once it has applied its own unfencing).
+    const md = await waitUntil('the observer to list all four brokers', async () => {
+      const m = await requestOnce<{ brokers: Array<{ nodeId: number }>; controllerId: number }>('127.0.0.1', port, ApiKey.Metadata, 12, { topics: null, allowAutoTopicCreation: false, includeClusterAuthorizedOperations: false, includeTopicAuthorizedOperations: false });
+      return m.brokers.length === 4 ? m : null;
+    }, 10000);
+    assert.deepEqual(md.brokers.map((b) => b.nodeId).sort(), [1, 2, 3, 4]);
+    assert(ids.includes(md.controllerId), `the controller is a voter, not ${md.controllerId}`);
+    // Admin operations from it are forwarded to the active controller.
+    const created = await requestOnce<{ topics: Array<{ errorCode: number; errorMessage: string | null }> }>('127.0.0.1', port, ApiKey.CreateTopics, 7, {
+      topics: [{ name: 'meta-from-observer', numPartitions: 4, replicationFactor: 2, assignments: [], configs: [] }],
+      timeoutMs: 10000,
+      validateOnly: false,
+    }, 35000);
+    assert.equal(created.topics[0]!.errorCode, ErrorCode.NONE, created.topics[0]!.errorMessage ?? '');
+    const topic = (await cluster.metadata(['meta-from-observer'], 1)).topics[0]!;
+    assert(topic.partitions.some((p) => p.replicaNodes.includes(4)), 'replicas are placed on the observer broker too');
+    child.kill('SIGTERM');
+    assert.equal(await exited, 0);
+    assert.match(out, /controlled shutdown: the controller moved this broker's leaderships/);
+    await waitUntil('broker 4 to leave Metadata', async () => (!(await brokersOn(1)).includes(4) ? true : null), 10000);
+  } catch (e) {
+    throw new Error(`${(e as Error).message}\n--- observer output ---\n${out.slice(-4000)}`);
+  }
 });

@@ -20,6 +20,7 @@ import {
   changePartition,
   electLeader,
   ElectionType,
+  imbalancedPartitions,
   placeReplicas,
   reassignPartition,
   reconcileAll,
@@ -178,6 +179,22 @@ test('placement: round-robin from a start offset, so successive topics lead on s
   assert.deepEqual(placeReplicas([1, 2, 3], 0, 0, 3, 2), [[1, 2], [2, 3], [3, 1]]);
   assert.deepEqual(placeReplicas([1, 2, 3], 1, 0, 1, 3), [[2, 3, 1]]);
   assert.deepEqual(placeReplicas([1, 2, 3], 0, 2, 2, 1), [[3], [1]]);
+});
+
+test('auto leader rebalance: a broker leading too few of its preferred partitions gets back those it is in sync for', () => {
+  // Broker 1 prefers four partitions and leads one; of the other three it is in the ISR of two.
+  const image = cluster([
+    partition(0, [1, 2, 3], [1, 2, 3], 1),
+    partition(1, [1, 2, 3], [1, 2, 3], 2),
+    partition(2, [1, 3, 2], [1, 2, 3], 3),
+    partition(3, [1, 2, 3], [2, 3], 2),
+    partition(4, [2, 3, 1], [1, 2, 3], 2),
+  ]);
+  assert.deepEqual(imbalancedPartitions(image, 10).map((p) => p.partition), [1, 2]);
+  // 3 of 4 not led = 75 %: nothing to do at 80 %.
+  assert.deepEqual(imbalancedPartitions(image, 80), []);
+  // A fenced preferred replica is not elected.
+  assert.deepEqual(imbalancedPartitions(fence(image, 1), 10), []);
 });
 
 test('the single-node controller commits AlterPartition locally and refuses stale epochs', async (t) => {

@@ -1,7 +1,7 @@
 /**
  * Three controller-only `strand broker` processes (process.roles=controller) form the metadata
  * quorum over TCP: they elect a leader, which registers itself in the replicated metadata log and,
- * as the active controller, registers a broker and creates a topic; kill -9 of the leader makes
+ * as the active controller, registers a broker (unfenced by its heartbeat) and creates a topic; kill -9 of the leader makes
  * the other two elect a new one in a later epoch that commits its own registration and knows the
  * topic; the killed node restarts and catches up; after a clean stop every node's log holds the
  * same committed records.
@@ -148,6 +148,17 @@ test('three controller processes: election, kill -9 of the leader, re-election, 
     previousBrokerEpoch: -1,
   }, (r) => r.errorCode);
   assert.equal(registered.errorCode, 0);
+  // A broker registers fenced; its heartbeat (caught up with its registration) unfences it.
+  const heartbeat = await toActive('a broker heartbeat', ApiKey.BrokerHeartbeat, 0, {
+    brokerId: 101,
+    brokerEpoch: registered.brokerEpoch,
+    currentMetadataOffset: registered.brokerEpoch,
+    wantFence: false,
+    wantShutDown: false,
+    offlineLogDirs: [],
+  }, (r) => r.errorCode);
+  assert.equal(heartbeat.errorCode, 0);
+  assert.equal(heartbeat.isFenced, false);
   const createOrders = { topics: [{ name: 'orders', numPartitions: 4, replicationFactor: 1, assignments: [], configs: [] }], timeoutMs: 5000, validateOnly: false };
   const topicError = (r: any): number => r.topics[0].errorCode;
   assert.equal(topicError(await toActive('the topic', ApiKey.CreateTopics, 7, createOrders, topicError)), 0);

@@ -23,7 +23,8 @@ export const addOffsetsToTxnHandler = defineHandler({
     const unavailable = txnCoordinatorUnavailable(ctx);
     if (unavailable !== ErrorCode.NONE) return { throttleTimeMs: 0, errorCode: unavailable };
     const gc = ctx.broker.groupCoordinator;
-    if (!gc.ready) return { throttleTimeMs: 0, errorCode: ErrorCode.COORDINATOR_LOAD_IN_PROGRESS };
+    // The group's partition needs __consumer_offsets (created here if it does not exist yet).
+    if (!ctx.broker.groupCoordination.ensureTopic() || !gc.attached) return { throttleTimeMs: 0, errorCode: ErrorCode.COORDINATOR_LOAD_IN_PROGRESS };
     if (req.groupId === '') return { throttleTimeMs: 0, errorCode: ErrorCode.INVALID_GROUP_ID };
     const partition = { topic: OFFSETS_TOPIC, partition: gc.partitionFor(req.groupId) };
     const errorCode = await ctx.broker.exactlyOnce.coordinator.addPartitions(req.transactionalId, req.producerId, req.producerEpoch, [partition], fencedError(2, ctx.version));

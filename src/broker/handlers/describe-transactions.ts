@@ -11,14 +11,15 @@
  * - Errors per id, as Kafka: an empty or unknown id, or one being expired (Dead),
  *   TRANSACTIONAL_ID_NOT_FOUND; COORDINATOR_LOAD_IN_PROGRESS while `__transaction_state` loads;
  *   COORDINATOR_NOT_AVAILABLE once the coordinator has shut down; NOT_COORDINATOR when the
- *   id's `__transaction_state` partition is not led by this broker.
+ *   id's `__transaction_state` partition is not led by this broker, COORDINATOR_LOAD_IN_PROGRESS
+ *   while this broker loads it.
  * - Does not create `__transaction_state`: before the first transactional producer every id is
  *   TRANSACTIONAL_ID_NOT_FOUND.
  * - Ids are answered in request order, a repeated id once per mention.
  */
 import { ErrorCode } from '../../protocol/errors.js';
 import { DescribeTransactionsApi, type DescribeTransactionsResponse, type DescribeTransactionsResponseTransactionState } from '../../protocol/messages/index.js';
-import { TRANSACTION_STATE_TOPIC, TxnState, partitionForTransactionalId } from '../../coordinator/transaction-records.js';
+import { TxnState } from '../../coordinator/transaction-records.js';
 import { defineHandler, type RequestContext } from './handler.js';
 import { authorize } from '../security/authorizer.js';
 import { txnStateReadable } from './txn-util.js';
@@ -38,10 +39,9 @@ function describeOne(tid: string, readable: number | 'absent', ctx: RequestConte
   if (!authorize(ctx, 'Describe', 'TransactionalId', tid)) return { ...out, errorCode: ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED };
   if (readable !== ErrorCode.NONE) return { ...out, errorCode: readable === 'absent' ? ErrorCode.TRANSACTIONAL_ID_NOT_FOUND : readable };
   if (tid === '') return { ...out, errorCode: ErrorCode.TRANSACTIONAL_ID_NOT_FOUND };
-  const topic = ctx.broker.image.topic(TRANSACTION_STATE_TOPIC);
-  const owner = topic?.partitions[partitionForTransactionalId(tid, topic.partitions.length)];
-  if (owner === undefined || owner.leader !== ctx.broker.nodeId) return { ...out, errorCode: ErrorCode.NOT_COORDINATOR };
   const coordinator = ctx.broker.exactlyOnce.coordinator;
+  const served = coordinator.unavailableFor(tid);
+  if (served !== ErrorCode.NONE) return { ...out, errorCode: served };
   const m = coordinator.transaction(tid);
   if (m === undefined || m.state === TxnState.Dead) return { ...out, errorCode: ErrorCode.TRANSACTIONAL_ID_NOT_FOUND };
   const byTopic = new Map<string, number[]>();

@@ -2,7 +2,8 @@
  * ListTransactions (key 66), versions 0–1 (flexible). KIP-664; v1 adds the duration filter (KIP-994).
  *
  * Behaviour:
- * - Every transactional id this broker coordinates, with its producer id and state (Kafka's
+ * - Every transactional id this broker coordinates (the partitions of `__transaction_state` it
+ *   leads; a client asks every broker), with its producer id and state (Kafka's
  *   state names). Ids in the Dead state (being expired) are never listed, as in Kafka.
  * - `state_filters`: only ids in one of these states (exact names, as Kafka); a name that is no
  *   state is echoed in `unknown_state_filters` and matches nothing (Kafka drops unknown names
@@ -36,6 +37,8 @@ export const listTransactionsHandler = defineHandler({
     const readable = txnStateReadable(ctx);
     if (readable === 'absent') return out;
     if (readable !== ErrorCode.NONE) return { ...out, errorCode: readable, unknownStateFilters: [] };
+    // As Kafka: while any partition this broker coordinates is loading, the list is incomplete.
+    if (ctx.broker.exactlyOnce.coordinator.unavailable() === ErrorCode.COORDINATOR_LOAD_IN_PROGRESS) return { ...out, errorCode: ErrorCode.COORDINATOR_LOAD_IN_PROGRESS, unknownStateFilters: [] };
     const states = new Set(req.stateFilters);
     const pids = new Set(req.producerIdFilters);
     const durationMs = ctx.version >= 1 ? req.durationFilter : -1;

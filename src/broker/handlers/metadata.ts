@@ -8,6 +8,7 @@
  *   default partitions and replication; the answer then carries the new topic.
  * - v10+ carries topic ids; v12 may look topics up by id (unknown → UNKNOWN_TOPIC_ID).
  * - Brokers: the registered, unfenced ones, each with its listener of the client's listener name.
+ * - A partition without a leader (leader -1) carries LEADER_NOT_AVAILABLE.
  * - `controller_id` is the active controller (this broker on a single node); `cluster_id` is from meta.properties.
  * - With the authorizer on: listing all topics leaves out those the principal may not Describe;
  *   a named topic it may not Describe answers TOPIC_AUTHORIZATION_FAILED (existing or not, so
@@ -35,7 +36,8 @@ export function topicMetadata(t: TopicImage, includeOps: boolean | number): Meta
     topicId: t.topicId,
     isInternal: t.name === '__consumer_offsets' || t.name === '__transaction_state',
     partitions: t.partitions.map((p) => ({
-      errorCode: ErrorCode.NONE,
+      // As Kafka: a partition without a leader (every ISR replica fenced) is LEADER_NOT_AVAILABLE.
+      errorCode: p.leader < 0 ? ErrorCode.LEADER_NOT_AVAILABLE : ErrorCode.NONE,
       partitionIndex: p.partition,
       leaderId: p.leader,
       leaderEpoch: p.leaderEpoch,

@@ -41,7 +41,10 @@ export const txnOffsetCommitHandler = defineHandler({
     const unavailable = txnCoordinatorUnavailable(ctx);
     if (unavailable !== ErrorCode.NONE) return answer(() => unavailable);
     const gc = ctx.broker.groupCoordinator;
-    if (!gc.ready) return answer(() => ErrorCode.COORDINATOR_LOAD_IN_PROGRESS);
+    if (!gc.attached) return answer(() => ErrorCode.COORDINATOR_LOAD_IN_PROGRESS);
+    // Sent to the group's coordinator: NOT_COORDINATOR / COORDINATOR_LOAD_IN_PROGRESS before anything else.
+    const served = gc.unavailableFor(req.groupId);
+    if (served !== ErrorCode.NONE) return answer(() => served);
     const verdict = ctx.broker.exactlyOnce.coordinator.verifyWrite(req.producerId, req.producerEpoch, OFFSETS_TOPIC, gc.partitionFor(req.groupId));
     if (verdict !== ErrorCode.NONE) return answer(() => verdict);
     const offsets: OffsetToCommit[] = req.topics.flatMap((t) =>

@@ -17,7 +17,10 @@
  *   producer whose transaction could end), INVALID_REQUEST; as Kafka: unknown topic or
  *   partition, UNKNOWN_TOPIC_OR_PARTITION; not led here, NOT_LEADER_OR_FOLLOWER; an epoch older
  *   than the partition has seen for the producer, INVALID_PRODUCER_EPOCH (nothing written); a
- *   failed write, KAFKA_STORAGE_ERROR.
+ *   coordinator epoch older than the last marker's for the producer (a deposed coordinator),
+ *   TRANSACTION_COORDINATOR_FENCED; a marker the ISR did not
+ *   take within `request.timeout.ms`, REQUEST_TIMED_OUT (or NOT_LEADER_OR_FOLLOWER when
+ *   leadership moved meanwhile); a failed write, KAFKA_STORAGE_ERROR.
  * - With an authorizer it needs ClusterAction on the cluster (else CLUSTER_AUTHORIZATION_FAILED for
  *   every partition), as Kafka; without one anyone may send it. Aborting a transaction its
  *   coordinator still considers open loses that transaction's records in the partition, so
@@ -28,6 +31,7 @@ import { WriteTxnMarkersApi, type WriteTxnMarkersResponse, type WriteTxnMarkersR
 import { OFFSETS_TOPIC } from '../../coordinator/group-records.js';
 import { LogClosedError } from '../../storage/errors.js';
 import { ProducerStateError } from '../../storage/producer-state.js';
+import { ReplicationError } from '../replica-manager.js';
 import { defineHandler, type RequestContext } from './handler.js';
 import { authorizeCluster } from '../security/authorizer.js';
 
@@ -39,11 +43,13 @@ async function writeOne(ctx: RequestContext, topic: string, index: number, produ
   const partition = ctx.broker.replicaManager.getPartition(topic, index);
   if (partition === undefined || image.leader !== ctx.broker.nodeId) return answer(ErrorCode.NOT_LEADER_OR_FOLLOWER);
   try {
-    const offset = await ctx.broker.replicaManager.appendTxnMarker(partition, producerId, producerEpoch, commit, coordinatorEpoch);
+    const offset = await ctx.broker.replicaManager.appendTxnMarker(partition, producerId, producerEpoch, commit, coordinatorEpoch, ctx.broker.config.number('request.timeout.ms'));
     ctx.logger.info('wrote a transaction marker on request', { topic, partition: index, producerId, producerEpoch, result: commit ? 'commit' : 'abort', offset, clientId: ctx.clientId });
   } catch (e) {
-    if (e instanceof ProducerStateError) return answer(ErrorCode.INVALID_PRODUCER_EPOCH);
+    if (e instanceof ProducerStateError) return answer(e.code === 'TRANSACTION_COORDINATOR_FENCED' ? ErrorCode.TRANSACTION_COORDINATOR_FENCED : ErrorCode.INVALID_PRODUCER_EPOCH);
     if (e instanceof LogClosedError) return answer(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION);
+    // Not committed by the ISR in time, or leadership moved: the coordinator retries.
+    if (e instanceof ReplicationError) return answer((ErrorCode as Record<string, number>)[e.code] ?? ErrorCode.UNKNOWN_SERVER_ERROR);
     ctx.logger.error('writing a transaction marker failed', { topic, partition: index, producerId, error: e });
     return answer(ErrorCode.KAFKA_STORAGE_ERROR);
   }

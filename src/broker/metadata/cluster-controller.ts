@@ -14,7 +14,9 @@
  *     there — and otherwise answers with its offset: this node waits until its image reaches it
  *     and runs the operation again. So every controller operation (topics, partitions, configs,
  *     ACLs, SCRAM users, quotas, producer id blocks, elections, reassignments) works from every
- *     node, with the same validation, and no operation needs a wire format of its own. It
+ *     node, with the same validation, and no operation needs a wire format of its own. An
+ *     operation that commits nothing (an error answer, say) is confirmed the same way, with no
+ *     records, so it is never decided on a stale image. It
  *     resolves once this node has applied the committed records (read-your-writes on the node
  *     that answers the client). While no controller answers it retries (backing off) for
  *     `request.timeout.ms`, so clients do not see NOT_CONTROLLER during an election.
@@ -30,7 +32,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { Connection } from '../../client/connection.js';
-import { ErrorCode } from '../../protocol/errors.js';
+import { ErrorCode, errorName } from '../../protocol/errors.js';
 import {
   AlterPartitionApi,
   BrokerHeartbeatApi,
@@ -53,6 +55,9 @@ import { NotControllerError, securityProtocolId, type ForwardedWrite, type Forwa
 /** How long a forwarded operation keeps trying to reach an active controller (Kafka's request.timeout.ms default). */
 export const FORWARD_TIMEOUT_MS = 30000;
 
+/** Extra time a forwarded write or AlterPartition may take (the controller answers after the commit is applied). */
+const COMMIT_WAIT_MS = 15000;
+
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Requests to the active controller's listener (the quorum leader), one connection per voter. */
@@ -67,8 +72,12 @@ export class ControllerChannel {
     private readonly logger: Logger,
   ) {}
 
-  /** Sends to the quorum leader; throws NotControllerError when no leader is known or it cannot be reached. */
-  async send<Req, Res>(api: ApiDef<Req, Res>, body: Req, version: number): Promise<Res> {
+  /**
+   * Sends to the quorum leader; throws NotControllerError when no leader is known or it cannot be
+   * reached. `extraTimeoutMs` is added to `controller.quorum.request.timeout.ms` for requests that
+   * wait for a commit (the controller answers them after applying the records).
+   */
+  async send<Req, Res>(api: ApiDef<Req, Res>, body: Req, version: number, extraTimeoutMs = 0): Promise<Res> {
     const leader = this.node.leader.id;
     const voter = this.voters.find((v) => v.id === leader);
     if (this.closed || voter === undefined) throw new NotControllerError('no quorum leader is known');
@@ -89,7 +98,7 @@ export class ControllerChannel {
       throw new NotControllerError(`controller ${leader} at ${voter.host}:${voter.port} cannot be reached: ${e instanceof Error ? e.message : String(e)}`);
     }
     try {
-      return await conn.request(api, body, { version });
+      return await conn.request(api, body, { version, extraTimeoutMs });
     } catch (e) {
       this.connections.delete(leader);
       conn.close();
@@ -144,11 +153,11 @@ export class ClusterController extends Controller {
       } else {
         const image = this.node.publishedImage;
         const { records, result } = op(image);
-        if (records.length === 0) return result;
         try {
+          // Also with no records: the controller confirms the image the answer was decided on is current.
           const r = await this.forward(image.offset, records);
           if (r.committed) {
-            await this.waitUntil(() => this.node.whenApplied(r.offset), deadline);
+            if (r.offset >= 0) await this.waitUntil(() => this.node.whenApplied(r.offset), deadline);
             return result;
           }
           // The active controller has newer records: catch up and run the operation again.
@@ -167,7 +176,7 @@ export class ClusterController extends Controller {
 
   private async forward(imageOffset: number, records: MetadataRecord[]): Promise<ForwardedWriteResult> {
     const write: ForwardedWrite = { strand: 'MetadataWrite', brokerId: this.nodeId, imageOffset, records };
-    const r = await this.channel.send(EnvelopeApi, { requestData: Buffer.from(JSON.stringify(write)), requestPrincipal: null, clientHostAddress: Buffer.alloc(0) }, 0);
+    const r = await this.channel.send(EnvelopeApi, { requestData: Buffer.from(JSON.stringify(write)), requestPrincipal: null, clientHostAddress: Buffer.alloc(0) }, 0, COMMIT_WAIT_MS);
     if (r.errorCode === ErrorCode.NOT_CONTROLLER) throw new NotControllerError();
     if (r.errorCode !== ErrorCode.NONE || r.responseData === null) throw new Error(`the active controller refused a forwarded metadata write (error ${r.errorCode})`);
     return JSON.parse(r.responseData.toString('utf8')) as ForwardedWriteResult;
@@ -202,6 +211,7 @@ export class ClusterController extends Controller {
               topics: [{ topicName: '', topicId: req.topicId, partitions: [{ partitionIndex: req.partition, leaderEpoch: req.leaderEpoch, newIsr: [...req.newIsr], newIsrWithEpochs: [], leaderRecoveryState: 0, partitionEpoch: req.partitionEpoch }] }],
             },
             2,
+            COMMIT_WAIT_MS,
           );
         } catch (e) {
           if (!(e instanceof NotControllerError)) throw e;
@@ -235,6 +245,7 @@ export class BrokerLifecycle {
   private running: Promise<void> | null = null;
   private unfencedWaiters: Array<() => void> = [];
   private stopped = false;
+  private lastRefusal: number = ErrorCode.NONE;
 
   constructor(
     private readonly node: QuorumControllerNode,
@@ -313,7 +324,12 @@ export class BrokerLifecycle {
       throw e;
     }
     if (r.errorCode !== ErrorCode.NONE) {
-      if (r.errorCode !== ErrorCode.NOT_CONTROLLER) this.logger.warn('broker registration refused', { errorCode: r.errorCode });
+      // Said once per distinct refusal, not on every retry.
+      if (r.errorCode !== ErrorCode.NOT_CONTROLLER && r.errorCode !== this.lastRefusal) {
+        if (r.errorCode === ErrorCode.INCONSISTENT_CLUSTER_ID) this.logger.error('broker registration refused: the controller belongs to another cluster (check cluster.id and meta.properties); retrying', { clusterId: this.clusterId });
+        else this.logger.warn('broker registration refused; retrying', { error: errorName(r.errorCode) });
+      }
+      this.lastRefusal = r.errorCode;
       return false;
     }
     this.epoch = r.brokerEpoch;
@@ -327,7 +343,9 @@ export class BrokerLifecycle {
     const request: BrokerHeartbeatRequest = {
       brokerId: this.node.nodeId,
       brokerEpoch: this.epoch,
-      currentMetadataOffset: this.node.appliedOffset - 1,
+      // What the broker has applied *and* acted on (partition logs opened): the controller
+      // unfences it only once that reaches its registration.
+      currentMetadataOffset: this.node.publishedOffset - 1,
       wantFence: false,
       wantShutDown,
       offlineLogDirs: [],

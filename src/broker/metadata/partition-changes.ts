@@ -238,3 +238,29 @@ export function electLeader(image: MetadataImage, p: PartitionImage, type: numbe
 export function placeReplicas(brokers: readonly number[], start: number, first: number, count: number, rf: number): number[][] {
   return Array.from({ length: count }, (_, i) => Array.from({ length: rf }, (_, r) => brokers[(start + first + i + r) % brokers.length]!));
 }
+
+/**
+ * `auto.leader.rebalance.enable`: the partitions to give back to their preferred replica (Kafka's
+ * leader imbalance check). For each broker, of the partitions it is the preferred replica of, the
+ * share it does not lead; when that share is above `percentage` %, every such partition whose
+ * preferred replica is unfenced and in the ISR (so a preferred election would succeed).
+ */
+export function imbalancedPartitions(image: MetadataImage, percentage: number): Array<{ topic: string; partition: number }> {
+  const preferredOf = new Map<number, { total: number; notLed: Array<{ topic: string; partition: number; eligible: boolean }> }>();
+  for (const t of image.topicsByName.values()) {
+    for (const p of t.partitions) {
+      const preferred = p.replicas[0];
+      if (preferred === undefined) continue;
+      let s = preferredOf.get(preferred);
+      if (s === undefined) preferredOf.set(preferred, (s = { total: 0, notLed: [] }));
+      s.total++;
+      if (p.leader !== preferred) s.notLed.push({ topic: t.name, partition: p.partition, eligible: p.isr.includes(preferred) && image.isUnfenced(preferred) });
+    }
+  }
+  const out: Array<{ topic: string; partition: number }> = [];
+  for (const s of preferredOf.values()) {
+    if (s.total === 0 || (s.notLed.length * 100) / s.total <= percentage) continue;
+    for (const x of s.notLed) if (x.eligible) out.push({ topic: x.topic, partition: x.partition });
+  }
+  return out;
+}

@@ -51,7 +51,7 @@ import { topicConfigEntries } from '../handlers/describe-configs.js';
 import type { Logger } from '../logger.js';
 import { Controller, type ControllerOperation, type CreateTopicSpec, type MetadataListener } from './controller.js';
 import { MetadataImage, type BrokerEndpoint, type MetadataRecord } from './image.js';
-import { reconcileAll } from './partition-changes.js';
+import { ElectionType, imbalancedPartitions, reconcileAll } from './partition-changes.js';
 
 /** This node is not (or no longer) the active controller: answered as NOT_CONTROLLER. */
 export class NotControllerError extends Error {
@@ -167,7 +167,7 @@ export interface ForwardedWrite {
   records: MetadataRecord[];
 }
 
-/** The answer: committed at `offset`, or not written because the active controller's image is newer (`stale`, its offset). */
+/** The answer: committed at `offset` (-1: no records, and the image was current), or not written because the active controller's image is newer (`stale`, its offset). */
 export type ForwardedWriteResult = { committed: true; offset: number } | { committed: false; stale: true; offset: number };
 
 /** The active controller's view of broker sessions (Kafka's BrokerHeartbeatManager): the last heartbeat of each broker. */
@@ -231,7 +231,7 @@ export class QuorumControllerNode {
   private queue: Promise<unknown> = Promise.resolve();
   /** Proposed operations waiting for their commit, by the offset of their entry. */
   private readonly pending = new Map<number, PendingWrite>();
-  private readonly listeners: MetadataListener[] = [];
+  private readonly listeners: Array<{ listener: MetadataListener; started: boolean }> = [];
   /** Image listeners run in order on this chain; `notified` is the log offset they have seen up to (exclusive). */
   private notifying: Promise<void> = Promise.resolve();
   private notifiedImage: MetadataImage = MetadataImage.EMPTY;
@@ -241,6 +241,7 @@ export class QuorumControllerNode {
   private readonly imageWaiters: Array<{ offset: number; resolve: () => void }> = [];
   private readonly sessions = new BrokerSessions();
   private sessionTimer: NodeJS.Timeout | null = null;
+  private rebalanceTimer: NodeJS.Timeout | null = null;
 
   private constructor(
     readonly nodeId: number,
@@ -277,9 +278,14 @@ export class QuorumControllerNode {
     const c = this.raft?.client;
     return c === undefined ? { id: -1, epoch: -1 } : { id: c.currentLeaderId, epoch: c.currentEpoch };
   }
-  /** The offset after the last applied entry (what the broker reports as its metadata offset). */
+  /** The offset after the last applied entry. */
   get appliedOffset(): number {
     return this.state.nextOffset;
+  }
+
+  /** The offset after the last entry the image listeners have seen (what a broker reports as its metadata offset: its logs are open up to there). */
+  get publishedOffset(): number {
+    return this.notified;
   }
   /** The controller listener's bound port. */
   get port(): number {
@@ -297,17 +303,18 @@ export class QuorumControllerNode {
    * empty image (so it sees everything, whenever it is added).
    */
   onChange(listener: MetadataListener, fromEmpty = false): void {
-    if (!fromEmpty) {
-      this.listeners.push(listener);
-      return;
-    }
+    // Listeners run in the order they were added; one added fromEmpty starts (in the notification
+    // order) with everything published so far, and only then receives changes.
+    const entry = { listener, started: !fromEmpty };
+    this.listeners.push(entry);
+    if (!fromEmpty) return;
     this.notifying = this.notifying.then(async () => {
       try {
         await listener(this.published, MetadataImage.EMPTY);
       } catch (e) {
         this.logger.error('a metadata listener failed', { error: e });
       }
-      this.listeners.push(listener);
+      entry.started = true;
     });
   }
 
@@ -327,15 +334,27 @@ export class QuorumControllerNode {
     const voters = config.quorumVoters;
     if (voters === null) throw new ConfigError('a controller node needs controller.quorum.voters');
     const nodeId = config.nodeId;
-    if (!voters.some((v) => v.id === nodeId)) throw new ConfigError(`node.id ${nodeId} is not one of controller.quorum.voters (observers are not supported yet)`);
-    const names = config.raw('controller.listener.names');
-    if (names === null) throw new ConfigError('a controller node needs controller.listener.names');
-    const listener = config.listeners.find((l) => names.split(',').includes(l.name));
-    if (listener === undefined) throw new ConfigError(`no listener in listeners=${config.string('listeners')} is named in controller.listener.names=${names}`);
+    // A node without the controller role follows the metadata log as a Raft observer: it fetches
+    // from the leader, never votes or stands, and needs no controller listener of its own.
+    const observer = !config.processRoles.includes('controller');
+    const isVoter = voters.some((v) => v.id === nodeId);
+    if (observer && isVoter) throw new ConfigError(`node.id ${nodeId} is one of controller.quorum.voters, but process.roles=${config.string('process.roles')} has no controller role`);
+    if (!observer && !isVoter) throw new ConfigError(`node.id ${nodeId} is not one of controller.quorum.voters (a node that is not a voter runs with process.roles=broker)`);
+    let listener: { name: string; host: string; port: number };
+    if (observer) {
+      // Answers come back on the observer's own connections; this listener only serves DescribeQuorum.
+      listener = { name: 'observer', host: '127.0.0.1', port: 0 };
+    } else {
+      const names = config.raw('controller.listener.names');
+      if (names === null) throw new ConfigError('a controller node needs controller.listener.names');
+      const found = config.listeners.find((l) => names.split(',').includes(l.name));
+      if (found === undefined) throw new ConfigError(`no listener in listeners=${config.string('listeners')} is named in controller.listener.names=${names}`);
+      listener = found;
+    }
 
     const dir = join(config.dataDir, `${METADATA_TOPIC}-${METADATA_PARTITION}`);
     fs.mkdirSync(dir, { recursive: true });
-    const advertised = voters.find((v) => v.id === nodeId)!;
+    const advertised = voters.find((v) => v.id === nodeId) ?? { host: '', port: 0 };
     const node = new QuorumControllerNode(nodeId, config, config.number('metadata.log.max.record.bytes.between.snapshots'), logger, advertised);
     node.raft = await RaftManager.start({
       nodeId,
@@ -366,7 +385,7 @@ export class QuorumControllerNode {
         },
       },
     });
-    logger.info('controller started', { nodeId, voters: voters.map((v) => `${v.id}@${v.host}:${v.port}`).join(','), listener: `${listener.name}://${listener.host}:${node.raft.port}`, dir });
+    logger.info(observer ? 'metadata observer started' : 'controller started', { nodeId, voters: voters.map((v) => `${v.id}@${v.host}:${v.port}`).join(','), listener: `${listener.name}://${listener.host}:${node.raft.port}`, dir });
     return node;
   }
 
@@ -412,13 +431,30 @@ export class QuorumControllerNode {
     const interval = Math.max(50, Math.min(this.config.number('broker.heartbeat.interval.ms'), Math.floor(this.config.number('broker.session.timeout.ms') / 4)));
     this.sessionTimer = setInterval(() => this.checkSessions(), interval);
     this.sessionTimer.unref();
+    if (this.config.bool('auto.leader.rebalance.enable')) {
+      this.rebalanceTimer = setInterval(() => this.rebalanceLeaders(), this.config.number('leader.imbalance.check.interval.seconds') * 1000);
+      this.rebalanceTimer.unref();
+    }
+  }
+
+  /** auto.leader.rebalance.enable: preferred elections for brokers leading too few of their preferred partitions. */
+  private rebalanceLeaders(): void {
+    if (this.active === null) return;
+    const due = imbalancedPartitions(this.state.image, this.config.number('leader.imbalance.per.broker.percentage'));
+    if (due.length === 0) return;
+    this.logger.info('leader imbalance: electing preferred leaders', { partitions: due.length });
+    this.ops.electLeaders(ElectionType.PREFERRED, due).catch((e: unknown) => {
+      if (!(e instanceof NotControllerError)) this.logger.error('preferred leader election failed', { error: e });
+    });
   }
 
   private deactivate(): void {
     if (this.active !== null) this.logger.info('no longer the active controller', { nodeId: this.nodeId, epoch: this.active.epoch });
     this.active = null;
     if (this.sessionTimer !== null) clearInterval(this.sessionTimer);
+    if (this.rebalanceTimer !== null) clearInterval(this.rebalanceTimer);
     this.sessionTimer = null;
+    this.rebalanceTimer = null;
     for (const p of this.pending.values()) p.reject(new NotControllerError('leadership moved before the operation committed'));
     this.pending.clear();
   }
@@ -476,8 +512,9 @@ export class QuorumControllerNode {
       if (image !== previous) {
         this.notifiedImage = image;
         for (const l of this.listeners) {
+          if (!l.started) continue;
           try {
-            await l(image, previous);
+            await l.listener(image, previous);
           } catch (e) {
             this.logger.error('a metadata listener failed', { error: e });
           }
@@ -655,13 +692,15 @@ export class QuorumControllerNode {
    * A forwarded metadata write (cluster-controller.ts): the records a broker computed from its
    * image at `imageOffset` are committed only if the active controller's image has nothing newer
    * (an optimistic check: the operation saw the same image the active controller has), else the
-   * broker is told to catch up and run the operation again.
+   * broker is told to catch up and run the operation again. With no records it only checks that
+   * the broker's image is current (an operation that changed nothing, e.g. an error answer, must
+   * not have been decided on a stale image). `offset` is -1 when nothing was written.
    */
   handleForwardedWrite(w: ForwardedWrite): Promise<ForwardedWriteResult> {
     return this.runActiveAt((image): { records: MetadataRecord[]; result: number } => {
       if (image.offset > w.imageOffset) return { records: [], result: image.offset };
       return { records: w.records, result: -1 };
-    }).then(({ result, offset }): ForwardedWriteResult => (result >= 0 || offset < 0 ? { committed: false, stale: true, offset: result } : { committed: true, offset }));
+    }).then(({ result, offset }): ForwardedWriteResult => (result >= 0 ? { committed: false, stale: true, offset: result } : { committed: true, offset }));
   }
 
   /** Envelope (key 58) on the controller listener carries Strand's forwarded metadata writes (JSON ForwardedWrite). */
@@ -678,7 +717,7 @@ export class QuorumControllerNode {
         } catch {
           return { responseData: null, errorCode: ErrorCode.INVALID_REQUEST };
         }
-        if (w.strand !== 'MetadataWrite' || !Array.isArray(w.records) || w.records.length === 0 || typeof w.imageOffset !== 'number') return { responseData: null, errorCode: ErrorCode.INVALID_REQUEST };
+        if (w.strand !== 'MetadataWrite' || !Array.isArray(w.records) || typeof w.imageOffset !== 'number') return { responseData: null, errorCode: ErrorCode.INVALID_REQUEST };
         try {
           const r = await this.handleForwardedWrite(w);
           return { responseData: Buffer.from(JSON.stringify(r)), errorCode: ErrorCode.NONE };

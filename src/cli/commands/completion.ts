@@ -24,7 +24,7 @@ export const COMPLETIONS: Record<string, { subs?: string[]; flags: string; names
   groups: { subs: ['list', 'describe', 'reset-offsets', 'delete-offsets', 'delete'], flags: `--topic --all-topics --to-earliest --to-latest --to-offset --to-datetime --shift-by --execute --dry-run --members --state ${COMMON}`, names: 'groups' },
   records: { subs: ['delete'], flags: `--before --partition ${COMMON}`, names: 'topics' },
   transactions: { subs: ['list', 'describe', 'describe-producers', 'find-hanging', 'abort'], flags: `--state --producer-id --duration-filter --transactional-id --topic --max-transaction-timeout --partition --start-offset --producer-epoch --coordinator-epoch ${COMMON}` },
-  cluster: { subs: ['status'], flags: COMMON },
+  cluster: { subs: ['up', 'status'], flags: `--nodes --data-dir --base-port --override --quiet --bootstrap-controller ${COMMON}` },
   perf: { subs: ['produce', 'consume'], flags: `--num-records --record-size --throughput --acks --compression --linger-ms --batch-bytes --group --timeout-ms --reporting-interval ${COMMON}`, names: 'topics' },
   console: { flags: '--port --host --bootstrap-server --command-config --help' },
   users: { subs: ['scram'], flags: `--mechanism --iterations --password-file ${COMMON}` },
@@ -66,7 +66,7 @@ ${cases}
     --encoding|-e) COMPREPLY=($(compgen -W "utf8 base64 hex" -- "$cur")); return ;;
     --topic|-t) COMPREPLY=($(compgen -W "$(_strand_names topics)" -- "$cur")); return ;;
     --group|-g) COMPREPLY=($(compgen -W "$(_strand_names groups)" -- "$cur")); return ;;
-    --bootstrap-server|-b|--producer-id|--duration-filter|--transactional-id|--max-transaction-timeout|--start-offset|--producer-epoch|--coordinator-epoch|--partitions|--count|--offset|--partition|--max-messages|--num-records|--record-size|--to-offset|--shift-by|--to-datetime|--timestamp|--set|--delete|--header|--format|--key-separator|--before|--port|--host|--metrics-port|--console-port|--console-host) return ;;
+    --bootstrap-server|-b|--producer-id|--duration-filter|--transactional-id|--max-transaction-timeout|--start-offset|--producer-epoch|--coordinator-epoch|--partitions|--count|--offset|--partition|--max-messages|--num-records|--record-size|--to-offset|--shift-by|--to-datetime|--timestamp|--set|--delete|--header|--format|--key-separator|--before|--port|--host|--metrics-port|--console-port|--console-host|--nodes|--base-port|--bootstrap-controller|--override) return ;;
   esac
   if [[ "$cur" == -* ]]; then
     COMPREPLY=($(compgen -W "$flags" -- "$cur"))

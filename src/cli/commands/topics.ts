@@ -6,8 +6,8 @@
  * it `describe` leaves those columns out and `cleaner` says why.
  */
 import type { Admin } from '../../client/admin.js';
-import { StrandError } from '../../client/errors.js';
-import { errorName } from '../../protocol/errors.js';
+import { KafkaError, StrandError } from '../../client/errors.js';
+import { ErrorCode, errorName } from '../../protocol/errors.js';
 import type { LogCleanerDescription, PartitionCleanerState } from '../../client/log-cleaner.js';
 import { COMMON_HELP, CliError, int, keyValues, parse, printJson, table, usage, withAdmin } from '../common.js';
 
@@ -112,7 +112,18 @@ export async function topicsCommand(argv: string[]): Promise<number> {
       await withAdmin(v, async (admin) => {
         const existed = v['if-not-exists'] ? (await admin.listTopics({ includeInternal: true })).includes(name) : false;
         await admin.createTopics([{ name, partitions, replicationFactor, configs }], { ignoreExisting: v['if-not-exists'] ?? false });
-        const [d] = await admin.describeTopics([name]);
+        // In a cluster the broker asked next may not have applied the new topic yet: wait for it.
+        const deadline = Date.now() + 10000;
+        let d: Awaited<ReturnType<typeof admin.describeTopics>>[number] | undefined;
+        for (;;) {
+          try {
+            [d] = await admin.describeTopics([name]);
+            break;
+          } catch (e) {
+            if (!(e instanceof KafkaError && e.errorCode === ErrorCode.UNKNOWN_TOPIC_OR_PARTITION) || Date.now() > deadline) throw e;
+            await new Promise((r) => setTimeout(r, 100));
+          }
+        }
         if (v.json) printJson({ name, created: !existed, topicId: d!.topicId, partitions: d!.partitions.length });
         else console.log(existed ? `Topic ${name} already exists (${d!.partitions.length} partitions).` : `Created topic ${name} with ${d!.partitions.length} partition${d!.partitions.length === 1 ? '' : 's'}.`);
       });
