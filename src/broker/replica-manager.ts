@@ -252,6 +252,7 @@ export class ReplicaManager {
         responseMaxBytes: config.number('replica.fetch.response.max.bytes'),
         backoffMs: config.number('replica.fetch.backoff.ms'),
         socketTimeoutMs: config.number('replica.socket.timeout.ms'),
+        flushBeforeFetch: config.bool('strand.acks.all.fsync'),
       },
       logger.child('fetcher'),
     );
