@@ -33,7 +33,7 @@ import { BrokerConfig, effectiveTopicConfigs, longValue } from './config.js';
 import type { Logger } from './logger.js';
 import type { BrokerMetrics } from './metrics.js';
 import type { MetadataImage, PartitionImage, TopicImage } from './metadata/image.js';
-import { LeaderPartitionState, type EpochEndOffset } from './replication/partition-state.js';
+import { LeaderPartitionState, isrChangeOutcome, type EpochEndOffset } from './replication/partition-state.js';
 import { ReplicaFetcherManager } from './replication/replica-fetcher.js';
 
 /** A coordinator append that could not be committed; `code` is the Kafka error name. */
@@ -182,6 +182,9 @@ export type AlterPartitionFn = (req: { topicId: string; partition: number; leade
  */
 export type TransactionVerifier = (producerId: number, producerEpoch: number, topic: string, partition: number) => number;
 
+/** How long a leader waits for the controller's answer to an ISR change before sending it again. */
+const ALTER_PARTITION_TIMEOUT_MS = 10_000;
+
 const key = (topic: string, partition: number): string => `${topic}\u0000${partition}`;
 
 /**
@@ -213,6 +216,8 @@ export class ReplicaManager {
   metrics: BrokerMetrics | null = null;
   /** Set by the broker: AlterPartition to the active controller; without it the ISR never changes. */
   alterPartition: AlterPartitionFn | null = null;
+  /** In a cluster: whether this broker's session with the controller is live (BrokerLifecycle.leaseValid); a leader without one takes no writes. */
+  leaderLeaseValid: () => boolean = () => true;
   /** The image applied last (broker endpoints and fencing for the fetchers and ISR expansion). */
   private image: MetadataImage | null = null;
   private readonly fetchers: ReplicaFetcherManager;
@@ -247,6 +252,7 @@ export class ReplicaManager {
         responseMaxBytes: config.number('replica.fetch.response.max.bytes'),
         backoffMs: config.number('replica.fetch.backoff.ms'),
         socketTimeoutMs: config.number('replica.socket.timeout.ms'),
+        flushBeforeFetch: config.bool('strand.acks.all.fsync'),
       },
       logger.child('fetcher'),
     );
@@ -414,35 +420,68 @@ export class ReplicaManager {
   }
 
   private changeIsr(part: Partition, ls: LeaderPartitionState, newIsr: number[], kind: 'shrink' | 'expand'): void {
+    if (this.alterPartition === null) return;
+    ls.beginIsrChange(newIsr);
+    this.sendIsrChange(part, ls, ls.pendingIsr!, kind, 0);
+  }
+
+  /**
+   * Sends the ISR change in flight (`pending`) to the controller; what an answer means is
+   * partition-state.ts isrChangeOutcome (Kafka's handleAlterPartitionError): a certain refusal
+   * drops it, a stale view keeps it until the next image replaces it, and no answer (a timeout, a
+   * controller failover) sends the same request again — dropping it could let the high watermark
+   * pass a member the controller did add.
+   */
+  private sendIsrChange(part: Partition, ls: LeaderPartitionState, pending: readonly number[], kind: 'shrink' | 'expand', attempt: number): void {
     const alter = this.alterPartition;
     if (alter === null) return;
-    ls.beginIsrChange(newIsr);
-    alter({ topicId: part.topicId, partition: part.index, leaderEpoch: ls.leaderEpoch, partitionEpoch: ls.partitionEpoch, newIsr }).then(
-      (r) => {
-        if (part.leaderState !== ls) return; // leadership moved meanwhile: the image says the rest
-        if (r.errorCode === ErrorCode.NONE && r.partition !== null) {
-          if (r.partition.leader !== this.nodeId || r.partition.leaderEpoch !== ls.leaderEpoch) {
-            ls.isrChangeFailed();
+    const current = (): boolean => !this.stopped && part.leaderState === ls && ls.pendingIsr === pending;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer within ${ALTER_PARTITION_TIMEOUT_MS} ms`)), ALTER_PARTITION_TIMEOUT_MS);
+      timer.unref();
+    });
+    const req = { topicId: part.topicId, partition: part.index, leaderEpoch: ls.leaderEpoch, partitionEpoch: ls.partitionEpoch, newIsr: [...pending] };
+    const outcome = (errorCode: number | null, detail: string): void => {
+      const what = isrChangeOutcome(errorCode);
+      const fields = { topic: part.topic, partition: part.index, kind, newIsr: pending.join(','), errorCode: errorCode ?? 'none', detail };
+      if (what === 'refused') {
+        ls.isrChangeFailed();
+        this.logger.info('ISR change refused by the controller', fields);
+      } else if (what === 'await-metadata') {
+        this.logger.info('ISR change refused: this leader\'s view is stale, waiting for the metadata', fields);
+      } else {
+        this.logger.info('ISR change not answered; sending it again', { ...fields, attempt: attempt + 1 });
+        const retry = setTimeout(() => {
+          if (current()) this.sendIsrChange(part, ls, pending, kind, attempt + 1);
+        }, Math.min(100 * 2 ** attempt, 2000));
+        retry.unref();
+      }
+    };
+    Promise.race([alter(req), timeout])
+      .finally(() => clearTimeout(timer))
+      .then(
+        (r) => {
+          if (!current()) return; // leadership moved, or an image already settled it
+          if (r.errorCode === ErrorCode.NONE && r.partition !== null) {
+            // Committed with another leader or epoch: the image that makes this broker follow is on its way.
+            if (r.partition.leader !== this.nodeId || r.partition.leaderEpoch !== ls.leaderEpoch) return;
+            ls.isrChangeCommitted(r.partition.isr, r.partition.partitionEpoch, r.partition.replicas);
+            if (r.partition.partitionEpoch >= part.partitionEpoch) {
+              part.isr = r.partition.isr;
+              part.partitionEpoch = r.partition.partitionEpoch;
+            }
+            if (kind === 'shrink') this.isrShrinks++;
+            else this.isrExpands++;
+            this.maybeIncrementHighWatermark(part);
             return;
           }
-          ls.isrChangeCommitted(r.partition.isr, r.partition.partitionEpoch, r.partition.replicas);
-          if (r.partition.partitionEpoch >= part.partitionEpoch) {
-            part.isr = r.partition.isr;
-            part.partitionEpoch = r.partition.partitionEpoch;
-          }
-          if (kind === 'shrink') this.isrShrinks++;
-          else this.isrExpands++;
-          this.maybeIncrementHighWatermark(part);
-          return;
-        }
-        ls.isrChangeFailed();
-        this.logger.info('ISR change refused', { topic: part.topic, partition: part.index, kind, newIsr: newIsr.join(','), errorCode: r.errorCode });
-      },
-      (e: unknown) => {
-        if (part.leaderState === ls) ls.isrChangeFailed();
-        this.logger.warn('ISR change failed', { topic: part.topic, partition: part.index, kind, newIsr: newIsr.join(','), error: e instanceof Error ? e.message : String(e) });
-      },
-    );
+          outcome(r.errorCode === ErrorCode.NONE ? null : r.errorCode, 'answered');
+        },
+        (e: unknown) => {
+          if (current()) outcome(null, e instanceof Error ? e.message : String(e));
+        },
+      );
   }
 
   /**
@@ -525,9 +564,14 @@ export class ReplicaManager {
    * Deletes partition directories the image does not know (a crash between committing a topic
    * deletion and deleting its logs leaves them behind). Run once at startup, after replay.
    */
-  async deleteOrphanLogs(image: MetadataImage): Promise<void> {
+  async deleteOrphanLogs(given: MetadataImage): Promise<void> {
     for (const d of await this.logManager.listPartitionDirs()) {
       if (d.topic === METADATA_TOPIC) continue;
+      // The newest image this manager has applied may be ahead of the caller's (image listeners
+      // still running); a partition hosted now is never an orphan.
+      const image = this.image !== null && this.image.offset > given.offset ? this.image : given;
+      const hosted = this.partitions.get(key(d.topic, d.partition));
+      if (hosted !== undefined && image.topic(d.topic)?.topicId === hosted.topicId) continue;
       const t = image.topic(d.topic);
       const known = t !== undefined && d.partition < t.partitions.length && t.partitions[d.partition]?.replicas.includes(this.nodeId);
       const owner = known ? await readPartitionTopicId(d.dir) : null;
@@ -571,6 +615,13 @@ export class ReplicaManager {
     if (!partition.isLeader) {
       result.errorCode = ErrorCode.NOT_LEADER_OR_FOLLOWER;
       result.errorMessage = `This broker (${this.nodeId}) is not the leader of ${partition.topic}-${partition.index}; the leader is ${partition.leaderId}`;
+      return result;
+    }
+    if (partition.replicas.length > 1 && !this.leaderLeaseValid()) {
+      // Cut off from the controller for longer than its session: it has been fenced and its
+      // leaderships moved, even if this broker's image does not show it yet.
+      result.errorCode = ErrorCode.NOT_LEADER_OR_FOLLOWER;
+      result.errorMessage = `This broker (${this.nodeId}) has no live session with the controller: it cannot lead ${partition.topic}-${partition.index} until it catches up`;
       return result;
     }
     if (records === null || records.length === 0) {

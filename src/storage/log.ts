@@ -186,6 +186,10 @@ export class PartitionLog {
   private closed = false;
   private failure: StorageError | null = null;
   private unflushed = 0;
+  /** Bumped by every truncation: an fsync that raced one does not move the recovery point. */
+  private truncations = 0;
+  /** Kafka's recovery point: every offset below it is on disk (fsynced). */
+  private _recoveryPoint: number;
   private lastFlushMs: number;
   private fsyncRunning: Promise<void> | null = null;
   private fsyncNext: Promise<void> | null = null;
@@ -226,6 +230,8 @@ export class PartitionLog {
     this.clock = clock;
     this.logger = logger;
     this.lastFlushMs = clock();
+    // What open() found survived a crash or was closed cleanly: on disk.
+    this._recoveryPoint = this._logEndOffset;
     this.recomputeMaxTimestamp();
     this.producerState = new ProducerStateManager(dir);
     this.leaderEpochCache = leaderEpochCache;
@@ -674,6 +680,7 @@ export class PartitionLog {
     const old = this.active;
     assert(old.writeEnd === old.size, 'roll with a write in flight');
     await old.flushAll();
+    this._recoveryPoint = Math.max(this._recoveryPoint, old.nextOffset);
     const seg = await LogSegment.create(this.dir, this.nextOffset, this.config, nowMs);
     this.segments.push(seg);
     // Producer state as of the new segment's base offset: recovery replays only from here.
@@ -718,6 +725,9 @@ export class PartitionLog {
   private async fsyncActive(): Promise<void> {
     const seg = this.active;
     const covered = this.unflushed;
+    // Older segments were fsynced when they rolled; this covers the active one up to here.
+    const target = this._logEndOffset;
+    const truncations = this.truncations;
     if (!seg.acquire()) return; // closing: close() fsyncs
     try {
       await seg.fsync();
@@ -726,6 +736,16 @@ export class PartitionLog {
     }
     this.unflushed = Math.max(0, this.unflushed - covered);
     this.lastFlushMs = this.clock();
+    if (seg === this.active && truncations === this.truncations) this._recoveryPoint = Math.max(this._recoveryPoint, target);
+  }
+
+  /**
+   * Every offset below this is fsynced (Kafka's recovery point). A leader that answers acks=all
+   * only once records are on disk (strand.acks.all.fsync) counts its own log up to here, not its
+   * log end, towards the high watermark, so a power loss never takes back an offset consumers saw.
+   */
+  get recoveryPoint(): number {
+    return this._recoveryPoint;
   }
 
   // ---------------------------------------------------------------- read
@@ -973,12 +993,19 @@ export class PartitionLog {
    * so the log may end below it): a follower dropping what the leader does not have. The epoch
    * cache loses the epochs starting there, producer state is rebuilt, the high watermark falls to
    * the new log end if it was above. Below the log start offset, the log restarts empty at
-   * `offset` (truncateFullyAndStartAt).
+   * `offset` (truncateFullyAndStartAt). At or above the log end nothing is removed, but epoch
+   * entries starting at the log end are (as Kafka: an epoch this replica led without writing).
    */
   async truncateTo(offset: number): Promise<void> {
     assert(Number.isSafeInteger(offset) && offset >= 0, `bad truncation offset ${offset}`);
     await this.runTask(async () => {
-      if (offset >= this.nextOffset) return;
+      if (offset >= this.nextOffset) {
+        // Nothing to remove, but the epoch cache may name an epoch starting at the log end that
+        // wrote nothing here (this replica led it briefly): the leader's log decides that epoch now.
+        this.leaderEpochCache.truncateFromEnd(this.nextOffset);
+        await this.leaderEpochCache.flush();
+        return;
+      }
       if (offset < this._logStartOffset || offset < this.segments[0]!.baseOffset) {
         await this.restartAt(offset);
         return;
@@ -1022,6 +1049,7 @@ export class PartitionLog {
     await writeLogStartOffset(this.dir, offset);
     this.resetOffsets();
     this._highWatermark = offset;
+    this._recoveryPoint = offset;
     this.leaderEpochCache.clear();
     await this.leaderEpochCache.flush();
     // Producer snapshots describe the old log: none applies to the restarted one.
@@ -1032,6 +1060,8 @@ export class PartitionLog {
   private resetOffsets(): void {
     this.nextOffset = this.active.nextOffset;
     this._logEndOffset = this.nextOffset;
+    this._recoveryPoint = Math.min(this._recoveryPoint, this._logEndOffset);
+    this.truncations++;
     this._highWatermark = Math.min(this._highWatermark, this._logEndOffset);
     if (this._autoAdvanceHighWatermark) this._highWatermark = this._logEndOffset;
     this.recomputeMaxTimestamp();

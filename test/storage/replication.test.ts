@@ -390,3 +390,52 @@ test('replication-offset-checkpoint: written periodically when a high watermark 
     await m.shutdown();
   });
 });
+
+test('truncateTo at the log end drops an epoch entry that wrote nothing (a leadership that ended before appending)', async () => {
+  await withTempDir(async (dir) => {
+    const log = await PartitionLog.open(dir, 't', 0, testConfig(), { cleanShutdown: true });
+    await log.appendAsFollower(leaderBatch({ records: 1, baseOffset: 0, leaderEpoch: 0 }));
+    // Led epoch 1 briefly: its start is the log end, nothing written.
+    await log.assignEpochStartOffset(1);
+    assert.deepEqual(epochs(log), [
+      [0, 0],
+      [1, 1],
+    ]);
+    // The new leader (epoch 2) says epoch 0 ends at 1: nothing to cut, but epoch 1 must go.
+    await log.truncateTo(1);
+    assert.equal(log.logEndOffset, 1);
+    assert.deepEqual(epochs(log), [[0, 0]]);
+    assert.equal(log.leaderEpochCache.latestEpoch(), 0, 'the next fetch names epoch 0, which the leader knows');
+    assert.equal(await readFile(join(dir, LEADER_EPOCH_CHECKPOINT_FILE), 'utf8'), '0\n1\n0 0\n');
+    await log.close();
+  });
+});
+
+test('recoveryPoint: the offset below which the log is fsynced (flush, roll, truncation, reopen)', async () => {
+  await withTempDir(async (dir) => {
+    const cfg = testConfig({ segmentBytes: 300 });
+    const log = await PartitionLog.open(dir, 't', 0, cfg, { cleanShutdown: true });
+    assert.equal(log.recoveryPoint, 0);
+    await log.append(makeBatch({ records: 2 }), 0);
+    assert.equal(log.recoveryPoint, 0, 'appended, not yet fsynced');
+    await log.flush();
+    assert.equal(log.recoveryPoint, 2);
+    // Rolls fsync the segments they close.
+    for (let i = 0; i < 6; i++) await log.append(makeBatch({ records: 2, valueBytes: 60 }), 0);
+    assert.ok(log.numberOfSegments > 1);
+    assert.ok(log.recoveryPoint > 2 && log.recoveryPoint < log.logEndOffset, `recovery point ${log.recoveryPoint} of ${log.logEndOffset}`);
+    await log.flush();
+    assert.equal(log.recoveryPoint, log.logEndOffset);
+    await log.truncateTo(5);
+    assert.equal(log.recoveryPoint, log.logEndOffset);
+    assert.ok(log.logEndOffset <= 5);
+    await log.append(makeBatch({ records: 3 }), 1);
+    assert.ok(log.recoveryPoint < log.logEndOffset);
+    await log.close();
+    const again = await PartitionLog.open(dir, 't', 0, cfg, { cleanShutdown: true });
+    assert.equal(again.recoveryPoint, again.logEndOffset, 'what a reopened log holds is on disk');
+    await again.truncateFullyAndStartAt(40);
+    assert.equal(again.recoveryPoint, 40);
+    await again.close();
+  });
+});

@@ -245,6 +245,8 @@ export class BrokerLifecycle {
   private running: Promise<void> | null = null;
   private unfencedWaiters: Array<() => void> = [];
   private stopped = false;
+  /** When the last heartbeat the controller answered unfenced was sent (Date.now()); -1 before any. */
+  private lastAcknowledgedMs = -1;
   private lastRefusal: number = ErrorCode.NONE;
 
   constructor(
@@ -264,6 +266,19 @@ export class BrokerLifecycle {
 
   get brokerEpoch(): number {
     return this.epoch;
+  }
+
+  /**
+   * Whether this broker may act as a partition leader now: it is unfenced and the controller
+   * answered one of its heartbeats within `broker.session.timeout.ms`. Past that, the controller
+   * has fenced it and moved its leaderships (or will), whatever this broker's image still says —
+   * a node cut off by a network partition learns it only when it can reach the quorum again, and
+   * until then must not take writes as the partition's leader (NOT_LEADER_OR_FOLLOWER, which
+   * clients retry after refreshing metadata).
+   */
+  leaseValid(nowMs: number): boolean {
+    if (this.state_ !== 'unfenced' && this.state_ !== 'shutting-down') return false;
+    return this.lastAcknowledgedMs >= 0 && nowMs - this.lastAcknowledgedMs < this.config.number('broker.session.timeout.ms');
   }
 
   /** Starts registering, then heartbeating, in the background. */
@@ -351,6 +366,7 @@ export class BrokerLifecycle {
       offlineLogDirs: [],
     };
     let r: BrokerHeartbeatResponse;
+    const sentMs = Date.now();
     try {
       r = await this.send(BrokerHeartbeatApi, request, 0, (b) => this.node.handleBrokerHeartbeat(b));
     } catch (e) {
@@ -363,6 +379,7 @@ export class BrokerLifecycle {
       return null;
     }
     if (r.errorCode !== ErrorCode.NONE) return null;
+    if (!r.isFenced) this.lastAcknowledgedMs = sentMs;
     if (this.state_ === 'shutting-down') return r;
     if (r.isFenced && this.state_ === 'unfenced') {
       this.logger.warn('fenced by the controller');

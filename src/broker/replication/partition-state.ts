@@ -26,7 +26,9 @@
  *  - `isrShrink(nowMs, leaderLogEndOffset, lagMaxMs)`: an ISR member not at the leader's log end
  *    whose last caught-up time is older than `replica.lag.time.max.ms` leaves the ISR.
  *  - One ISR change at a time (`beginIsrChange` … `isrChangeCommitted` / `isrChangeFailed`), as
- *    Kafka's AlterPartition: while one is in flight no other is proposed.
+ *    Kafka's AlterPartition: while one is in flight no other is proposed. `isrChangeOutcome`
+ *    says what an answer (or its absence) means: only a certain refusal drops the change; an
+ *    unknown outcome is retried and a stale view waits for the next image.
  *  - `enoughReplicas(minIsr)`: acks=all needs a committed ISR of at least min.insync.replicas.
  *
  * Follower side — pure functions over the follower's log:
@@ -232,16 +234,26 @@ export class LeaderPartitionState {
     this.pendingIsr_ = [...newIsr];
   }
 
+  /** The controller refused the change in flight for certain (see isrChangeOutcome): drop it. */
   isrChangeFailed(): void {
     this.pendingIsr_ = null;
   }
 
   /**
    * The committed state of the partition (an AlterPartition answer, or an image with the same
-   * leader epoch): taken when not older than what this leader has; clears the pending change.
+   * leader epoch): taken, clearing the pending change, when its partition epoch is newer than this
+   * leader's — or equal while no change is in flight, or equal with the pending ISR (the controller
+   * had it already). Returns whether it was taken.
    */
   isrChangeCommitted(isr: readonly number[], partitionEpoch: number, replicas: readonly number[] = this.replicas_): boolean {
     if (partitionEpoch < this.partitionEpoch_) return false;
+    // The state this leader already has (the image re-applied for some other change): it says
+    // nothing about the change in flight, whose joining member the high watermark must keep
+    // waiting for — clearing it here let the high watermark pass a member the controller then
+    // added to the ISR without the records (found by the replication simulation, seed 27).
+    // (The controller answers a request for the ISR it already has with that state, same epoch: then
+    // the change is in effect and is taken.)
+    if (partitionEpoch === this.partitionEpoch_ && this.pendingIsr_ !== null && !sameMembers(isr, this.pendingIsr_)) return false;
     this.pendingIsr_ = null;
     this.partitionEpoch_ = partitionEpoch;
     this.isr_ = [...isr];
@@ -262,6 +274,48 @@ export class LeaderPartitionState {
     return this.isr_.length >= minIsr;
   }
 }
+
+function sameMembers(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((x) => b.includes(x));
+}
+
+/**
+ * What an AlterPartition answer means for the change in flight (Kafka's handleAlterPartitionError).
+ * `errorCode` null: no answer (timeout, connection lost, no controller) — the change may or may
+ * not have been committed.
+ *  - 'refused': the controller did not apply it and never will (INELIGIBLE_REPLICA,
+ *    OPERATION_NOT_ATTEMPTED, INVALID_REQUEST): isrChangeFailed().
+ *  - 'await-metadata': this leader's view is stale (FENCED_LEADER_EPOCH, INVALID_UPDATE_VERSION,
+ *    UNKNOWN_TOPIC_OR_PARTITION): keep the change pending until an image with a newer partition
+ *    epoch (isrChangeCommitted) or a new leadership replaces it.
+ *  - 'retry': unknown outcome: keep it pending and send the same request again. Dropping it would
+ *    let the high watermark pass a joining member the controller may already have added to the
+ *    ISR without the records (found by the replication simulation, seed 4730).
+ */
+export function isrChangeOutcome(errorCode: number | null): 'refused' | 'await-metadata' | 'retry' {
+  switch (errorCode) {
+    case AlterPartitionErrors.INELIGIBLE_REPLICA:
+    case AlterPartitionErrors.OPERATION_NOT_ATTEMPTED:
+    case AlterPartitionErrors.INVALID_REQUEST:
+      return 'refused';
+    case AlterPartitionErrors.FENCED_LEADER_EPOCH:
+    case AlterPartitionErrors.INVALID_UPDATE_VERSION:
+    case AlterPartitionErrors.UNKNOWN_TOPIC_OR_PARTITION:
+      return 'await-metadata';
+    default:
+      return 'retry';
+  }
+}
+
+/** Kafka error codes an AlterPartition answer may carry (kept here so the logic has no protocol dependency). */
+export const AlterPartitionErrors = {
+  UNKNOWN_TOPIC_OR_PARTITION: 3,
+  INVALID_REQUEST: 42,
+  OPERATION_NOT_ATTEMPTED: 55,
+  FENCED_LEADER_EPOCH: 74,
+  INVALID_UPDATE_VERSION: 95,
+  INELIGIBLE_REPLICA: 107,
+} as const;
 
 // ------------------------------------------------------------------ follower side
 
@@ -362,9 +416,14 @@ export async function applyFollowerFetch(log: FollowerLog, action: FollowerActio
       return action.records !== null;
     }
     case 'truncate': {
-      if (action.offset >= log.logEndOffset) return false;
-      await log.truncateTo(action.offset);
-      return true;
+      // Even at or past the log end: truncateTo then drops an epoch entry at the log end that wrote
+      // nothing (this replica led an epoch without appending). Skipping it, the next fetch names
+      // that epoch again and the leader answers the same diverging epoch forever (found by the
+      // replication simulation, seed 1).
+      const before = log.logEndOffset;
+      const latest = log.leaderEpochCache.latestEpoch();
+      await log.truncateTo(Math.min(action.offset, before));
+      return log.logEndOffset !== before || log.leaderEpochCache.latestEpoch() !== latest;
     }
     case 'restart':
       await log.truncateFullyAndStartAt(action.offset);

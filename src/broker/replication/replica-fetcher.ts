@@ -15,8 +15,11 @@
  *   restart the log at the leader's log start when behind it; on NOT_LEADER_OR_FOLLOWER,
  *   FENCED_LEADER_EPOCH or UNKNOWN_LEADER_EPOCH the partition pauses (replica.fetch.backoff.ms)
  *   until the metadata moves it — the replica manager re-adds or removes it.
+ * - With strand.acks.all.fsync (the default) a partition's appends are fsynced before the next
+ *   fetch reports them to the leader (the replication simulation's durability rule).
  * - A connection error closes the connection and backs off replica.fetch.backoff.ms before the
- *   next attempt. A partition removed (or re-added at another epoch) while a fetch is in flight
+ *   next attempt. A fetcher left with no partition closes its connection; a partition added while
+ *   a fetch hangs well past its long poll (a leader that was unreachable) restarts the connection. A partition removed (or re-added at another epoch) while a fetch is in flight
  *   ignores that fetch's answer.
  * - Inter-broker connections are PLAINTEXT (the inter-broker listener must be a PLAINTEXT one).
  */
@@ -46,6 +49,12 @@ export interface FetcherSettings {
   responseMaxBytes: number;
   backoffMs: number;
   socketTimeoutMs: number;
+  /**
+   * strand.acks.all.fsync: fsync what was appended before fetching past it, so the fetch offset
+   * the leader counts towards the high watermark (and acks=all) is on disk here — a power loss of
+   * a follower that then leads cannot take back an acknowledged record.
+   */
+  flushBeforeFetch: boolean;
 }
 
 /** Fetch v12: topics by name, last_fetched_epoch and diverging_epoch. */
@@ -105,6 +114,8 @@ export class ReplicaFetcher {
   private stopped = false;
   private loop: Promise<void> | null = null;
   private wakeUp: (() => void) | null = null;
+  /** When the fetch in flight was sent (0: none). */
+  private inFlightSinceMs = 0;
 
   constructor(
     readonly leaderId: number,
@@ -122,12 +133,22 @@ export class ReplicaFetcher {
     const cur = this.partitions.get(k);
     if (cur !== undefined && cur.partition === state.partition && cur.leaderEpoch === state.leaderEpoch) return;
     this.partitions.set(k, state);
+    // A fetch hanging well past its long poll (an unreachable leader that came back) would hold
+    // the new partition until replica.socket.timeout.ms: start over on a fresh connection.
+    if (this.inFlightSinceMs > 0 && Date.now() - this.inFlightSinceMs > this.settings.maxWaitMs + 1000) this.dropConnection();
     this.wake();
   }
 
   remove(partition: Partition): void {
     const k = key(partition);
     if (this.partitions.get(k)?.partition === partition) this.partitions.delete(k);
+    // Nothing left to fetch from this leader: no connection left hanging on it either.
+    if (this.partitions.size === 0) this.dropConnection();
+  }
+
+  private dropConnection(): void {
+    this.conn?.close();
+    this.conn = null;
   }
 
   partitionNames(): string[] {
@@ -208,6 +229,10 @@ export class ReplicaFetcher {
   }
 
   private async fetchOnce(conn: Connection, ready: FetchState[]): Promise<void> {
+    if (this.settings.flushBeforeFetch) {
+      // One group-committed fsync per partition that took data since its last one.
+      await Promise.all(ready.filter((s) => s.partition.log.recoveryPoint < s.partition.log.logEndOffset).map((s) => s.partition.log.flush()));
+    }
     const sent = ready.map((s) => ({ state: s, fetchOffset: s.partition.log.logEndOffset }));
     const byTopic = new Map<string, typeof sent>();
     for (const x of sent) {
@@ -241,7 +266,13 @@ export class ReplicaFetcher {
       forgottenTopicsData: [],
       rackId: '',
     };
-    const res = await conn.request(FetchApi, req, { version: FETCH_VERSION, extraTimeoutMs: this.settings.maxWaitMs });
+    this.inFlightSinceMs = Date.now();
+    let res;
+    try {
+      res = await conn.request(FetchApi, req, { version: FETCH_VERSION, extraTimeoutMs: this.settings.maxWaitMs });
+    } finally {
+      this.inFlightSinceMs = 0;
+    }
     if (res.errorCode !== 0) throw new Error(`Fetch answered error ${res.errorCode}`);
     const sentByKey = new Map(sent.map((x) => [key(x.state.partition), x]));
     for (const t of res.responses) {
