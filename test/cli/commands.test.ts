@@ -93,6 +93,28 @@ test('topics: create, list, describe, alter-config, add-partitions, delete; erro
   assert.equal(usage.status, 2);
 });
 
+test('topics elect-leaders, reassign and list-reassignments on a single broker', async () => {
+  await ok(['topics', 'create', 'cli-elect', '--partitions', '2']);
+  // The only replica already leads: nothing to elect.
+  assert.match(await ok(['topics', 'elect-leaders', 'cli-elect']), /cli-elect\s+0\s+ELECTION_NOT_NEEDED/);
+  const json = JSON.parse(await ok(['topics', 'elect-leaders', 'cli-elect', '--partition', '1', '--json'])) as Array<{ partition: number; error: string | null }>;
+  assert.deepEqual(json.map((r) => [r.partition, r.error]), [[1, 'ELECTION_NOT_NEEDED']]);
+  // Every partition: only those that got a new leader are listed.
+  assert.match(await ok(['topics', 'elect-leaders']), /No partition needed a new leader/);
+  assert.match(await ok(['topics', 'list-reassignments']), /No reassignment in progress/);
+  // To the replica it has: completes at once.
+  assert.match(await ok(['topics', 'reassign', 'cli-elect', '--partition', '0', '--replicas', '1']), /Reassigning cli-elect-0 to replicas 1/);
+  assert.deepEqual(JSON.parse(await ok(['topics', 'list-reassignments', 'cli-elect', '--json'])), []);
+  const unknown = await strand(['topics', 'reassign', 'cli-elect', '--partition', '0', '--replicas', '7']);
+  assert.equal(unknown.status, 1);
+  assert.match(unknown.stderr, /INVALID_REPLICA_ASSIGNMENT/);
+  const none = await strand(['topics', 'reassign', 'cli-elect', '--partition', '0', '--cancel']);
+  assert.equal(none.status, 1);
+  assert.match(none.stderr, /NO_REASSIGNMENT_IN_PROGRESS/);
+  assert.equal((await strand(['topics', 'reassign', 'cli-elect', '--partition', '0'])).status, 2);
+  await ok(['topics', 'delete', 'cli-elect']);
+});
+
 test('produce 100 lines with keys and headers, consume them back with a format and as JSON', async () => {
   await ok(['topics', 'create', 'cli-lines', '--partitions', '3']);
   const lines = Array.from({ length: 100 }, (_, i) => `key${i % 7}:value ${i}`);
@@ -199,8 +221,8 @@ test('records delete, cluster status, perf produce and perf consume', async () =
   const desc = JSON.parse(await ok(['topics', 'describe', 'cli-perf', '--json'])) as Array<{ partitions: Array<{ partition: number; earliest: number; latest: number }> }>;
   assert.equal(desc[0]!.partitions[0]!.earliest, del.partitions[0]!.lowWatermark);
   assert.equal(desc[0]!.partitions[0]!.earliest, desc[0]!.partitions[0]!.latest);
-  const status = JSON.parse(await ok(['cluster', 'status', '--json'])) as { brokers: Array<{ port: number }>; controller: number; topics: number };
-  assert.equal(status.brokers[0]!.port, broker.port);
+  const status = JSON.parse(await ok(['cluster', 'status', '--json'])) as { nodes: Array<{ port: number }>; controller: number; topics: number };
+  assert.equal(status.nodes[0]!.port, broker.port);
   assert.ok(status.topics >= 1);
   assert.match(await ok(['cluster', 'status']), /Controller: \d+\s+Brokers: 1/);
 });
