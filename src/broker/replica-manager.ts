@@ -216,6 +216,12 @@ export class ReplicaManager {
   metrics: BrokerMetrics | null = null;
   /** Set by the broker: AlterPartition to the active controller; without it the ISR never changes. */
   alterPartition: AlterPartitionFn | null = null;
+  /**
+   * Set by a broker in a cluster: whether it may act as leader at all (unfenced, in touch with the
+   * controller: BrokerLifecycle.mayLead). A leader cut off from the controller past its session
+   * has been replaced; it refuses produces with NOT_LEADER_OR_FOLLOWER until its image says so.
+   */
+  mayLead: (() => boolean) | null = null;
   /** The image applied last (broker endpoints and fencing for the fetchers and ISR expansion). */
   private image: MetadataImage | null = null;
   private readonly fetchers: ReplicaFetcherManager;
@@ -612,6 +618,11 @@ export class ReplicaManager {
     if (!partition.isLeader) {
       result.errorCode = ErrorCode.NOT_LEADER_OR_FOLLOWER;
       result.errorMessage = `This broker (${this.nodeId}) is not the leader of ${partition.topic}-${partition.index}; the leader is ${partition.leaderId}`;
+      return result;
+    }
+    if (this.mayLead !== null && !this.mayLead()) {
+      result.errorCode = ErrorCode.NOT_LEADER_OR_FOLLOWER;
+      result.errorMessage = `This broker (${this.nodeId}) is fenced or out of touch with the controller: it takes no writes as leader of ${partition.topic}-${partition.index} until it has caught up`;
       return result;
     }
     if (records === null || records.length === 0) {

@@ -239,6 +239,8 @@ export type LifecycleState = 'registering' | 'fenced' | 'unfenced' | 'shutting-d
 /** Registration and heartbeats of this broker (see the file comment). */
 export class BrokerLifecycle {
   private state_: LifecycleState = 'registering';
+  /** When the controller last answered a heartbeat (0: never). */
+  private lastAnsweredMs = 0;
   private epoch = -1;
   private readonly incarnationId = randomBytes(16).toString('base64url');
   private timer: NodeJS.Timeout | null = null;
@@ -264,6 +266,18 @@ export class BrokerLifecycle {
 
   get brokerEpoch(): number {
     return this.epoch;
+  }
+
+  /**
+   * Whether this broker may act as a partition leader (h/repl): unfenced, and the controller
+   * answered a heartbeat within `broker.session.timeout.ms`. A broker cut off from the controller
+   * for longer has been fenced and its leaderships moved, though its image does not say so yet: it
+   * stops taking writes (a zombie leader would answer a client's next batch with a stale producer
+   * state), and after it reconnects it stays fenced until it has caught up with the metadata.
+   */
+  mayLead(nowMs: number): boolean {
+    if (this.state_ !== 'unfenced' && this.state_ !== 'shutting-down') return false;
+    return nowMs - this.lastAnsweredMs <= this.config.number('broker.session.timeout.ms');
   }
 
   /** Starts registering, then heartbeating, in the background. */
@@ -363,6 +377,7 @@ export class BrokerLifecycle {
       return null;
     }
     if (r.errorCode !== ErrorCode.NONE) return null;
+    this.lastAnsweredMs = Date.now();
     if (this.state_ === 'shutting-down') return r;
     if (r.isFenced && this.state_ === 'unfenced') {
       this.logger.warn('fenced by the controller');
