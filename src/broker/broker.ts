@@ -287,7 +287,7 @@ export class Broker {
     }
     const lifecycle = new BrokerLifecycle(node, channel, controller, config, clusterId, broker.registeredEndpoints(), logger.child('lifecycle'));
     broker.lifecycle = lifecycle;
-    replicaManager.mayLead = () => lifecycle.mayLead(Date.now());
+    replicaManager.leaderLeaseValid = () => lifecycle.leaseValid(Date.now());
     broker.catchingUp = lifecycle.whenUnfenced().then(async () => {
       await node.whenApplied(lifecycle.brokerEpoch);
       broker.catchingUp = null;

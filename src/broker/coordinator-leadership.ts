@@ -38,6 +38,7 @@ export type CoordinatorController = Pick<Controller, 'image' | 'createTopics'>;
 export interface LeadershipFollower {
   readonly attached: boolean;
   attach(log: CoordinatorLog): void;
+  detach(): void;
   epochOf(partition: number): number;
   onElection(partition: number, epoch: number): Promise<void>;
   onResignation(partition: number, epoch?: number): void;
@@ -107,6 +108,8 @@ export function internalTopicLog(topic: string, partitions: number, nodeId: numb
 /** Elects and resigns the partitions of `topic` on `coordinator` as the image's leadership says. */
 export class CoordinatorLeadership {
   private readonly loads = new Set<Promise<void>>();
+  /** The topic id of the topic the coordinator has the log of. */
+  private attachedTopicId: string | null = null;
 
   constructor(
     private readonly topic: string,
@@ -121,8 +124,16 @@ export class CoordinatorLeadership {
   /** Brings the coordinator in line with `image` (called after every metadata change). */
   sync(image: MetadataImage): void {
     const topic = image.topic(this.topic);
+    if (this.coordinator.attached && (topic === undefined || topic.topicId !== this.attachedTopicId)) {
+      this.logger.warn(`${this.topic} was deleted: its coordinator state is dropped`, { topicId: this.attachedTopicId });
+      this.coordinator.detach();
+      this.attachedTopicId = null;
+    }
     if (topic === undefined) return;
-    if (!this.coordinator.attached) this.coordinator.attach(this.makeLog(topic.partitions.length));
+    if (!this.coordinator.attached) {
+      this.coordinator.attach(this.makeLog(topic.partitions.length));
+      this.attachedTopicId = topic.topicId;
+    }
     for (const p of topic.partitions) {
       if (p === undefined) continue;
       const served = this.coordinator.epochOf(p.partition);

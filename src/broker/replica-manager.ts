@@ -216,12 +216,8 @@ export class ReplicaManager {
   metrics: BrokerMetrics | null = null;
   /** Set by the broker: AlterPartition to the active controller; without it the ISR never changes. */
   alterPartition: AlterPartitionFn | null = null;
-  /**
-   * Set by a broker in a cluster: whether it may act as leader at all (unfenced, in touch with the
-   * controller: BrokerLifecycle.mayLead). A leader cut off from the controller past its session
-   * has been replaced; it refuses produces with NOT_LEADER_OR_FOLLOWER until its image says so.
-   */
-  mayLead: (() => boolean) | null = null;
+  /** In a cluster: whether this broker's session with the controller is live (BrokerLifecycle.leaseValid); a leader without one takes no writes. */
+  leaderLeaseValid: () => boolean = () => true;
   /** The image applied last (broker endpoints and fencing for the fetchers and ISR expansion). */
   private image: MetadataImage | null = null;
   private readonly fetchers: ReplicaFetcherManager;
@@ -256,6 +252,7 @@ export class ReplicaManager {
         responseMaxBytes: config.number('replica.fetch.response.max.bytes'),
         backoffMs: config.number('replica.fetch.backoff.ms'),
         socketTimeoutMs: config.number('replica.socket.timeout.ms'),
+        flushBeforeFetch: config.bool('strand.acks.all.fsync'),
       },
       logger.child('fetcher'),
     );
@@ -620,9 +617,11 @@ export class ReplicaManager {
       result.errorMessage = `This broker (${this.nodeId}) is not the leader of ${partition.topic}-${partition.index}; the leader is ${partition.leaderId}`;
       return result;
     }
-    if (this.mayLead !== null && !this.mayLead()) {
+    if (partition.replicas.length > 1 && !this.leaderLeaseValid()) {
+      // Cut off from the controller for longer than its session: it has been fenced and its
+      // leaderships moved, even if this broker's image does not show it yet.
       result.errorCode = ErrorCode.NOT_LEADER_OR_FOLLOWER;
-      result.errorMessage = `This broker (${this.nodeId}) is fenced or out of touch with the controller: it takes no writes as leader of ${partition.topic}-${partition.index} until it has caught up`;
+      result.errorMessage = `This broker (${this.nodeId}) has no live session with the controller: it cannot lead ${partition.topic}-${partition.index} until it catches up`;
       return result;
     }
     if (records === null || records.length === 0) {

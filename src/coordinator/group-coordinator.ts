@@ -286,6 +286,17 @@ export class GroupCoordinator {
     this.scheduleRetention();
   }
 
+  /**
+   * The offsets topic is gone (deleted, or re-created under a new topic id): every partition is
+   * resigned and the log dropped; `attach()` may give a new one.
+   */
+  detach(): void {
+    for (const p of this.owned.owned()) this.onResignation(p);
+    this.log_ = null;
+    this.cancelRetention?.();
+    this.cancelRetention = null;
+  }
+
   /** Attaches `log` and loads every partition of it (a single broker, which leads them all). */
   async load(log: CoordinatorLog): Promise<void> {
     assert.ok(this.log_ === null, 'the group coordinator is already loaded');

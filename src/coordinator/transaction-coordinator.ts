@@ -189,6 +189,17 @@ export class TransactionCoordinator {
     this.scheduleChecks();
   }
 
+  /**
+   * The transaction state topic is gone (deleted, or re-created under a new topic id): every
+   * partition is resigned and the log dropped; `attach()` may give a new one.
+   */
+  detach(): void {
+    for (const p of this.owned.owned()) this.onResignation(p);
+    this.log_ = null;
+    this.cancelTimer?.();
+    this.cancelTimer = null;
+  }
+
   /** Attaches `log` and loads every partition (a single broker, which leads them all). */
   async load(log: CoordinatorLog): Promise<void> {
     this.attach(log);
@@ -277,7 +288,7 @@ export class TransactionCoordinator {
 
   /** Writes `next` for `tid`; on success installs it (keeping `pending` as the caller sets it). */
   private async write(tid: string, next: TransactionLogValue | null): Promise<number> {
-    if (this.stopped) return ErrorCode.NOT_COORDINATOR;
+    if (this.stopped || this.log_ === null) return ErrorCode.NOT_COORDINATOR;
     const partition = this.partitionOf(tid);
     const epoch = this.owned.epochOf(partition);
     if (!this.owned.isActive(partition, epoch)) return ErrorCode.NOT_COORDINATOR;

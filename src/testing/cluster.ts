@@ -220,6 +220,8 @@ export class LocalCluster {
   private stopped: Promise<Record<number, number | null>> | null = null;
 
   private constructor(
+    /** The `cluster.id` every node is configured with (a node joining the cluster needs it too). */
+    readonly clusterId: string,
     readonly dataDir: string,
     private readonly ownDir: boolean,
     readonly network: ClusterNetwork,
@@ -318,7 +320,7 @@ export class LocalCluster {
       };
       return st;
     });
-    const cluster = new LocalCluster(dataDir, ownDir, network, netns, states, opts.onOutput, opts.onExit, opts.detached ?? false);
+    const cluster = new LocalCluster(clusterId, dataDir, ownDir, network, netns, states, opts.onOutput, opts.onExit, opts.detached ?? false);
     try {
       for (const n of states) cluster.spawnNode(n);
       await cluster.waitUntilUp(opts.expectBrokers ?? count, opts.timeoutMs ?? 60000);

@@ -129,6 +129,23 @@ test('FindCoordinator answers the partition leader; the coordinator resigns a pa
   assert.equal(await commit(moved, 13), ErrorCode.NONE);
   assert.deepEqual(await fetchOffset(moved), { errorCode: ErrorCode.NONE, offset: 13 });
 
+  // __consumer_offsets deleted (an operator's DeleteTopics): the coordinator drops its state,
+  // the next FindCoordinator re-creates the topic, and groups start afresh on it.
+  const oldId = broker.image.topic(OFFSETS_TOPIC)!.topicId;
+  await broker.controller.run(() => ({ records: [{ type: 'RemoveTopic', topicId: oldId }], result: undefined }));
+  assert.equal(broker.groupCoordinator.attached, false);
+  assert.equal((await fetchOffset(moved)).errorCode, ErrorCode.COORDINATOR_LOAD_IN_PROGRESS);
+  await until('__consumer_offsets to be re-created', async () => ((await find(moved)).errorCode === ErrorCode.NONE ? true : undefined));
+  assert.notEqual(broker.image.topic(OFFSETS_TOPIC)!.topicId, oldId);
+  // (Placed over both registered brokers: make this one the group's leader, alone in the ISR.)
+  await setLeader(OFFSETS_TOPIC, p, broker.nodeId, 1, [broker.nodeId]);
+  const fresh = await until('the new offsets partition to load', async () => {
+    const r = await fetchOffset(moved);
+    return r.errorCode === ErrorCode.COORDINATOR_LOAD_IN_PROGRESS ? undefined : r;
+  });
+  assert.deepEqual(fresh, { errorCode: ErrorCode.NONE, offset: -1 });
+  assert.equal(await commit(moved, 14), ErrorCode.NONE);
+
   // Transactional ids: the leader of their __transaction_state partition.
   const tp = partitionForTransactionalId(tid, txnTopic.partitions.length);
   await setLeader(TRANSACTION_STATE_TOPIC, tp, OTHER.brokerId, 1);

@@ -8,7 +8,8 @@
  *   default partitions and replication; the answer then carries the new topic.
  * - v10+ carries topic ids; v12 may look topics up by id (unknown → UNKNOWN_TOPIC_ID).
  * - Brokers: the registered, unfenced ones, each with its listener of the client's listener name.
- * - A partition without a leader (leader -1) carries LEADER_NOT_AVAILABLE.
+ * - A partition without a leader (leader -1) carries LEADER_NOT_AVAILABLE; `offline_replicas` are
+ *   its replicas on fenced or unregistered brokers.
  * - `controller_id` is the active controller (this broker on a single node); `cluster_id` is from meta.properties.
  * - With the authorizer on: listing all topics leaves out those the principal may not Describe;
  *   a named topic it may not Describe answers TOPIC_AUTHORIZATION_FAILED (existing or not, so
@@ -29,7 +30,7 @@ const TOPIC_OPERATIONS = [3, 4, 5, 6, 7, 8, 10, 11].reduce((m, b) => m | (1 << b
 const CLUSTER_OPERATIONS = [5, 7, 8, 9, 10, 11, 12].reduce((m, b) => m | (1 << b), 0);
 const OMITTED = -2147483648;
 
-export function topicMetadata(t: TopicImage, includeOps: boolean | number): MetadataResponseTopic {
+export function topicMetadata(t: TopicImage, includeOps: boolean | number, image?: MetadataImage): MetadataResponseTopic {
   return {
     errorCode: ErrorCode.NONE,
     name: t.name,
@@ -43,7 +44,8 @@ export function topicMetadata(t: TopicImage, includeOps: boolean | number): Meta
       leaderEpoch: p.leaderEpoch,
       replicaNodes: [...p.replicas],
       isrNodes: [...p.isr],
-      offlineReplicas: [],
+      // Replicas on brokers that are fenced or not registered (as Kafka's KRaft metadata cache).
+      offlineReplicas: image === undefined ? [] : p.replicas.filter((b) => !image.isUnfenced(b)),
     })),
     topicAuthorizedOperations: typeof includeOps === 'number' ? includeOps : includeOps ? TOPIC_OPERATIONS : OMITTED,
   };
@@ -72,7 +74,7 @@ export const metadataHandler = defineHandler({
     const ops = (t: TopicImage): boolean | number => (includeOps && broker.authorizer.enabled ? authorizedOperations(ctx, 'Topic', t.name) : includeOps);
     const mayCreate = (name: string): boolean => authorizeCluster(ctx, 'Create') || authorize(ctx, 'Create', 'Topic', name);
     if (all) {
-      topics = [...image.topicsByName.values()].filter((t) => describable(t.name)).map((t) => topicMetadata(t, ops(t)));
+      topics = [...image.topicsByName.values()].filter((t) => describable(t.name)).map((t) => topicMetadata(t, ops(t), image));
     } else {
       const allowCreate = (ctx.version < 4 || req.allowAutoTopicCreation) && broker.config.bool('auto.create.topics.enable');
       const toCreate = req
@@ -91,13 +93,13 @@ export const metadataHandler = defineHandler({
           if (ctx.version < 12) return errorTopic('', rt.topicId, ErrorCode.INVALID_REQUEST);
           const t = image.topicsById.get(rt.topicId);
           if (t !== undefined && !describable(t.name)) return errorTopic(null, rt.topicId, ErrorCode.TOPIC_AUTHORIZATION_FAILED);
-          return t === undefined ? errorTopic(null, rt.topicId, ErrorCode.UNKNOWN_TOPIC_ID) : topicMetadata(t, ops(t));
+          return t === undefined ? errorTopic(null, rt.topicId, ErrorCode.UNKNOWN_TOPIC_ID) : topicMetadata(t, ops(t), image);
         }
         if (invalidTopicName(rt.name) !== null) return errorTopic(rt.name, ZERO_UUID, ErrorCode.INVALID_TOPIC_EXCEPTION);
         if (!describable(rt.name)) return errorTopic(rt.name, ZERO_UUID, ErrorCode.TOPIC_AUTHORIZATION_FAILED);
         const t = image.topic(rt.name);
         if (t === undefined && allowCreate && !mayCreate(rt.name)) return errorTopic(rt.name, ZERO_UUID, ErrorCode.TOPIC_AUTHORIZATION_FAILED);
-        return t === undefined ? errorTopic(rt.name, ZERO_UUID, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION) : topicMetadata(t, ops(t));
+        return t === undefined ? errorTopic(rt.name, ZERO_UUID, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION) : topicMetadata(t, ops(t), image);
       });
     }
     return {

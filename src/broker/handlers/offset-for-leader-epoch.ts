@@ -46,7 +46,7 @@ export const offsetForLeaderEpochHandler = defineHandler({
         if (ctx.version >= 2 && rp.currentLeaderEpoch >= 0 && rp.currentLeaderEpoch !== p.leaderEpoch) {
           return { ...out, errorCode: rp.currentLeaderEpoch < p.leaderEpoch ? ErrorCode.FENCED_LEADER_EPOCH : ErrorCode.UNKNOWN_LEADER_EPOCH };
         }
-        if (known === undefined || known.leader !== broker.nodeId) return { ...out, errorCode: ErrorCode.NOT_LEADER_OR_FOLLOWER };
+        if (known === undefined || !p.isLeader) return { ...out, errorCode: ErrorCode.NOT_LEADER_OR_FOLLOWER };
         const found = p.log.leaderEpochCache.endOffsetFor(rp.leaderEpoch, p.log.logEndOffset);
         if (found.endOffset < 0) return out;
         return { ...out, leaderEpoch: found.epoch, endOffset: found.endOffset };

@@ -239,14 +239,14 @@ export type LifecycleState = 'registering' | 'fenced' | 'unfenced' | 'shutting-d
 /** Registration and heartbeats of this broker (see the file comment). */
 export class BrokerLifecycle {
   private state_: LifecycleState = 'registering';
-  /** When the controller last answered a heartbeat (0: never). */
-  private lastAnsweredMs = 0;
   private epoch = -1;
   private readonly incarnationId = randomBytes(16).toString('base64url');
   private timer: NodeJS.Timeout | null = null;
   private running: Promise<void> | null = null;
   private unfencedWaiters: Array<() => void> = [];
   private stopped = false;
+  /** When the last heartbeat the controller answered unfenced was sent (Date.now()); -1 before any. */
+  private lastAcknowledgedMs = -1;
   private lastRefusal: number = ErrorCode.NONE;
 
   constructor(
@@ -269,15 +269,16 @@ export class BrokerLifecycle {
   }
 
   /**
-   * Whether this broker may act as a partition leader (h/repl): unfenced, and the controller
-   * answered a heartbeat within `broker.session.timeout.ms`. A broker cut off from the controller
-   * for longer has been fenced and its leaderships moved, though its image does not say so yet: it
-   * stops taking writes (a zombie leader would answer a client's next batch with a stale producer
-   * state), and after it reconnects it stays fenced until it has caught up with the metadata.
+   * Whether this broker may act as a partition leader now: it is unfenced and the controller
+   * answered one of its heartbeats within `broker.session.timeout.ms`. Past that, the controller
+   * has fenced it and moved its leaderships (or will), whatever this broker's image still says —
+   * a node cut off by a network partition learns it only when it can reach the quorum again, and
+   * until then must not take writes as the partition's leader (NOT_LEADER_OR_FOLLOWER, which
+   * clients retry after refreshing metadata).
    */
-  mayLead(nowMs: number): boolean {
+  leaseValid(nowMs: number): boolean {
     if (this.state_ !== 'unfenced' && this.state_ !== 'shutting-down') return false;
-    return nowMs - this.lastAnsweredMs <= this.config.number('broker.session.timeout.ms');
+    return this.lastAcknowledgedMs >= 0 && nowMs - this.lastAcknowledgedMs < this.config.number('broker.session.timeout.ms');
   }
 
   /** Starts registering, then heartbeating, in the background. */
@@ -365,6 +366,7 @@ export class BrokerLifecycle {
       offlineLogDirs: [],
     };
     let r: BrokerHeartbeatResponse;
+    const sentMs = Date.now();
     try {
       r = await this.send(BrokerHeartbeatApi, request, 0, (b) => this.node.handleBrokerHeartbeat(b));
     } catch (e) {
@@ -377,7 +379,7 @@ export class BrokerLifecycle {
       return null;
     }
     if (r.errorCode !== ErrorCode.NONE) return null;
-    this.lastAnsweredMs = Date.now();
+    if (!r.isFenced) this.lastAcknowledgedMs = sentMs;
     if (this.state_ === 'shutting-down') return r;
     if (r.isFenced && this.state_ === 'unfenced') {
       this.logger.warn('fenced by the controller');

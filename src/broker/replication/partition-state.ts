@@ -242,7 +242,8 @@ export class LeaderPartitionState {
   /**
    * The committed state of the partition (an AlterPartition answer, or an image with the same
    * leader epoch): taken, clearing the pending change, when its partition epoch is newer than this
-   * leader's — or equal while no change is in flight. Returns whether it was taken.
+   * leader's — or equal while no change is in flight, or equal with the pending ISR (the controller
+   * had it already). Returns whether it was taken.
    */
   isrChangeCommitted(isr: readonly number[], partitionEpoch: number, replicas: readonly number[] = this.replicas_): boolean {
     if (partitionEpoch < this.partitionEpoch_) return false;
@@ -250,7 +251,9 @@ export class LeaderPartitionState {
     // nothing about the change in flight, whose joining member the high watermark must keep
     // waiting for — clearing it here let the high watermark pass a member the controller then
     // added to the ISR without the records (found by the replication simulation, seed 27).
-    if (partitionEpoch === this.partitionEpoch_ && this.pendingIsr_ !== null) return false;
+    // (The controller answers a request for the ISR it already has with that state, same epoch: then
+    // the change is in effect and is taken.)
+    if (partitionEpoch === this.partitionEpoch_ && this.pendingIsr_ !== null && !sameMembers(isr, this.pendingIsr_)) return false;
     this.pendingIsr_ = null;
     this.partitionEpoch_ = partitionEpoch;
     this.isr_ = [...isr];
@@ -270,6 +273,10 @@ export class LeaderPartitionState {
   enoughReplicas(minIsr: number): boolean {
     return this.isr_.length >= minIsr;
   }
+}
+
+function sameMembers(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((x) => b.includes(x));
 }
 
 /**

@@ -16,6 +16,8 @@
  *   is behind) the partition pauses replica.fetch.backoff.ms until the metadata moves it — the
  *   replica manager re-adds or removes it; on NOT_LEADER_OR_FOLLOWER or UNKNOWN_LEADER_EPOCH (the
  *   leader has not applied its election yet) it asks again after 100 ms.
+ * - With strand.acks.all.fsync (the default) a partition's appends are fsynced before the next
+ *   fetch reports them to the leader (the replication simulation's durability rule).
  * - A connection error closes the connection and backs off replica.fetch.backoff.ms before the
  *   next attempt. A fetcher left with no partition closes its connection; a partition added while
  *   a fetch hangs well past its long poll (a leader that was unreachable) restarts the connection. A partition removed (or re-added at another epoch) while a fetch is in flight
@@ -48,6 +50,12 @@ export interface FetcherSettings {
   responseMaxBytes: number;
   backoffMs: number;
   socketTimeoutMs: number;
+  /**
+   * strand.acks.all.fsync: fsync what was appended before fetching past it, so the fetch offset
+   * the leader counts towards the high watermark (and acks=all) is on disk here — a power loss of
+   * a follower that then leads cannot take back an acknowledged record.
+   */
+  flushBeforeFetch: boolean;
 }
 
 /** How soon a partition is fetched again when the leader has not caught up with the metadata yet. */
@@ -225,6 +233,10 @@ export class ReplicaFetcher {
   }
 
   private async fetchOnce(conn: Connection, ready: FetchState[]): Promise<void> {
+    if (this.settings.flushBeforeFetch) {
+      // One group-committed fsync per partition that took data since its last one.
+      await Promise.all(ready.filter((s) => s.partition.log.recoveryPoint < s.partition.log.logEndOffset).map((s) => s.partition.log.flush()));
+    }
     const sent = ready.map((s) => ({ state: s, fetchOffset: s.partition.log.logEndOffset }));
     const byTopic = new Map<string, typeof sent>();
     for (const x of sent) {

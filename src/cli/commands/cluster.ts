@@ -224,6 +224,7 @@ async function clusterStatus(argv: string[]): Promise<number> {
     const status = {
       clusterId: c.clusterId,
       controller: c.controllerId,
+      brokers: c.brokers.sort((a, b) => a.nodeId - b.nodeId),
       nodes,
       quorum,
       topics: described.filter((t) => !t.isInternal).length,
