@@ -12,9 +12,10 @@
  * - Each partition's answer goes through partition-state.ts (planFollowerFetch /
  *   applyFollowerFetch): append the batches as the leader wrote them (appendAsFollower) and take
  *   min(leader high watermark, own log end) as high watermark; truncate to a diverging epoch's end;
- *   restart the log at the leader's log start when behind it; on NOT_LEADER_OR_FOLLOWER,
- *   FENCED_LEADER_EPOCH or UNKNOWN_LEADER_EPOCH the partition pauses (replica.fetch.backoff.ms)
- *   until the metadata moves it — the replica manager re-adds or removes it.
+ *   restart the log at the leader's log start when behind it; on FENCED_LEADER_EPOCH (this broker
+ *   is behind) the partition pauses replica.fetch.backoff.ms until the metadata moves it — the
+ *   replica manager re-adds or removes it; on NOT_LEADER_OR_FOLLOWER or UNKNOWN_LEADER_EPOCH (the
+ *   leader has not applied its election yet) it asks again after 100 ms.
  * - With strand.acks.all.fsync (the default) a partition's appends are fsynced before the next
  *   fetch reports them to the leader (the replication simulation's durability rule).
  * - A connection error closes the connection and backs off replica.fetch.backoff.ms before the
@@ -29,7 +30,7 @@ import { recordsInMemory } from '../../protocol/writer.js';
 import { LogClosedError } from '../../storage/errors.js';
 import type { Logger } from '../logger.js';
 import type { Partition } from '../replica-manager.js';
-import { applyFollowerFetch, lastFetchedEpoch, planFollowerFetch } from './partition-state.js';
+import { FollowerErrors, applyFollowerFetch, lastFetchedEpoch, planFollowerFetch } from './partition-state.js';
 
 /** What the fetchers need from the broker. */
 export interface FetcherHost {
@@ -56,6 +57,9 @@ export interface FetcherSettings {
    */
   flushBeforeFetch: boolean;
 }
+
+/** How soon a partition is fetched again when the leader has not caught up with the metadata yet. */
+const LEADER_BEHIND_RETRY_MS = 100;
 
 /** Fetch v12: topics by name, last_fetched_epoch and diverging_epoch. */
 const FETCH_VERSION = 12;
@@ -292,7 +296,10 @@ export class ReplicaFetcher {
         });
         if (action.kind === 'await-metadata' || action.kind === 'backoff') {
           this.logger.debug('leader refused the fetch; waiting', { topic: part.topic, partition: part.index, leader: this.leaderId, errorCode: action.errorCode });
-          state.delayedUntilMs = Date.now() + this.settings.backoffMs;
+          // The leader has not applied the image that makes it leader at this epoch yet (it will
+          // within moments, right after an election): ask again soon, not after a full backoff.
+          const leaderBehind = action.errorCode === FollowerErrors.UNKNOWN_LEADER_EPOCH || action.errorCode === FollowerErrors.NOT_LEADER_OR_FOLLOWER;
+          state.delayedUntilMs = Date.now() + (leaderBehind ? Math.min(this.settings.backoffMs, LEADER_BEHIND_RETRY_MS) : this.settings.backoffMs);
           continue;
         }
         if (action.kind === 'truncate' || action.kind === 'restart') {
