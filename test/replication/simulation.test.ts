@@ -3,7 +3,7 @@
  * the invariants): the real replication logic (src/broker/replication/partition-state.ts) and the
  * real leader epoch cache, on simulated brokers, network, disk and controller.
  *
- * `npm test` runs STRAND_REPL_SIM_SEEDS seeds (default 2500) from STRAND_REPL_SIM_FIRST_SEED
+ * `npm test` runs STRAND_REPL_SIM_SEEDS seeds (default 2000) from STRAND_REPL_SIM_FIRST_SEED
  * (default 1). A failing seed is reported with a one-line replay command; STRAND_REPL_SIM_SEED=<n>
  * runs only that seed (STRAND_REPL_SIM_TRACE=1 prints its events, STRAND_REPL_SIM_BUGS=... turns
  * on the injected bugs the run had).
@@ -14,7 +14,7 @@ import { replayCommand, runReplicationSimulation, type ReplicationBugs, type Rep
 
 const env = process.env;
 const single = env.STRAND_REPL_SIM_SEED === undefined ? null : Number(env.STRAND_REPL_SIM_SEED);
-const seeds = Number(env.STRAND_REPL_SIM_SEEDS ?? 2500);
+const seeds = Number(env.STRAND_REPL_SIM_SEEDS ?? 2000);
 const firstSeed = Number(env.STRAND_REPL_SIM_FIRST_SEED ?? 1);
 
 function bugsFromEnv(): ReplicationBugs | undefined {
