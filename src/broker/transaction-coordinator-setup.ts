@@ -26,7 +26,7 @@ import { OFFSETS_TOPIC } from '../coordinator/group-records.js';
 import { systemScheduler } from '../coordinator/time.js';
 import { TransactionCoordinator, type TxnMarkerWriter } from '../coordinator/transaction-coordinator.js';
 import { TRANSACTION_STATE_TOPIC, type TxnPartition } from '../coordinator/transaction-records.js';
-import { ApiKey, type WriteTxnMarkersResponse } from '../protocol/messages/index.js';
+import { WriteTxnMarkersApi } from '../protocol/messages/index.js';
 import { InterBrokerClient } from './inter-broker-client.js';
 import { ProducerStateError } from '../storage/producer-state.js';
 import type { BrokerConfig } from './config.js';
@@ -84,16 +84,15 @@ function brokerEndpoint(controller: CoordinatorController, brokerId: number): { 
 
 export function setUpExactlyOnce(config: BrokerConfig, controller: CoordinatorController & Pick<Controller, 'allocateProducerIds'>, replicaManager: ReplicaManager, groupCoordinator: GroupCoordinator, logger: Logger): ExactlyOnce {
   const ids = new ProducerIdManager(controller);
-  const interBroker = new InterBrokerClient(`strand-broker-${config.nodeId}`, (id) => brokerEndpoint(controller, id));
   const requestTimeoutMs = config.number('request.timeout.ms');
+  const interBroker = new InterBrokerClient(`strand-broker-${config.nodeId}`, (id) => brokerEndpoint(controller, id), requestTimeoutMs);
   /** A marker for a partition led by another broker: WriteTxnMarkers to it (Kafka's TransactionMarkerChannelManager). */
   const writeRemoteMarker = async (leader: number, p: TxnPartition, producerId: number, producerEpoch: number, commit: boolean, coordinatorEpoch: number): Promise<boolean> => {
-    const r = await interBroker.send<WriteTxnMarkersResponse>(
+    const r = await interBroker.request(
       leader,
-      ApiKey.WriteTxnMarkers,
-      1,
+      WriteTxnMarkersApi,
       { markers: [{ producerId, producerEpoch, transactionResult: commit, coordinatorEpoch, topics: [{ name: p.topic, partitionIndexes: [p.partition] }] }] },
-      requestTimeoutMs,
+      1,
     );
     const code = r.markers[0]?.topics[0]?.partitions[0]?.errorCode ?? ErrorCode.UNKNOWN_SERVER_ERROR;
     switch (code) {

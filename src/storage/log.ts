@@ -619,23 +619,33 @@ export class PartitionLog {
       const lastOffset = baseOffset + buf.readInt32BE(at + LAST_OFFSET_DELTA_OFFSET);
       writeInt64(buf, at, baseOffset);
       buf.writeInt32BE(op.leaderEpoch, at + PARTITION_LEADER_EPOCH_OFFSET);
-      const ts = readInt64(buf, at + MAX_TIMESTAMP_OFFSET);
+      const ts = this.placeBatch(seg, buf, at, size, baseOffset, lastOffset, nowMs);
       if (ts > maxTimestamp) {
         maxTimestamp = ts;
         offsetOfMaxTimestamp = baseOffset;
       }
-      seg.assignBatch(baseOffset, lastOffset, ts, size, nowMs);
-      if (readInt64(buf, at + PRODUCER_ID_OFFSET) >= 0) {
-        const done = this.producerState.apply(producerBatchInfo(buf, at), baseOffset, lastOffset, seg.baseOffset);
-        if (done !== null && done.aborted) {
-          const a = this.producerState.abortedTransactions(done.markerOffset, Number.MAX_SAFE_INTEGER).find((x) => x.lastOffset === done.markerOffset);
-          if (a !== undefined) this.pendingTxnIndex.push(a);
-        }
-      }
-      this.nextOffset = lastOffset + 1;
       at += size;
     }
     return { firstOffset, lastOffset: this.nextOffset - 1, maxTimestamp, offsetOfMaxTimestamp };
+  }
+
+  /**
+   * Records one batch placed at [baseOffset, lastOffset] in `seg`: its index entries, its
+   * producer's state (and a finished aborted transaction for the `.txnindex`), the next offset.
+   * Returns the batch's max timestamp.
+   */
+  private placeBatch(seg: LogSegment, buf: Buffer, at: number, size: number, baseOffset: number, lastOffset: number, nowMs: number): number {
+    const ts = readInt64(buf, at + MAX_TIMESTAMP_OFFSET);
+    seg.assignBatch(baseOffset, lastOffset, ts, size, nowMs);
+    if (readInt64(buf, at + PRODUCER_ID_OFFSET) >= 0) {
+      const done = this.producerState.apply(producerBatchInfo(buf, at), baseOffset, lastOffset, seg.baseOffset);
+      if (done !== null && done.aborted) {
+        const a = this.producerState.abortedTransactions(done.markerOffset, Number.MAX_SAFE_INTEGER).find((x) => x.lastOffset === done.markerOffset);
+        if (a !== undefined) this.pendingTxnIndex.push(a);
+      }
+    }
+    this.nextOffset = lastOffset + 1;
+    return ts;
   }
 
   /** assignOffsets for a follower append: the batches keep their offsets and epochs. */
@@ -650,20 +660,11 @@ export class PartitionLog {
       assert(baseOffset >= this.nextOffset, `follower batch at ${baseOffset} below ${this.nextOffset}`);
       const epoch = buf.readInt32BE(at + PARTITION_LEADER_EPOCH_OFFSET);
       if (epoch >= 0) this.leaderEpochCache.assign(epoch, baseOffset);
-      const ts = readInt64(buf, at + MAX_TIMESTAMP_OFFSET);
+      const ts = this.placeBatch(seg, buf, at, size, baseOffset, lastOffset, nowMs);
       if (ts > maxTimestamp) {
         maxTimestamp = ts;
         offsetOfMaxTimestamp = baseOffset;
       }
-      seg.assignBatch(baseOffset, lastOffset, ts, size, nowMs);
-      if (readInt64(buf, at + PRODUCER_ID_OFFSET) >= 0) {
-        const done = this.producerState.apply(producerBatchInfo(buf, at), baseOffset, lastOffset, seg.baseOffset);
-        if (done !== null && done.aborted) {
-          const a = this.producerState.abortedTransactions(done.markerOffset, Number.MAX_SAFE_INTEGER).find((x) => x.lastOffset === done.markerOffset);
-          if (a !== undefined) this.pendingTxnIndex.push(a);
-        }
-      }
-      this.nextOffset = lastOffset + 1;
       at += size;
     }
     return { firstOffset: op.followerFirstOffset, lastOffset: op.followerLastOffset, maxTimestamp, offsetOfMaxTimestamp };

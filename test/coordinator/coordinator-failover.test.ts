@@ -11,8 +11,7 @@ import { MemoryCoordinatorLog } from '../../src/coordinator/coordinator-log.js';
 import { ManualScheduler } from '../../src/coordinator/time.js';
 import { noopLogger } from '../../src/storage/logger.js';
 import { partitionForGroup } from '../../src/coordinator/group-records.js';
-import { Writer } from '../../src/protocol/writer.js';
-import { encodeConsumerProtocolSubscription } from '../../src/protocol/messages/index.js';
+import { joinRequest, settle, subscription } from './support.js';
 import type { JoinResult } from '../../src/coordinator/group.js';
 
 const CONFIG: GroupCoordinatorConfig = { ...DEFAULT_GROUP_CONFIG, initialRebalanceDelayMs: 0, minSessionTimeoutMs: 10 };
@@ -29,31 +28,7 @@ function coordinator(clock: ManualScheduler, name: string): GroupCoordinator {
   });
 }
 
-function subscription(...topics: string[]): Buffer {
-  const w = new Writer();
-  w.int16(0);
-  encodeConsumerProtocolSubscription(w, { topics, userData: null, ownedPartitions: [], generationId: -1, rackId: null }, 0);
-  return w.toBuffer();
-}
-
-const join = (over: Partial<JoinRequest> = {}): JoinRequest => ({
-  groupId: 'g',
-  memberId: '',
-  groupInstanceId: null,
-  clientId: 'c',
-  clientHost: '/127.0.0.1',
-  sessionTimeoutMs: 1000,
-  rebalanceTimeoutMs: 2000,
-  protocolType: 'consumer',
-  protocols: [{ name: 'range', metadata: subscription('t') }],
-  requireKnownMemberId: false,
-  reason: null,
-  ...over,
-});
-
-async function settle(): Promise<void> {
-  for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
-}
+const join = joinRequest;
 
 /** One member joins and syncs group `g`; returns its member id and generation. */
 async function stableGroup(gc: GroupCoordinator, clock: ManualScheduler): Promise<{ memberId: string; generationId: number }> {

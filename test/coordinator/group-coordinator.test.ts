@@ -21,16 +21,11 @@ import {
   javaStringHashCode,
   partitionForGroup,
 } from '../../src/coordinator/group-records.js';
-import { Writer } from '../../src/protocol/writer.js';
-import { encodeConsumerProtocolSubscription } from '../../src/protocol/messages/index.js';
+import { joinRequest, settle, subscription } from './support.js';
 import type { JoinResult } from '../../src/coordinator/group.js';
 
 const CONFIG: GroupCoordinatorConfig = { ...DEFAULT_GROUP_CONFIG, initialRebalanceDelayMs: 100, minSessionTimeoutMs: 10 };
 const TOPICS = new Map([['t', 4], ['u', 2]]);
-
-export async function settle(): Promise<void> {
-  for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
-}
 
 export async function newCoordinator(log = new MemoryCoordinatorLog(4), clock = new ManualScheduler(), config = CONFIG): Promise<{ gc: GroupCoordinator; log: MemoryCoordinatorLog; clock: ManualScheduler }> {
   let n = 0;
@@ -47,27 +42,7 @@ export async function newCoordinator(log = new MemoryCoordinatorLog(4), clock = 
   return { gc, log, clock };
 }
 
-function subscription(...topics: string[]): Buffer {
-  const w = new Writer();
-  w.int16(0);
-  encodeConsumerProtocolSubscription(w, { topics, userData: null, ownedPartitions: [], generationId: -1, rackId: null }, 0);
-  return w.toBuffer();
-}
-
-const join = (over: Partial<JoinRequest> = {}): JoinRequest => ({
-  groupId: 'g',
-  memberId: '',
-  groupInstanceId: null,
-  clientId: 'c',
-  clientHost: '/127.0.0.1',
-  sessionTimeoutMs: 1000,
-  rebalanceTimeoutMs: 2000,
-  protocolType: 'consumer',
-  protocols: [{ name: 'range', metadata: subscription('t') }],
-  requireKnownMemberId: true,
-  reason: null,
-  ...over,
-});
+const join = (over: Partial<JoinRequest> = {}): JoinRequest => joinRequest({ requireKnownMemberId: true, ...over });
 
 /** KIP-394 two-step join: returns the pending JoinGroup of the real join. */
 async function joinWithId(gc: GroupCoordinator, over: Partial<JoinRequest> = {}): Promise<{ memberId: string; result: Promise<JoinResult> }> {

@@ -28,7 +28,7 @@
  */
 import { RaftClient, type RaftConfig, type RaftTestingBugs } from '../../../src/raft/raft-client.js';
 import type { LogEntry, RaftListener, RaftMessage, SnapshotId } from '../../../src/raft/types.js';
-import { Random, Scheduler, SimLog, SimQuorumStateStore, SimSnapshotStore } from './world.js';
+import { InvariantViolation, Random, Scheduler, SimLog, SimQuorumStateStore, SimSnapshotStore, check, fnv } from './world.js';
 
 export interface SimulationOptions {
   seed: number;
@@ -52,30 +52,8 @@ export interface SimulationResult {
   snapshotsInstalled: number;
 }
 
-export class InvariantViolation extends Error {
-  constructor(
-    readonly invariant: string,
-    readonly detail: string,
-  ) {
-    super(`${invariant}: ${detail}`);
-  }
-}
-
 const CHAOS_MS = 5000;
 const LIVENESS_BOUND_MS = 6000;
-
-function check(ok: boolean, invariant: string, detail: () => string): void {
-  if (!ok) throw new InvariantViolation(invariant, detail());
-}
-
-/** FNV-1a over 32 bits, chained. */
-function fnv(h: number, s: string): number {
-  for (let i = 0; i < s.length; i++) {
-    h ^= s.charCodeAt(i);
-    h = Math.imul(h, 0x01000193) >>> 0;
-  }
-  return h;
-}
 
 function entryKey(e: LogEntry): string {
   return `${e.epoch}:${e.control ? 'c' : 'd'}:${e.value.toString('latin1')}`;

@@ -176,3 +176,27 @@ export class SimSnapshotStore implements RaftSnapshotStore {
     this.snapshot = { id, data: Buffer.from(data) };
   }
 }
+
+/** A named invariant a simulation found broken, with what it saw. */
+export class InvariantViolation extends Error {
+  constructor(
+    readonly invariant: string,
+    readonly detail: string,
+  ) {
+    super(`${invariant}: ${detail}`);
+  }
+}
+
+/** Throws InvariantViolation(invariant, detail()) unless `ok`. */
+export function check(ok: boolean, invariant: string, detail: () => string): void {
+  if (!ok) throw new InvariantViolation(invariant, detail());
+}
+
+/** FNV-1a over 32 bits, chained: a run's event-trace hash (two runs of a seed must agree). */
+export function fnv(h: number, s: string): number {
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i);
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h;
+}

@@ -53,7 +53,7 @@ import {
   type EpochEndOffset,
   type FollowerFetchResponse,
 } from '../../../src/broker/replication/partition-state.js';
-import { Random, Scheduler } from '../../raft/sim/world.js';
+import { InvariantViolation, Random, Scheduler, check, fnv } from '../../raft/sim/world.js';
 import { SimReplicaLog, encodeBatches } from './replica-log.js';
 
 /** Deliberate bugs in the glue around the logic, to show the checker catches them. Never set outside tests. */
@@ -87,27 +87,6 @@ export interface ReplicationSimResult {
   partitions: number;
   truncations: number;
   isrChanges: number;
-}
-
-export class InvariantViolation extends Error {
-  constructor(
-    readonly invariant: string,
-    readonly detail: string,
-  ) {
-    super(`${invariant}: ${detail}`);
-  }
-}
-
-function check(ok: boolean, invariant: string, detail: () => string): void {
-  if (!ok) throw new InvariantViolation(invariant, detail());
-}
-
-function fnv(h: number, s: string): number {
-  for (let i = 0; i < s.length; i++) {
-    h ^= s.charCodeAt(i);
-    h = Math.imul(h, 0x01000193) >>> 0;
-  }
-  return h;
 }
 
 const CHAOS_MS = 3000;
