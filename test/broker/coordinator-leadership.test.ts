@@ -9,6 +9,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startStrand, type StrandTestBroker } from '../../src/testing/index.js';
 import { ProtocolConnection } from '../../src/testing/protocol-client.js';
+import { waitUntil } from '../../src/testing/cluster.js';
 import { ErrorCode } from '../../src/protocol/errors.js';
 import * as m from '../../src/protocol/messages/index.js';
 import { OFFSETS_TOPIC, partitionForGroup } from '../../src/coordinator/group-records.js';
@@ -26,15 +27,7 @@ after(async () => {
   await strand?.stop();
 });
 
-async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 10000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+const until = <T>(what: string, fn: () => Promise<T | undefined> | T | undefined, timeoutMs = 10000): Promise<T> => waitUntil(what, fn, timeoutMs, 20);
 
 /** Commits a leader change of an internal-topic partition, as the cluster's controller would. */
 async function setLeader(topicName: string, partition: number, leader: number, leaderEpoch: number, isr?: number[]): Promise<void> {

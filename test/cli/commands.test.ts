@@ -6,6 +6,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { STRAND_BIN, freePort, startBroker, type BrokerProcess } from '../../src/testing/broker-process.js';
+import { run } from '../interop/helpers.js';
 
 let broker: BrokerProcess;
 let metricsPort: number;
@@ -27,22 +28,10 @@ interface Run {
 }
 
 /** Runs `strand ARGS --bootstrap-server <broker>` with `input` on stdin. */
-function strand(args: string[], input = '', opts: { bootstrap?: boolean } = {}): Promise<Run> {
+async function strand(args: string[], input = '', opts: { bootstrap?: boolean } = {}): Promise<Run> {
   const full = opts.bootstrap === false ? args : [...args, '--bootstrap-server', broker.bootstrap];
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [STRAND_BIN, ...full], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, STRAND_BOOTSTRAP_SERVER: '' } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 20000);
-    child.on('error', reject);
-    child.on('close', (status) => {
-      clearTimeout(timer);
-      resolve({ status, stdout, stderr });
-    });
-    child.stdin.end(input);
-  });
+  const r = await run(process.execPath, [STRAND_BIN, ...full], { input, env: { STRAND_BOOTSTRAP_SERVER: '' }, timeoutMs: 20000 });
+  return { status: r.code, stdout: r.stdout, stderr: r.stderr };
 }
 
 async function ok(args: string[], input = ''): Promise<string> {

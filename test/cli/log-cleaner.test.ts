@@ -8,7 +8,6 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import { join } from 'node:path';
 import { Kafka } from '../../src/client/kafka.js';
@@ -17,6 +16,7 @@ import { STRAND_BIN } from '../../src/testing/broker-process.js';
 import { ProtocolConnection } from '../../src/testing/protocol-client.js';
 import { ApiKey } from '../../src/protocol/messages/index.js';
 import { startStrand, type StrandTestBroker } from '../../src/testing/index.js';
+import { run } from '../interop/helpers.js';
 
 let broker: StrandTestBroker;
 const TOPIC = 'cleaner-cli';
@@ -34,21 +34,10 @@ after(async () => {
   await broker?.stop();
 });
 
-function strand(args: string[]): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [STRAND_BIN, ...args, '--bootstrap-server', broker.bootstrap], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, STRAND_BOOTSTRAP_SERVER: '' } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 20000);
-    child.on('error', reject);
-    child.on('close', (status) => {
-      clearTimeout(timer);
-      if (status === 0) resolve(stdout);
-      else reject(new Error(`strand ${args.join(' ')} exited ${status}:\n${stderr}`));
-    });
-  });
+async function strand(args: string[]): Promise<string> {
+  const r = await run(process.execPath, [STRAND_BIN, ...args, '--bootstrap-server', broker.bootstrap], { env: { STRAND_BOOTSTRAP_SERVER: '' }, timeoutMs: 20000 });
+  if (r.code !== 0) throw new Error(`strand ${args.join(' ')} exited ${r.code}:\n${r.stderr}`);
+  return r.stdout;
 }
 
 async function produceRounds(rounds: number, tag: string): Promise<void> {

@@ -8,7 +8,6 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import * as m from '../../src/protocol/messages/index.js';
@@ -18,6 +17,7 @@ import { STRAND_BIN, startBroker, type BrokerProcess } from '../../src/testing/b
 import { COMPLETIONS } from '../../src/cli/commands/completion.js';
 import { TRANSACTIONS_HELP } from '../../src/cli/commands/transactions.js';
 import { ProtocolConnection } from '../../src/testing/protocol-client.js';
+import { run } from '../interop/helpers.js';
 
 let broker: BrokerProcess;
 const OVERRIDES = { 'transaction.state.log.num.partitions': 3, 'offsets.topic.num.partitions': 3, 'strand.acks.all.fsync': false };
@@ -43,21 +43,10 @@ interface Run {
   stderr: string;
 }
 
-function strand(args: string[], opts: { bootstrap?: boolean } = {}): Promise<Run> {
+async function strand(args: string[], opts: { bootstrap?: boolean } = {}): Promise<Run> {
   const full = opts.bootstrap === false ? args : [...args, '--bootstrap-server', broker.bootstrap];
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [STRAND_BIN, ...full], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, STRAND_BOOTSTRAP_SERVER: '' } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 30000);
-    child.on('error', reject);
-    child.on('close', (status) => {
-      clearTimeout(timer);
-      resolve({ status, stdout, stderr });
-    });
-  });
+  const r = await run(process.execPath, [STRAND_BIN, ...full], { env: { STRAND_BOOTSTRAP_SERVER: '' }, timeoutMs: 30000 });
+  return { status: r.code, stdout: r.stdout, stderr: r.stderr };
 }
 
 async function ok(args: string[]): Promise<string> {

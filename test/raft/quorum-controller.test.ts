@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import { BrokerConfig, ConfigError, parseQuorumVoters } from '../../src/broker/config.js';
 import { createLogger } from '../../src/broker/logger.js';
 import { MetadataImage } from '../../src/broker/metadata/image.js';
@@ -73,7 +73,11 @@ test('a snapshot rebuilds the same image and controllers', () => {
   assert.throws(() => decodeSnapshot({ endOffset: 11, epoch: 4 }, encodeSnapshot(state)), /not a metadata snapshot/);
 });
 
-test('three controller nodes replicate metadata records into their images, snapshot, and restart from a snapshot', { timeout: 60000 }, async (t) => {
+/**
+ * Three controller-only voters on free loopback ports, each with its own data dir under a temporary
+ * root (removed after the test); `extra` adds configs. Every node is shut down after the test.
+ */
+async function startControllerQuorum(t: TestContext, extra: Record<string, string> = {}): Promise<{ root: string; config: (id: number) => BrokerConfig; nodes: Map<number, QuorumControllerNode> }> {
   const root = mkdtempSync(join(tmpdir(), 'strand-qc-'));
   t.after(() => rmSync(root, { recursive: true, force: true }));
   const ports = [await freePort(), await freePort(), await freePort()];
@@ -91,7 +95,7 @@ test('three controller nodes replicate metadata records into their images, snaps
           'controller.quorum.election.timeout.ms': '500',
           'controller.quorum.fetch.timeout.ms': '1500',
           'controller.quorum.append.linger.ms': '1',
-          'metadata.log.max.record.bytes.between.snapshots': '400',
+          ...extra,
         }),
       ),
     );
@@ -100,6 +104,11 @@ test('three controller nodes replicate metadata records into their images, snaps
     for (const n of nodes.values()) await n.shutdown();
   });
   for (const id of [1, 2, 3]) nodes.set(id, await QuorumControllerNode.start(config(id), logger));
+  return { root, config, nodes };
+}
+
+test('three controller nodes replicate metadata records into their images, snapshot, and restart from a snapshot', { timeout: 60000 }, async (t) => {
+  const { root, config, nodes } = await startControllerQuorum(t, { 'metadata.log.max.record.bytes.between.snapshots': '400' });
 
   const leader = (): QuorumControllerNode | undefined => [...nodes.values()].find((n) => n.isLeader && n.controllers.has(n.nodeId));
   await waitFor('a leader that registered itself', () => leader() !== undefined);
@@ -145,31 +154,7 @@ test('three controller nodes replicate metadata records into their images, snaps
 });
 
 test('the active controller registers brokers and creates topics through the quorum; the next one carries on', { timeout: 60000 }, async (t) => {
-  const root = mkdtempSync(join(tmpdir(), 'strand-qc-'));
-  t.after(() => rmSync(root, { recursive: true, force: true }));
-  const ports = [await freePort(), await freePort(), await freePort()];
-  const voters = ports.map((p, i) => `${i + 1}@127.0.0.1:${p}`).join(',');
-  const config = (id: number): BrokerConfig =>
-    new BrokerConfig(
-      new Map(
-        Object.entries({
-          'process.roles': 'controller',
-          'node.id': String(id),
-          'controller.quorum.voters': voters,
-          'controller.listener.names': 'CONTROLLER',
-          listeners: `CONTROLLER://127.0.0.1:${ports[id - 1]}`,
-          'log.dirs': join(root, `node-${id}`),
-          'controller.quorum.election.timeout.ms': '500',
-          'controller.quorum.fetch.timeout.ms': '1500',
-          'controller.quorum.append.linger.ms': '1',
-        }),
-      ),
-    );
-  const nodes = new Map<number, QuorumControllerNode>();
-  t.after(async () => {
-    for (const n of nodes.values()) await n.shutdown();
-  });
-  for (const id of [1, 2, 3]) nodes.set(id, await QuorumControllerNode.start(config(id), logger));
+  const { nodes } = await startControllerQuorum(t);
   const active = (): QuorumControllerNode | undefined => [...nodes.values()].find((n) => n.activeController !== null);
   await waitFor('an active controller', () => active() !== undefined);
   const first = active()!;

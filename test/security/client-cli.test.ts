@@ -7,7 +7,6 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Kafka, KafkaError } from '../../src/client/index.js';
@@ -15,6 +14,7 @@ import { startStrand, type StrandTestBroker } from '../../src/testing/index.js';
 import { STRAND_BIN } from '../../src/testing/broker-process.js';
 import { ErrorCode } from '../../src/protocol/errors.js';
 import { makeTestPki, type TestPki } from './certs.js';
+import { run } from '../interop/helpers.js';
 
 const PASSWORD = `pw-${randomBytes(12).toString('hex')}`;
 const CLI_PASSWORD = `cli-${randomBytes(12).toString('hex')}`;
@@ -89,21 +89,9 @@ interface Run {
   stderr: string;
 }
 
-function cli(args: string[], opts: { input?: string; env?: Record<string, string> } = {}): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [STRAND_BIN, ...args], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, STRAND_BOOTSTRAP_SERVER: '', ...opts.env } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 30000);
-    child.on('error', reject);
-    child.on('close', (status) => {
-      clearTimeout(timer);
-      resolve({ status, stdout, stderr });
-    });
-    child.stdin.end(opts.input ?? '');
-  });
+async function cli(args: string[], opts: { input?: string; env?: Record<string, string> } = {}): Promise<Run> {
+  const r = await run(process.execPath, [STRAND_BIN, ...args], { input: opts.input ?? '', env: { STRAND_BOOTSTRAP_SERVER: '', ...opts.env }, timeoutMs: 30000 });
+  return { status: r.code, stdout: r.stdout, stderr: r.stderr };
 }
 
 async function ok(args: string[], opts: { input?: string; env?: Record<string, string> } = {}): Promise<string> {

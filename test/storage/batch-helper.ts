@@ -1,4 +1,6 @@
 /** Builds magic-2 record batches by hand for storage tests (real CRC-32C, minimal records). */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { crc32c } from '@node-rs/crc32';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -152,4 +154,31 @@ export function leaderBatch(
     buf.writeUInt32BE(crc32c(buf.subarray(21)), 17);
   }
   return buf;
+}
+
+/**
+ * Runs `node writer ...args`, a child that prints each acknowledged offset on its own line
+ * (increasing), and kills it with SIGKILL after `killAfter` acknowledgements. Returns the last
+ * acknowledged offset (`acked` if none); fails if the child exits before being killed.
+ */
+export async function runWriterUntilKilled(writer: string, args: string[], acked: number, killAfter: number): Promise<number> {
+  const child = spawn(process.execPath, [writer, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let pending = '';
+  let acks = 0;
+  const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
+  child.stdout.setEncoding('utf8');
+  child.stdout.on('data', (chunk: string) => {
+    pending += chunk;
+    const lines = pending.split('\n');
+    pending = lines.pop()!;
+    for (const line of lines) {
+      const off = Number(line);
+      assert.ok(off > acked, `acks increase: ${off} after ${acked}`);
+      acked = off;
+      if (++acks === killAfter) child.kill('SIGKILL');
+    }
+  });
+  await exited;
+  assert.ok(acks >= killAfter, `child exited early after ${acks} acks`);
+  return acked;
 }

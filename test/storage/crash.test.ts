@@ -1,9 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { PartitionLog } from '../../src/storage/log.js';
-import { parseBatches, testConfig, withTempDir } from './batch-helper.js';
+import { parseBatches, runWriterUntilKilled, testConfig, withTempDir } from './batch-helper.js';
 
 const writer = fileURLToPath(new URL('./fixtures/crash-writer.js', import.meta.url));
 
@@ -13,25 +12,7 @@ for (const round of [1, 2, 3]) {
       let acked = -1;
       // Several runs into the same dir: each restart recovers and continues.
       for (let run = 0; run < 2; run++) {
-        const child = spawn(process.execPath, [writer, dir, String(32768 * round)], { stdio: ['ignore', 'pipe', 'inherit'] });
-        let pending = '';
-        let acks = 0;
-        const killAfter = 50 + Math.floor(Math.random() * 150);
-        const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
-        child.stdout.setEncoding('utf8');
-        child.stdout.on('data', (chunk: string) => {
-          pending += chunk;
-          const lines = pending.split('\n');
-          pending = lines.pop()!;
-          for (const line of lines) {
-            const off = Number(line);
-            assert.ok(off > acked, `acks increase: ${off} after ${acked}`);
-            acked = off;
-            if (++acks === killAfter) child.kill('SIGKILL');
-          }
-        });
-        await exited;
-        assert.ok(acks >= killAfter, `child exited early after ${acks} acks`);
+        acked = await runWriterUntilKilled(writer, [dir, String(32768 * round)], acked, 50 + Math.floor(Math.random() * 150));
       }
       const log = await PartitionLog.open(dir, 't', 0, testConfig({ indexIntervalBytes: 1024 }), { cleanShutdown: false });
       assert.ok(log.logEndOffset > acked, `LEO ${log.logEndOffset} must exceed acked ${acked}`);

@@ -6,38 +6,18 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PartitionLog } from '../../src/storage/log.js';
 import { LEADER_EPOCH_CHECKPOINT_FILE } from '../../src/storage/leader-epoch-cache.js';
-import { testConfig, withTempDir } from './batch-helper.js';
+import { runWriterUntilKilled, testConfig, withTempDir } from './batch-helper.js';
 import { leaderEpochOfBatch, leaderLogBatch } from './fixtures/leader-log.js';
 
 const writer = fileURLToPath(new URL('./fixtures/follower-writer.js', import.meta.url));
 
-async function runUntilKilled(dir: string, segmentBytes: number, acked: number): Promise<number> {
-  const child = spawn(process.execPath, [writer, dir, String(segmentBytes)], { stdio: ['ignore', 'pipe', 'inherit'] });
-  let pending = '';
-  let acks = 0;
-  const killAfter = 30 + Math.floor(Math.random() * 100);
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  child.stdout.setEncoding('utf8');
-  child.stdout.on('data', (chunk: string) => {
-    pending += chunk;
-    const lines = pending.split('\n');
-    pending = lines.pop()!;
-    for (const line of lines) {
-      const off = Number(line);
-      assert.ok(off > acked, `acks increase: ${off} after ${acked}`);
-      acked = off;
-      if (++acks === killAfter) child.kill('SIGKILL');
-    }
-  });
-  await exited;
-  assert.ok(acks >= killAfter, `child exited early after ${acks} acks`);
-  return acked;
+function runUntilKilled(dir: string, segmentBytes: number, acked: number): Promise<number> {
+  return runWriterUntilKilled(writer, [dir, String(segmentBytes)], acked, 30 + Math.floor(Math.random() * 100));
 }
 
 /** Checks the log against the leader log; returns the epoch entries its batches imply. */

@@ -9,6 +9,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startStrand, type StrandTestBroker } from '../../src/testing/index.js';
 import { ProtocolConnection } from '../../src/testing/protocol-client.js';
+import { waitUntil } from '../../src/testing/cluster.js';
 import { ErrorCode } from '../../src/protocol/errors.js';
 import * as m from '../../src/protocol/messages/index.js';
 import { TRANSACTION_STATE_TOPIC, TxnState, partitionForTransactionalId } from '../../src/coordinator/transaction-records.js';
@@ -22,15 +23,7 @@ after(async () => {
   for (const b of brokers) await b.stop();
 });
 
-async function until<T>(what: string, fn: () => Promise<T | undefined> | T | undefined, timeoutMs = 15000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+const until = <T>(what: string, fn: () => Promise<T | undefined> | T | undefined, timeoutMs = 15000): Promise<T> => waitUntil(what, fn, timeoutMs, 20);
 
 const producers = (c: ProtocolConnection) =>
   c.send<m.DescribeProducersResponse>(m.ApiKey.DescribeProducers, 0, { topics: [{ name: 'orders', partitionIndexes: [0] }] }).then((r) => r.topics[0]!.partitions[0]!);

@@ -21,12 +21,23 @@
  * - Internal names such as `__consumer_offsets` may be created, as in Kafka.
  */
 import { ErrorCode } from '../../protocol/errors.js';
-import { CreateTopicsApi, type CreateTopicsResponse, type CreateTopicsResponseCreatableTopicResult } from '../../protocol/messages/index.js';
+import { CreateTopicsApi, type CreateTopicsRequestCreatableTopic, type CreateTopicsResponse, type CreateTopicsResponseCreatableTopicResult } from '../../protocol/messages/index.js';
 import { ZERO_UUID } from '../../protocol/reader.js';
 import type { CreateTopicSpec } from '../metadata/controller.js';
 import { topicConfigEntries } from './describe-configs.js';
 import { defineHandler } from './handler.js';
 import { authorize, authorizeCluster } from '../security/authorizer.js';
+
+/** A CreateTopics request's topic as the controller's CreateTopicSpec (also used by the quorum controller's handler). */
+export function createTopicSpec(t: CreateTopicsRequestCreatableTopic): CreateTopicSpec {
+  return {
+    name: t.name,
+    numPartitions: t.numPartitions,
+    replicationFactor: t.replicationFactor,
+    assignments: t.assignments.map((a) => ({ partitionIndex: a.partitionIndex, brokerIds: [...a.brokerIds] })),
+    configs: t.configs.map((c): [string, string | null] => [c.name, c.value]),
+  };
+}
 
 export const createTopicsHandler = defineHandler({
   api: CreateTopicsApi,
@@ -41,13 +52,7 @@ export const createTopicsHandler = defineHandler({
     const denied = new Set(req.topics.filter((t) => counts.get(t.name) === 1 && !clusterCreate && !authorize(ctx, 'Create', 'Topic', t.name)).map((t) => t.name));
     const specs: CreateTopicSpec[] = req.topics
       .filter((t) => counts.get(t.name) === 1 && !denied.has(t.name))
-      .map((t) => ({
-        name: t.name,
-        numPartitions: t.numPartitions,
-        replicationFactor: t.replicationFactor,
-        assignments: t.assignments.map((a) => ({ partitionIndex: a.partitionIndex, brokerIds: [...a.brokerIds] })),
-        configs: t.configs.map((c): [string, string | null] => [c.name, c.value]),
-      }));
+      .map(createTopicSpec);
     const validateOnly = ctx.version >= 1 && req.validateOnly;
     const created = specs.length > 0 ? await broker.controller.createTopics(specs, validateOnly) : [];
     const topics: CreateTopicsResponseCreatableTopicResult[] = created.map((r) => ({

@@ -47,6 +47,7 @@ import { RaftManager } from '../../raft/raft-manager.js';
 import type { ControllerApi } from '../../raft/tcp-transport.js';
 import type { LogEntry, OffsetAndEpoch, SnapshotId } from '../../raft/types.js';
 import { ConfigError, type BrokerConfig } from '../config.js';
+import { createTopicSpec } from '../handlers/create-topics.js';
 import { topicConfigEntries } from '../handlers/describe-configs.js';
 import type { Logger } from '../logger.js';
 import { Controller, type ControllerOperation, type CreateTopicSpec, type MetadataListener } from './controller.js';
@@ -752,13 +753,7 @@ export class QuorumControllerNode {
         const duplicates = [...counts].filter(([, n]) => n > 1).map(([name]) => fail(name, ErrorCode.INVALID_REQUEST, 'Duplicate topic name.'));
         const specs: CreateTopicSpec[] = request.topics
           .filter((t) => counts.get(t.name) === 1)
-          .map((t) => ({
-            name: t.name,
-            numPartitions: t.numPartitions,
-            replicationFactor: t.replicationFactor,
-            assignments: t.assignments.map((a) => ({ partitionIndex: a.partitionIndex, brokerIds: [...a.brokerIds] })),
-            configs: t.configs.map((c): [string, string | null] => [c.name, c.value]),
-          }));
+          .map(createTopicSpec);
         const active = this.active === null ? undefined : this.ops;
         const notController = (): CreateTopicsResponse => ({ throttleTimeMs: 0, topics: [...specs.map((t) => fail(t.name, ErrorCode.NOT_CONTROLLER, 'This node is not the active controller.')), ...duplicates] });
         if (active === undefined) return notController();

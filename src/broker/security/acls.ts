@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { ErrorCode } from '../../protocol/errors.js';
 import type { Controller } from '../metadata/controller.js';
 import type { MetadataRecord } from '../metadata/image.js';
+import type { DeleteAclsRequestDeleteAclsFilter, DeleteAclsResponseDeleteAclsMatchingAcl } from '../../protocol/messages/index.js';
 import type { AclBinding, Operation, PatternTypeName, Permission, ResourceTypeName, SecurityImage } from '../metadata/security-image.js';
 import { CLUSTER_NAME, OPERATION_BY_CODE, OPERATION_CODE, PATTERN_CODE, PERMISSION_CODE, RESOURCE_TYPE_BY_CODE, RESOURCE_TYPE_CODE, WILDCARD } from './authorizer.js';
 
@@ -14,25 +15,11 @@ import { CLUSTER_NAME, OPERATION_BY_CODE, OPERATION_CODE, PATTERN_CODE, PERMISSI
 const ANY = 1;
 const MATCH = 2;
 
-export interface WireAcl {
-  resourceType: number;
-  resourceName: string;
-  patternType: number;
-  principal: string;
-  host: string;
-  operation: number;
-  permissionType: number;
-}
+/** An ACL binding as the wire carries it (DescribeAcls / DeleteAcls answers). */
+export type WireAcl = Omit<DeleteAclsResponseDeleteAclsMatchingAcl, 'errorCode' | 'errorMessage'>;
 
-export interface WireAclFilter {
-  resourceTypeFilter: number;
-  resourceNameFilter: string | null;
-  patternTypeFilter: number;
-  principalFilter: string | null;
-  hostFilter: string | null;
-  operation: number;
-  permissionType: number;
-}
+/** An ACL filter as DescribeAcls and DeleteAcls carry it. */
+export type WireAclFilter = DeleteAclsRequestDeleteAclsFilter;
 
 export function toWire(a: AclBinding): WireAcl {
   return {
