@@ -3,7 +3,7 @@
  * temporary data directory, and a wait until it accepts connections.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,14 +11,46 @@ import { fileURLToPath } from 'node:url';
 
 export const STRAND_BIN = join(fileURLToPath(new URL('.', import.meta.url)), '..', '..', '..', 'bin', 'strand');
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+/**
+ * A loopback port free now, for a process to bind a moment later. Chosen at random below the
+ * kernel's ephemeral range (Linux: /proc/sys/net/ipv4/ip_local_port_range), so the ports the
+ * kernel hands out meanwhile — to `listen(0)` and to outgoing connections of other tests — can
+ * never take it; a random pick among ~20,000 makes a clash between two callers unlikely.
+ * Elsewhere, or if no pick is free, the kernel chooses (port 0).
+ */
+export async function freePort(): Promise<number> {
+  const low = ephemeralLow();
+  if (low !== null && low > FREE_PORT_FLOOR + 1000) {
+    for (let attempt = 0; attempt < 20; attempt++) {
+      const port = FREE_PORT_FLOOR + Math.floor(Math.random() * (low - FREE_PORT_FLOOR));
+      if ((await bindAndRelease(port)) !== null) return port;
+    }
+  }
+  const port = await bindAndRelease(0);
+  if (port === null) throw new Error('no free port');
+  return port;
+}
+
+const FREE_PORT_FLOOR = 10000;
+
+function ephemeralLow(): number | null {
+  try {
+    const low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
+    return Number.isInteger(low) && low > 0 ? low : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Binds `port` on 127.0.0.1 (0: any) and releases it; the port bound, or null if it was taken. */
+function bindAndRelease(port: number): Promise<number | null> {
+  return new Promise((resolve) => {
     const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
+    s.once('error', () => resolve(null));
+    s.listen(port, '127.0.0.1', () => {
       const addr = s.address();
-      s.close(() => (typeof addr === 'object' && addr ? resolve(addr.port) : reject(new Error('no port'))));
+      s.close(() => resolve(typeof addr === 'object' && addr ? addr.port : null));
     });
-    s.on('error', reject);
   });
 }
 
