@@ -2,7 +2,8 @@
  * `npm run bench`: Strand's produce and fetch throughput and end-to-end latency against a real
  * broker process, beside baselines measured in the same run on the same machine:
  *
- *   - raw sequential file append: fs.writeSync of 1 MiB buffers (what the disk + page cache take);
+ *   - raw sequential file append: fs.writeSync of 1 MiB buffers (what the disk + page cache take),
+ *     measured right before each produce case it is compared with;
  *   - loopback TCP between two Node processes (what a socket between two processes carries).
  *
  * The load generator is built on Strand's protocol package and sends pre-encoded Produce frames
@@ -14,7 +15,7 @@
  * section (bench/cleaner.ts) runs on a broker of its own after the others.
  */
 import { execSync, fork } from 'node:child_process';
-import { closeSync, fsyncSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { connect, createServer, type Socket } from 'node:net';
@@ -30,6 +31,7 @@ import { cleanerBench } from './cleaner.js';
 const SECONDS = Number(process.env['BENCH_SECONDS'] ?? (process.env['BENCH_QUICK'] ? 1 : 5));
 const MiB = 1024 * 1024;
 const ONLY = process.env['BENCH_ONLY'];
+const SETTLE_MS = Number(process.env['BENCH_SETTLE_MS'] ?? 4000);
 const runs = (section: string): boolean => ONLY === undefined || ONLY === section;
 
 interface Row {
@@ -42,17 +44,69 @@ interface Row {
 const rows: Row[] = [];
 
 // ---------------------------------------------------------------------------------------------
+// CPU accounting (BENCH_DEBUG=1): where a case's time goes, broker process against load generator
+
+/** CPU seconds (user + system, all threads) a process has used so far, from /proc. */
+function processCpuSeconds(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100; // utime + stime, in clock ticks (USER_HZ = 100)
+  } catch {
+    return NaN;
+  }
+}
+
+/** Runs `f`, and with BENCH_DEBUG prints the broker's and the load generator's CPU over it (the wall time includes the case's settleDisk). */
+async function withCpu<T>(label: string, broker: BrokerProcess, f: () => Promise<T>): Promise<T> {
+  const b0 = processCpuSeconds(broker.child.pid ?? -1);
+  const g0 = process.cpuUsage();
+  const t0 = process.hrtime.bigint();
+  const r = await f();
+  if (process.env['BENCH_DEBUG']) {
+    const wall = Number(process.hrtime.bigint() - t0) / 1e9;
+    const g = process.cpuUsage(g0);
+    const b = processCpuSeconds(broker.child.pid ?? -1) - b0;
+    console.error(`${label}: wall ${wall.toFixed(2)} s, broker cpu ${b.toFixed(2)} s (${((b / wall) * 100).toFixed(0)} %), load generator cpu ${((g.user + g.system) / 1e6).toFixed(2)} s (${(((g.user + g.system) / 1e6 / wall) * 100).toFixed(0)} %)`);
+  }
+  return r;
+}
+
+// ---------------------------------------------------------------------------------------------
 // Baselines
 
 /**
- * Starts a case with no dirty pages from the previous one: without this, a case that follows a
- * few gigabytes of writes is measured against the kernel's write-back throttling, not the code.
+ * Starts a case from the same state as every other: no dirty pages, and no memory freed moments
+ * ago. Without the sync, a case that follows a few gigabytes of writes is measured against the
+ * kernel's write-back throttling. Without the wait, it depends on what ran before it: this VM
+ * hands freed memory back to its host (virtio-balloon free page reporting, a couple of seconds
+ * after the free), and a page the host no longer backs costs a host fault when the page cache
+ * next takes it. A write run that starts right after another run freed its file reuses pages
+ * still backed and goes ~1.6× faster than one that starts later (530–590 against 760–935 MB/s
+ * for the raw append measured both ways, one after the other). Every write case, the raw
+ * baseline's runs included, waits the same SETTLE_MS.
  */
 function settleDisk(): void {
   execSync('sync');
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, SETTLE_MS);
 }
 
-function rawAppendMBps(): number {
+/** Milliseconds the host took from this VM's CPUs ("steal" in /proc/stat, summed over CPUs), or NaN off Linux. */
+function stealMs(): number {
+  try {
+    const cpu = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/);
+    return Number(cpu[8]) * 10; // USER_HZ = 100
+  } catch {
+    return NaN;
+  }
+}
+
+/**
+ * Appends 1 MiB buffers to a new file with fs.writeSync for SECONDS and fsyncs it. The file is
+ * kept until `release`: a produce case measured against this run goes next, and must not get
+ * this run's freed pages (see settleDisk).
+ */
+function rawAppend(): { mbps: number; release(): void } {
   settleDisk();
   const dir = mkdtempSync(join(tmpdir(), 'strand-bench-raw-'));
   const fd = openSync(join(dir, 'raw.log'), 'w');
@@ -67,8 +121,7 @@ function rawAppendMBps(): number {
   const secs = Number(process.hrtime.bigint() - start) / 1e9;
   fsyncSync(fd);
   closeSync(fd);
-  rmSync(dir, { recursive: true, force: true });
-  return bytes / MiB / secs;
+  return { mbps: bytes / MiB / secs, release: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
 /** A child process writes 1 MiB buffers to us over loopback as fast as it can. */
@@ -191,7 +244,10 @@ let lastTopic = '';
 // ---------------------------------------------------------------------------------------------
 // Fetch
 
-/** Random access into a list of received chunks, so a consumer can walk batch headers without joining a frame. */
+/**
+ * Received chunks of one response, walked as they arrive: `slice` reads bytes at an absolute
+ * position (copying only when they span chunks), `dropBefore` releases chunks already walked.
+ */
 class ChunkList {
   private chunks: Buffer[] = [];
   private starts: number[] = [];
@@ -201,7 +257,7 @@ class ChunkList {
     this.starts.push(this.length);
     this.length += c.length;
   }
-  /** `n` bytes at absolute position `pos` (copied only when they span chunks). */
+  /** `n` bytes at absolute position `pos`, which must not have been dropped. */
   slice(pos: number, n: number): Buffer {
     let i = this.starts.length - 1;
     while (this.starts[i]! > pos) i--;
@@ -213,13 +269,25 @@ class ChunkList {
     for (let j = i; copied < n; j++) copied += this.chunks[j]!.copy(out, copied, j === i ? at : 0);
     return out;
   }
+  /** Releases the chunks that end at or before `pos`. */
+  dropBefore(pos: number): void {
+    let n = 0;
+    while (n < this.chunks.length && this.starts[n]! + this.chunks[n]!.length <= pos) n++;
+    if (n > 0) {
+      this.chunks.splice(0, n);
+      this.starts.splice(0, n);
+    }
+  }
 }
 
 /**
  * Fetches a topic from offset 0 as a consumer would, one Fetch v4 request per partition in
- * flight on its own connection. The response is never joined into one buffer: the consumer
- * walks the batch headers in place to find the next offset, as the loopback baseline counts
- * bytes without copying them.
+ * flight on its own connection, starting over at the end of the topic until SECONDS have passed.
+ * The consumer walks each response's batch headers as its chunks arrive (finding the next offset
+ * and counting records) and lets go of the chunks it has walked: it never joins a response into
+ * one buffer nor holds all of it, as the loopback baseline counts bytes without keeping them.
+ * (Holding each 16 MiB response until it was complete cost the consumer, the bottleneck here,
+ * about 3.5× the CPU per MB of the loopback receiver.)
  */
 async function fetchThroughput(broker: BrokerProcess, topic: string, partitions: number): Promise<{ mbps: number; recordsPerSec: number }> {
   let bytes = 0;
@@ -239,44 +307,68 @@ async function fetchThroughput(broker: BrokerProcess, topic: string, partitions:
           maxBytes: 64 * MiB,
           topics: [{ topic, topicId: messages.defaultFetchRequestFetchTopic().topicId, partitions: [{ ...messages.defaultFetchRequestFetchPartition(), partition, fetchOffset: offset, partitionMaxBytes: 16 * MiB }] }],
         });
-        const data = await new Promise<ChunkList>((resolve) => {
+        const recordsLength = await new Promise<number>((resolve, reject) => {
           const list = new ChunkList();
+          let frameEnd = -1; // absolute end of the response frame, once its size is known
+          let at = -1; // absolute position of the next batch header, once the response header is parsed
+          let end = -1; // absolute end of the records
+          let length = 0;
           const onData = (d: Buffer): void => {
-            list.push(d);
-            if (list.length >= 4 && list.length >= 4 + list.slice(0, 4).readInt32BE(0)) {
+            try {
+              walk(d);
+            } catch (e) {
               conn.socket.off('data', onData);
-              resolve(list);
+              reject(e as Error);
+            }
+          };
+          const walk = (d: Buffer): void => {
+            list.push(d);
+            if (frameEnd < 0 && list.length >= 4) frameEnd = 4 + list.slice(0, 4).readInt32BE(0);
+            if (at < 0 && frameEnd >= 0 && list.length >= Math.min(frameEnd, 512)) {
+              // v4 response: size, correlation id, throttle, [topic: name, [partition: index, error, hw, lso, aborted[], records]]
+              const head = new Reader(list.slice(4, Math.min(frameEnd, 512) - 4));
+              head.int32();
+              head.int32();
+              head.int32();
+              head.string();
+              head.int32();
+              head.int32();
+              const errorCode = head.int16();
+              if (errorCode !== 0) throw new Error(`fetch ${topic}-${partition} at ${offset}: error ${errorCode}`);
+              head.int64();
+              head.int64();
+              const aborted = head.int32();
+              for (let i = 0; i < aborted; i++) head.raw(16);
+              length = head.int32();
+              at = 4 + head.offset;
+              end = at + Math.max(0, length);
+            }
+            if (at >= 0) {
+              // Walk every batch header that has arrived; a batch cut off by the size limit ends the walk.
+              while (at + 61 <= Math.min(end, list.length)) {
+                const h = list.slice(at, 61);
+                const size = h.readInt32BE(8) + 12;
+                if (at + size > end) {
+                  at = end;
+                  break;
+                }
+                offset = h.readInt32BE(0) * 2 ** 32 + h.readUInt32BE(4) + h.readInt32BE(23) + 1;
+                records += h.readInt32BE(57);
+                at += size;
+              }
+              list.dropBefore(Math.min(at, list.length));
+            }
+            if (frameEnd >= 0 && list.length >= frameEnd) {
+              conn.socket.off('data', onData);
+              resolve(length);
             }
           };
           conn.socket.on('data', onData);
           conn.socket.write(frame);
         });
-        // v4 response: size, correlation id, throttle, [topic: name, [partition: index, error, hw, lso, aborted[], records]]
-        const head = new Reader(data.slice(4, Math.min(data.length - 4, 512)));
-        head.int32();
-        head.int32();
-        head.int32();
-        head.string();
-        head.int32();
-        head.int32();
-        head.int16();
-        head.int64();
-        head.int64();
-        const aborted = head.int32();
-        for (let i = 0; i < aborted; i++) head.raw(16);
-        const recordsLength = head.int32();
-        let at = 4 + head.offset;
-        const end = at + Math.max(0, recordsLength);
-        if (recordsLength <= 0) break;
-        bytes += recordsLength;
-        while (at + 61 <= end) {
-          const h = data.slice(at, 61);
-          const size = h.readInt32BE(8) + 12;
-          if (at + size > end) break;
-          offset = h.readInt32BE(0) * 2 ** 32 + h.readUInt32BE(4) + h.readInt32BE(23) + 1;
-          records += h.readInt32BE(57);
-          at += size;
-        }
+        // At the end of the topic, start again from its beginning: the case reads the page cache for SECONDS.
+        if (recordsLength <= 0) offset = 0;
+        bytes += Math.max(0, recordsLength);
       }
       conn.close();
     }),
@@ -381,12 +473,12 @@ const fmt = (n: number, digits = 0): string => n.toLocaleString('en-US', { maxim
 async function main(): Promise<void> {
   console.log(`Strand benchmark — ${cpus().length} cores (${cpus()[0]?.model ?? '?'}), ${fmt(totalmem() / 2 ** 30, 0)} GiB, Node ${process.version}, ${SECONDS} s per case`);
   console.log('The broker and this load generator share the machine.\n');
-  // Baselines vary run to run on a shared machine: take the median of three, and measure the
-  // loopback baseline interleaved with the fetch rounds it is compared with.
+  // Baselines vary run to run on a shared machine: measure each where it is used (the raw append
+  // right before each produce case, the loopback interleaved with the fetch rounds).
   const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-  const rawRuns = [rawAppendMBps(), rawAppendMBps(), rawAppendMBps()];
-  const raw = median(rawRuns);
-  rows.push({ case: 'baseline: raw fs.writeSync append, 1 MiB buffers', records: '', mbps: fmt(raw), vsBaseline: '100 %', note: `median of ${rawRuns.map((x) => fmt(x)).join(' / ')}; page cache, fsync at the end` });
+  // Each produce case is compared with a raw append run right before it (see settleDisk); with
+  // no produce case, three runs give the baseline row.
+  const rawRuns: number[] = [];
   const loopRuns: number[] = [];
   const fetchRuns: Array<{ mbps: number; recordsPerSec: number }> = [];
 
@@ -407,29 +499,41 @@ async function main(): Promise<void> {
     let fetchTopic = '';
     for (const c of cases) {
       if (!runs('produce') && !(runs('fetch') && c.recordBytes === 1024 && c.batchBytes >= MiB && c.acks === 1)) continue;
-      const r = await produceThroughput(broker, c);
+      const base = rawAppend();
+      rawRuns.push(base.mbps);
+      const r = await withCpu(`produce ${c.recordBytes}/${c.batchBytes}/${c.acks}`, broker, () => produceThroughput(broker, c));
+      base.release();
       const big = c.batchBytes >= MiB;
       rows.push({
         case: `produce ${c.recordBytes} B records, ${big ? '1 MiB' : '16 KiB'} batches, acks=${c.acks}${c.acks === -1 ? ' (fsync)' : ''}`,
         records: fmt(r.recordsPerSec),
         mbps: fmt(r.mbps),
-        vsBaseline: `${fmt((r.mbps / raw) * 100)} % of raw append`,
+        vsBaseline: `${fmt((r.mbps / base.mbps) * 100)} % of raw append (${fmt(base.mbps)} MB/s right before)`,
         note: `${c.connections} connections × ${c.depth} in flight`,
       });
       if (c.recordBytes === 1024 && big && c.acks === 1) fetchTopic = lastTopic;
     }
     for (let round = 0; round < 3; round++) {
       loopRuns.push(await loopbackMBps());
-      if (runs('fetch')) fetchRuns.push(await fetchThroughput(broker, fetchTopic, 2));
+      if (runs('fetch')) fetchRuns.push(await withCpu('fetch sendfile', broker, () => fetchThroughput(broker, fetchTopic, 2)));
     }
     // The same fetches with sendfile off (a broker restarted on the same data): what zero-copy buys.
     if (runs('fetch') && zeroCopy.sendfile !== null) {
       await broker.stop();
       broker = await startBroker({ dataDir: first.dataDir, overrides: { ...overrides, 'strand.network.sendfile': 'false' } });
-      for (let round = 0; round < 3; round++) copiedRuns.push(await fetchThroughput(broker, fetchTopic, 2));
+      for (let round = 0; round < 3; round++) copiedRuns.push(await withCpu('fetch copied', broker, () => fetchThroughput(broker, fetchTopic, 2)));
       await broker.stop();
       broker = await startBroker({ dataDir: first.dataDir, overrides });
     }
+    const paired = rawRuns.length > 0;
+    if (!paired) {
+      for (let i = 0; i < 3; i++) {
+        const run = rawAppend();
+        rawRuns.push(run.mbps);
+        run.release();
+      }
+    }
+    rows.unshift({ case: 'baseline: raw fs.writeSync append, 1 MiB buffers', records: '', mbps: fmt(median(rawRuns)), vsBaseline: '100 %', note: `median of ${rawRuns.map((x) => fmt(x)).join(' / ')}${paired ? ' (one right before each produce case)' : ''}; page cache, fsync at the end` });
     const loop = median(loopRuns);
     rows.splice(1, 0, { case: 'baseline: loopback TCP, two Node processes', records: '', mbps: fmt(loop), vsBaseline: '100 %', note: `median of ${loopRuns.map((x) => fmt(x)).join(' / ')}; 1 MiB writes` });
     if (fetchRuns.length > 0) {
@@ -442,17 +546,20 @@ async function main(): Promise<void> {
       rows.push({ case: 'fetch, the same with strand.network.sendfile=false (copied through user space)', records: fmt(f.recordsPerSec), mbps: fmt(f.mbps), vsBaseline: `${fmt((f.mbps / loop) * 100)} % of loopback`, note: `median of ${copiedRuns.map((x) => fmt(x.mbps)).join(' / ')}; broker restarted on the same data` });
     }
     for (const acks of runs('latency') ? [1, -1] : []) {
-      const l = await latency(broker, 10000, acks);
+      const steal0 = stealMs();
+      const l = await withCpu(`latency acks=${acks}`, broker, () => latency(broker, 10000, acks));
+      const steal = stealMs() - steal0;
       rows.push({
         case: `end-to-end latency at 10,000 records/s, acks=${acks}`,
         records: fmt(l.count),
         mbps: '',
         vsBaseline: `p50 ${fmt(l.p50, 2)} ms · p99 ${fmt(l.p99, 2)} ms · p999 ${fmt(l.p999, 2)} ms`,
-        note: 'produce → long-poll fetch, one record per request; after 3 s of warm-up',
+        note: `produce → long-poll fetch, one record per request; after 3 s of warm-up; host steal ${Number.isNaN(steal) ? 'n/a' : `${fmt(steal)} ms`} over the case`,
       });
     }
   } finally {
     await broker.stop();
+    if (process.env['BENCH_DEBUG']) writeFileSync(join(tmpdir(), 'strand-bench-broker.log'), broker.output());
     first.cleanup();
   }
   if (runs('cleaner')) rows.push(...(await cleanerBench({ seconds: SECONDS, settleDisk, produceThroughput, latency })));
