@@ -559,7 +559,7 @@ async function main(): Promise<void> {
     }
   } finally {
     await broker.stop();
-    if (process.env['BENCH_DEBUG']) writeFileSync(join(tmpdir(), 'strand-bench-broker.log'), broker.output());
+    if (process.env['BENCH_DEBUG']) writeFileSync(join(tmpdir(), 'strand-bench-broker.log'), broker === first ? first.output() : first.output() + broker.output());
     first.cleanup();
   }
   if (runs('cleaner')) rows.push(...(await cleanerBench({ seconds: SECONDS, settleDisk, produceThroughput, latency })));

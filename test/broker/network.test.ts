@@ -1,7 +1,8 @@
 /**
  * The network layer against a real broker process: framing limits, bad input closing only the
  * offending connection (with a log line), KIP-511's ApiVersions answer, responses in request
- * order, acks=0 without a response, and bounded memory when a client stops reading.
+ * order, acks=0 without a response, framing of requests cut at any point, and bounded memory
+ * when a client stops reading.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -189,6 +190,81 @@ test('large produce requests pipelined on one connection (pooled frame buffers) 
     const got = stored[i]!;
     assert.equal(got.length, sent.length, `batch ${i} length`);
     assert.ok(got.subarray(16).equals(sent.subarray(16)) && got.subarray(8, 12).equals(sent.subarray(8, 12)), `batch ${i} bytes differ`);
+  }
+  c.close();
+});
+
+test('large and small requests cut into pieces at every kind of boundary are framed exactly (shared read buffer)', { timeout: 60000 }, async () => {
+  const c = await ProtocolConnection.connect('127.0.0.1', broker.port);
+  await c.send(m.ApiKey.Metadata, 12, { ...m.defaultMetadataRequest(), topics: [{ topicId: m.defaultMetadataRequestTopic().topicId, name: 'split-frames' }] });
+  // A deterministic generator (xorshift) for sizes and cut points.
+  let seed = 0x2545f491;
+  const rand = (n: number): number => {
+    seed ^= seed << 13;
+    seed ^= seed >>> 17;
+    seed ^= seed << 5;
+    return (seed >>> 0) % n;
+  };
+  // 90 requests, more than a connection handles at once (64): large Produce frames (assembled
+  // straight from the read buffer when one starts a read), small ones and ApiVersions between them.
+  const sent: Buffer[] = [];
+  const frames: Buffer[] = [];
+  const realWrite = c.socket.write.bind(c.socket);
+  (c.socket as unknown as { write: (b: Buffer) => boolean }).write = (b: Buffer) => frames.push(b) > 0;
+  const answers: Array<Promise<unknown>> = [];
+  for (let i = 0; i < 90; i++) {
+    if (i % 3 === 0) {
+      answers.push(c.send(m.ApiKey.ApiVersions, 3, { clientSoftwareName: 'split', clientSoftwareVersion: String(i) }));
+      continue;
+    }
+    const bytes = i % 3 === 1 ? 64 * 1024 + rand(400 * 1024) : 1 + rand(2000);
+    const records = encodeRecordBatch({ records: [{ key: Buffer.from(String(i)), value: Buffer.alloc(bytes, i % 251) }] });
+    sent.push(records);
+    answers.push(c.send(m.ApiKey.Produce, 7, { transactionalId: null, acks: 1, timeoutMs: 5000, topicData: [{ name: 'split-frames', partitionData: [{ index: 0, records }] }] }));
+  }
+  (c.socket as unknown as { write: typeof realWrite }).write = realWrite;
+  // Cut the stream 0 to 7 bytes into every frame (splitting size prefixes and headers), and at
+  // random points (splitting bodies, or leaving several frames in one piece); each piece is a
+  // separate read for the broker.
+  const stream = Buffer.concat(frames);
+  const cuts = new Set<number>([stream.length]);
+  let start = 0;
+  for (const [k, f] of frames.entries()) {
+    cuts.add(start + (k % 8));
+    if (rand(2) === 0) cuts.add(start + rand(f.length));
+    start += f.length;
+  }
+  let at = 0;
+  for (const cut of [...cuts].sort((x, y) => x - y)) {
+    if (cut <= at) continue;
+    realWrite(stream.subarray(at, cut));
+    at = cut;
+    await new Promise((r) => setTimeout(r, 1));
+  }
+  const results = (await Promise.all(answers)) as Array<{ errorCode?: number; responses?: Array<{ partitionResponses: Array<{ errorCode: number }> }> }>;
+  for (const r of results) assert.equal(r.errorCode ?? r.responses![0]!.partitionResponses[0]!.errorCode, 0);
+  const stored: Buffer[] = [];
+  let offset = 0;
+  while (stored.length < sent.length) {
+    const f = await c.send(m.ApiKey.Fetch, 4, {
+      ...m.defaultFetchRequest(),
+      maxWaitMs: 1000,
+      minBytes: 1,
+      maxBytes: 64 << 20,
+      topics: [{ topic: 'split-frames', topicId: m.defaultFetchRequestFetchTopic().topicId, partitions: [{ ...m.defaultFetchRequestFetchPartition(), partition: 0, fetchOffset: offset, partitionMaxBytes: 64 << 20 }] }],
+    });
+    const records = f.responses[0].partitions[0].records as Buffer;
+    for (let at = 0; at + 61 <= records.length; ) {
+      const size = records.readInt32BE(at + 8) + 12;
+      stored.push(Buffer.from(records.subarray(at, at + size)));
+      offset = Number(records.readBigInt64BE(at)) + records.readInt32BE(at + 23) + 1;
+      at += size;
+    }
+  }
+  for (const [i, batch] of sent.entries()) {
+    const got = stored[i]!;
+    assert.equal(got.length, batch.length, `batch ${i} length`);
+    assert.ok(got.subarray(16).equals(batch.subarray(16)) && got.subarray(8, 12).equals(batch.subarray(8, 12)), `batch ${i} bytes differ`);
   }
   c.close();
 });
