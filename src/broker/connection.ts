@@ -101,6 +101,15 @@ function returnFrameBuffer(buf: Buffer): void {
 const READ_BUFFER_BYTES = 256 * 1024;
 let sharedReadBuffer: Buffer | null = null;
 
+/**
+ * Frame buffers taken for frames still arriving, across the process. A frame's buffer is taken
+ * when its size prefix arrives (as Kafka's NetworkReceive does), so without a bound a client could
+ * make the broker hold 16 MiB for every 6 bytes it sends; past this, frames are framed from
+ * copies of what has actually arrived.
+ */
+const MAX_ASSEMBLING_BYTES = 64 * 1024 * 1024;
+let assemblingBytes = 0;
+
 function readIntoSharedBuffer(socket: Socket, onRead: (buf: Buffer, n: number) => void): boolean {
   if (socket instanceof TLSSocket || process.env['STRAND_SOCKET_DATA_EVENTS'] === '1') return false;
   const symbols = Object.getOwnPropertySymbols(socket);
@@ -249,7 +258,10 @@ export class Connection {
 
   private onClose(): void {
     this.closed = true;
-    if (this.assembly !== null) returnFrameBuffer(this.assembly.pooled);
+    if (this.assembly !== null) {
+      assemblingBytes -= this.assembly.pooled.length;
+      returnFrameBuffer(this.assembly.pooled);
+    }
     if (this.readyFrame !== null) returnFrameBuffer(this.readyFrame.pooled);
     this.assembly = null;
     this.readyFrame = null;
@@ -277,6 +289,7 @@ export class Connection {
         at += k;
         if (a.filled === a.size) {
           this.assembly = null;
+          assemblingBytes -= a.pooled.length;
           this.readyFrame = { pooled: a.pooled, size: a.size };
           this.processFrames();
         }
@@ -289,9 +302,10 @@ export class Connection {
       if (this.readyFrame === null && have < 6 && n - at >= 6 - have && !this.hasCompleteFrame()) {
         const head = have === 0 ? buf.subarray(at, at + 6) : Buffer.concat([...this.pending, buf.subarray(at, at + 6 - have)]);
         const size = head.readInt32BE(0);
-        if (size >= FRAME_POOL_MIN_BYTES && size <= this.limits.maxRequestBytes && head.readInt16BE(4) === ApiKey.Produce) {
+        if (size >= FRAME_POOL_MIN_BYTES && size <= this.limits.maxRequestBytes && head.readInt16BE(4) === ApiKey.Produce && assemblingBytes + sizeClass(size) <= MAX_ASSEMBLING_BYTES) {
           const pooled = takeFrameBuffer(size);
           if (pooled !== null) {
+            assemblingBytes += pooled.length;
             const early = Math.max(0, have - 4); // frame bytes already buffered, after the size
             head.copy(pooled, 0, 4, 4 + early);
             this.pending = [];

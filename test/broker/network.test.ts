@@ -152,6 +152,37 @@ test('pipelined requests are answered in request order, and acks=0 gets no respo
   c.close();
 });
 
+/**
+ * Fetches partition 0 of `topic` from offset 0 until it has as many batches as `sent`, and checks
+ * each stored batch against the one sent: they may differ only in baseOffset (bytes 0-7) and
+ * partitionLeaderEpoch (12-15).
+ */
+async function assertStoredAsSent(c: ProtocolConnection, topic: string, sent: Buffer[]): Promise<void> {
+  const stored: Buffer[] = [];
+  let offset = 0;
+  while (stored.length < sent.length) {
+    const f = await c.send(m.ApiKey.Fetch, 4, {
+      ...m.defaultFetchRequest(),
+      maxWaitMs: 1000,
+      minBytes: 1,
+      maxBytes: 64 << 20,
+      topics: [{ topic, topicId: m.defaultFetchRequestFetchTopic().topicId, partitions: [{ ...m.defaultFetchRequestFetchPartition(), partition: 0, fetchOffset: offset, partitionMaxBytes: 64 << 20 }] }],
+    });
+    const records = f.responses[0].partitions[0].records as Buffer;
+    for (let at = 0; at + 61 <= records.length; ) {
+      const size = records.readInt32BE(at + 8) + 12;
+      stored.push(Buffer.from(records.subarray(at, at + size)));
+      offset = Number(records.readBigInt64BE(at)) + records.readInt32BE(at + 23) + 1;
+      at += size;
+    }
+  }
+  for (const [i, batch] of sent.entries()) {
+    const got = stored[i]!;
+    assert.equal(got.length, batch.length, `batch ${i} length`);
+    assert.ok(got.subarray(16).equals(batch.subarray(16)) && got.subarray(8, 12).equals(batch.subarray(8, 12)), `batch ${i} bytes differ`);
+  }
+}
+
 test('large produce requests pipelined on one connection (pooled frame buffers) are stored byte for byte', { timeout: 60000 }, async () => {
   const c = await ProtocolConnection.connect('127.0.0.1', broker.port);
   await c.send(m.ApiKey.Metadata, 12, { ...m.defaultMetadataRequest(), topics: [{ topicId: m.defaultMetadataRequestTopic().topicId, name: 'pooled-frames' }] });
@@ -167,30 +198,7 @@ test('large produce requests pipelined on one connection (pooled frame buffers) 
     else answers.push(c.send(m.ApiKey.Produce, 7, body));
   }
   for (const a of await Promise.all(answers)) assert.equal((a as { responses: Array<{ partitionResponses: Array<{ errorCode: number }> }> }).responses[0]!.partitionResponses[0]!.errorCode, 0);
-  const stored: Buffer[] = [];
-  let offset = 0;
-  while (stored.length < batches.length) {
-    const f = await c.send(m.ApiKey.Fetch, 4, {
-      ...m.defaultFetchRequest(),
-      maxWaitMs: 1000,
-      minBytes: 1,
-      maxBytes: 64 << 20,
-      topics: [{ topic: 'pooled-frames', topicId: m.defaultFetchRequestFetchTopic().topicId, partitions: [{ ...m.defaultFetchRequestFetchPartition(), partition: 0, fetchOffset: offset, partitionMaxBytes: 64 << 20 }] }],
-    });
-    const records = f.responses[0].partitions[0].records as Buffer;
-    for (let at = 0; at + 61 <= records.length; ) {
-      const size = records.readInt32BE(at + 8) + 12;
-      stored.push(Buffer.from(records.subarray(at, at + size)));
-      offset = Number(records.readBigInt64BE(at)) + records.readInt32BE(at + 23) + 1;
-      at += size;
-    }
-  }
-  // Stored batches differ from the sent ones only in baseOffset (bytes 0-7) and partitionLeaderEpoch (12-15).
-  for (const [i, sent] of batches.entries()) {
-    const got = stored[i]!;
-    assert.equal(got.length, sent.length, `batch ${i} length`);
-    assert.ok(got.subarray(16).equals(sent.subarray(16)) && got.subarray(8, 12).equals(sent.subarray(8, 12)), `batch ${i} bytes differ`);
-  }
+  await assertStoredAsSent(c, 'pooled-frames', batches);
   c.close();
 });
 
@@ -243,29 +251,7 @@ test('large and small requests cut into pieces at every kind of boundary are fra
   }
   const results = (await Promise.all(answers)) as Array<{ errorCode?: number; responses?: Array<{ partitionResponses: Array<{ errorCode: number }> }> }>;
   for (const r of results) assert.equal(r.errorCode ?? r.responses![0]!.partitionResponses[0]!.errorCode, 0);
-  const stored: Buffer[] = [];
-  let offset = 0;
-  while (stored.length < sent.length) {
-    const f = await c.send(m.ApiKey.Fetch, 4, {
-      ...m.defaultFetchRequest(),
-      maxWaitMs: 1000,
-      minBytes: 1,
-      maxBytes: 64 << 20,
-      topics: [{ topic: 'split-frames', topicId: m.defaultFetchRequestFetchTopic().topicId, partitions: [{ ...m.defaultFetchRequestFetchPartition(), partition: 0, fetchOffset: offset, partitionMaxBytes: 64 << 20 }] }],
-    });
-    const records = f.responses[0].partitions[0].records as Buffer;
-    for (let at = 0; at + 61 <= records.length; ) {
-      const size = records.readInt32BE(at + 8) + 12;
-      stored.push(Buffer.from(records.subarray(at, at + size)));
-      offset = Number(records.readBigInt64BE(at)) + records.readInt32BE(at + 23) + 1;
-      at += size;
-    }
-  }
-  for (const [i, batch] of sent.entries()) {
-    const got = stored[i]!;
-    assert.equal(got.length, batch.length, `batch ${i} length`);
-    assert.ok(got.subarray(16).equals(batch.subarray(16)) && got.subarray(8, 12).equals(batch.subarray(8, 12)), `batch ${i} bytes differ`);
-  }
+  await assertStoredAsSent(c, 'split-frames', sent);
   c.close();
 });
 
