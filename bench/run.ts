@@ -11,8 +11,11 @@
  * broker and the load generator share this machine's cores; the table says how many.
  *
  * Options (env): BENCH_SECONDS (per case, default 5), BENCH_QUICK=1 (1 s per case),
- * BENCH_ONLY=produce|fetch|latency|cleaner (one section; the baselines always run). The cleaner
- * section (bench/cleaner.ts) runs on a broker of its own after the others.
+ * BENCH_ONLY=produce|fetch|latency|cleaner (one section; the baselines always run),
+ * BENCH_SETTLE_MS (the wait after sync before each write case, default 4000; see settleDisk),
+ * BENCH_DEBUG=1 (CPU per case, worst latency samples, the broker's output in
+ * $TMPDIR/strand-bench-broker.log). The cleaner section (bench/cleaner.ts) runs on a broker of its
+ * own after the others.
  */
 import { execSync, fork } from 'node:child_process';
 import { closeSync, fsyncSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
