@@ -9,27 +9,17 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { RaftTestingBugs } from '../../src/raft/raft-client.js';
-import { replayCommand, runSimulation, type SimulationResult } from './sim/simulation.js';
+import { runSimulation, type SimulationResult } from './sim/simulation.js';
+import { SimulationEnv } from './sim/world.js';
 
-const env = process.env;
-const single = env.STRAND_SIM_SEED === undefined ? null : Number(env.STRAND_SIM_SEED);
-const seeds = Number(env.STRAND_SIM_SEEDS ?? 2000);
-const firstSeed = Number(env.STRAND_SIM_FIRST_SEED ?? 1);
-
-function bugsFromEnv(): RaftTestingBugs | undefined {
-  if (env.STRAND_SIM_BUGS === undefined || env.STRAND_SIM_BUGS === '') return undefined;
-  return Object.fromEntries(env.STRAND_SIM_BUGS.split(',').map((b) => [b, true])) as RaftTestingBugs;
-}
-
-function failure(r: SimulationResult, bugs?: RaftTestingBugs): string {
-  const v = r.violation!;
-  return `seed ${r.seed} broke ${v.invariant} at ${v.atMs} ms: ${v.detail}\nreplay: ${replayCommand(r.seed, bugs)}`;
-}
+const sim = new SimulationEnv<RaftTestingBugs>('STRAND_SIM', 'dist/test/raft/simulation.test.js');
+const { single, seeds, firstSeed } = sim;
+const failure = (r: SimulationResult, bugs?: RaftTestingBugs): string => sim.failure(r, bugs);
 
 if (single !== null) {
   test(`raft simulation, seed ${single}`, () => {
-    const bugs = bugsFromEnv();
-    const r = runSimulation({ seed: single, bugs, trace: env.STRAND_SIM_TRACE === '1' });
+    const bugs = sim.bugs;
+    const r = runSimulation({ seed: single, bugs, trace: sim.trace });
     console.log(JSON.stringify({ ...r }));
     assert.equal(r.violation, null, r.violation === null ? '' : failure(r, bugs));
   });

@@ -10,27 +10,17 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { replayCommand, runReplicationSimulation, type ReplicationBugs, type ReplicationSimResult } from './sim/simulation.js';
+import { runReplicationSimulation, type ReplicationBugs, type ReplicationSimResult } from './sim/simulation.js';
+import { SimulationEnv } from '../raft/sim/world.js';
 
-const env = process.env;
-const single = env.STRAND_REPL_SIM_SEED === undefined ? null : Number(env.STRAND_REPL_SIM_SEED);
-const seeds = Number(env.STRAND_REPL_SIM_SEEDS ?? 2000);
-const firstSeed = Number(env.STRAND_REPL_SIM_FIRST_SEED ?? 1);
-
-function bugsFromEnv(): ReplicationBugs | undefined {
-  if (env.STRAND_REPL_SIM_BUGS === undefined || env.STRAND_REPL_SIM_BUGS === '') return undefined;
-  return Object.fromEntries(env.STRAND_REPL_SIM_BUGS.split(',').map((b) => [b, true])) as ReplicationBugs;
-}
-
-function failure(r: ReplicationSimResult, bugs?: ReplicationBugs): string {
-  const v = r.violation!;
-  return `seed ${r.seed} broke ${v.invariant} at ${v.atMs} ms: ${v.detail}\nreplay: ${replayCommand(r.seed, bugs)}`;
-}
+const sim = new SimulationEnv<ReplicationBugs>('STRAND_REPL_SIM', 'dist/test/replication/simulation.test.js');
+const { single, seeds, firstSeed } = sim;
+const failure = (r: ReplicationSimResult, bugs?: ReplicationBugs): string => sim.failure(r, bugs);
 
 if (single !== null) {
   test(`replication simulation, seed ${single}`, async () => {
-    const bugs = bugsFromEnv();
-    const r = await runReplicationSimulation({ seed: single, bugs, trace: env.STRAND_REPL_SIM_TRACE === '1' });
+    const bugs = sim.bugs;
+    const r = await runReplicationSimulation({ seed: single, bugs, trace: sim.trace });
     console.log(JSON.stringify({ ...r }));
     assert.equal(r.violation, null, r.violation === null ? '' : failure(r, bugs));
   });

@@ -471,7 +471,3 @@ export function runSimulation(options: SimulationOptions): SimulationResult {
   return new Simulation(options).run();
 }
 
-export function replayCommand(seed: number, bugs?: RaftTestingBugs): string {
-  const bugEnv = bugs === undefined ? '' : ` STRAND_SIM_BUGS=${Object.keys(bugs).join(',')}`;
-  return `STRAND_SIM_SEED=${seed}${bugEnv} STRAND_SIM_TRACE=1 node --test dist/test/raft/simulation.test.js`;
-}

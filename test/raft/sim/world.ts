@@ -200,3 +200,44 @@ export function fnv(h: number, s: string): number {
   }
   return h;
 }
+
+/**
+ * A simulation test's options from the environment, under `prefix` (STRAND_SIM, STRAND_REPL_SIM):
+ * <prefix>_SEEDS seeds (default 2000) from <prefix>_FIRST_SEED (default 1), or only <prefix>_SEED
+ * with <prefix>_TRACE=1 printing its events and <prefix>_BUGS=a,b turning on testing bugs; and the
+ * message for a broken invariant, with the one-line command that replays it.
+ */
+export class SimulationEnv<Bugs> {
+  readonly single: number | null;
+  readonly seeds: number;
+  readonly firstSeed: number;
+  readonly trace: boolean;
+  /** The testing bugs <prefix>_BUGS turns on, if any. */
+  readonly bugs: Bugs | undefined;
+
+  constructor(
+    private readonly prefix: string,
+    /** The compiled test file the replay command runs. */
+    private readonly testFile: string,
+    env: NodeJS.ProcessEnv = process.env,
+  ) {
+    const seed = env[`${prefix}_SEED`];
+    this.single = seed === undefined ? null : Number(seed);
+    this.seeds = Number(env[`${prefix}_SEEDS`] ?? 2000);
+    this.firstSeed = Number(env[`${prefix}_FIRST_SEED`] ?? 1);
+    this.trace = env[`${prefix}_TRACE`] === '1';
+    const bugs = env[`${prefix}_BUGS`];
+    this.bugs = bugs === undefined || bugs === '' ? undefined : (Object.fromEntries(bugs.split(',').map((b) => [b, true])) as Bugs);
+  }
+
+  replayCommand(seed: number, bugs?: Bugs): string {
+    const bugEnv = bugs === undefined ? '' : ` ${this.prefix}_BUGS=${Object.keys(bugs as object).join(',')}`;
+    return `${this.prefix}_SEED=${seed}${bugEnv} ${this.prefix}_TRACE=1 node --test ${this.testFile}`;
+  }
+
+  /** The assertion message for a run that broke an invariant. */
+  failure(r: { seed: number; violation: { invariant: string; detail: string; atMs: number } | null }, bugs?: Bugs): string {
+    const v = r.violation!;
+    return `seed ${r.seed} broke ${v.invariant} at ${v.atMs} ms: ${v.detail}\nreplay: ${this.replayCommand(r.seed, bugs)}`;
+  }
+}

@@ -907,7 +907,3 @@ export function runReplicationSimulation(options: ReplicationSimOptions): Promis
   return new ReplicationSimulation(options).run();
 }
 
-export function replayCommand(seed: number, bugs?: ReplicationBugs): string {
-  const bugEnv = bugs === undefined ? '' : ` STRAND_REPL_SIM_BUGS=${Object.keys(bugs).join(',')}`;
-  return `STRAND_REPL_SIM_SEED=${seed}${bugEnv} STRAND_REPL_SIM_TRACE=1 node --test dist/test/replication/simulation.test.js`;
-}
