@@ -33,6 +33,21 @@ export async function freePort(): Promise<number> {
 
 const FREE_PORT_FLOOR = 10000;
 
+/**
+ * A base port B with B + every offset free now (e.g. a cluster's client ports B..B+2 and
+ * controller ports B+100..B+102), chosen as freePort chooses: at random, with the whole block
+ * below the kernel's ephemeral range where there is one.
+ */
+export async function freePortBlock(offsets: readonly number[]): Promise<number> {
+  const span = Math.max(...offsets);
+  const high = (ephemeralLow() ?? 65536) - span;
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const base = FREE_PORT_FLOOR + Math.floor(Math.random() * (high - FREE_PORT_FLOOR));
+    if ((await Promise.all(offsets.map((d) => bindAndRelease(base + d)))).every((p) => p !== null)) return base;
+  }
+  throw new Error('no free block of ports');
+}
+
 function ephemeralLow(): number | null {
   try {
     const low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);

@@ -8,33 +8,14 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { CLUSTER_HELP } from '../../src/cli/commands/cluster.js';
 import { COMPLETIONS } from '../../src/cli/commands/completion.js';
-import { STRAND_BIN } from '../../src/testing/broker-process.js';
+import { freePortBlock, STRAND_BIN } from '../../src/testing/broker-process.js';
 import { waitUntil } from '../../src/testing/cluster.js';
 import { run } from '../interop/helpers.js';
-
-function portFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.once('error', () => resolve(false));
-    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
-  });
-}
-
-/** A base port P with P..P+2 and P+100..P+102 free. */
-async function freeBasePort(): Promise<number> {
-  for (let i = 0; i < 50; i++) {
-    const base = 20000 + Math.floor(Math.random() * 20000);
-    const ports = [0, 1, 2, 100, 101, 102].map((d) => base + d);
-    if ((await Promise.all(ports.map(portFree))).every((x) => x)) return base;
-  }
-  throw new Error('no free base port');
-}
 
 function clusterUp(args: string[]) {
   const child = spawn(process.execPath, [STRAND_BIN, 'cluster', 'up', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -55,7 +36,7 @@ test('strand cluster --help and completion name the same flags', () => {
 
 test('strand cluster up --nodes 3: bootstrap servers, status, clean Ctrl-C, restart on the same data', { timeout: 180000 }, async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'strand-cluster-cli-'));
-  const base = await freeBasePort();
+  const base = await freePortBlock([0, 1, 2, 100, 101, 102]);
   const bootstrap = [0, 1, 2].map((i) => `127.0.0.1:${base + i}`).join(',');
   let up = clusterUp(['--nodes', '3', '--data-dir', dir, '--base-port', String(base), '--quiet']);
   t.after(() => {
