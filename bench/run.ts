@@ -3,7 +3,8 @@
  * broker process, beside baselines measured in the same run on the same machine:
  *
  *   - raw sequential file append: fs.writeSync of 1 MiB buffers (what the disk + page cache take),
- *     measured right before each produce case it is compared with;
+ *     measured right before each produce case it is compared with, writing as many bytes as the
+ *     case and starting from the same memory state (see settleDisk);
  *   - loopback TCP between two Node processes (what a socket between two processes carries).
  *
  * The load generator is built on Strand's protocol package and sends pre-encoded Produce frames
@@ -11,6 +12,8 @@
  * broker and the load generator share this machine's cores; the table says how many.
  *
  * Options (env): BENCH_SECONDS (per case, default 5), BENCH_QUICK=1 (1 s per case),
+ * BENCH_WRITE_MIB (what each produce case and its raw append write, default 2048; 256 with
+ * BENCH_QUICK),
  * BENCH_ONLY=produce|fetch|latency|cleaner (one section; the baselines always run),
  * BENCH_SETTLE_MS (the wait after sync before each write case, default 4000; see settleDisk),
  * BENCH_DEBUG=1 (CPU per case, worst latency samples, the broker's output in
@@ -18,7 +21,7 @@
  * own after the others.
  */
 import { execSync, fork } from 'node:child_process';
-import { closeSync, fsyncSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { connect, createServer, type Socket } from 'node:net';
@@ -35,6 +38,7 @@ const SECONDS = Number(process.env['BENCH_SECONDS'] ?? (process.env['BENCH_QUICK
 const MiB = 1024 * 1024;
 const ONLY = process.env['BENCH_ONLY'];
 const SETTLE_MS = Number(process.env['BENCH_SETTLE_MS'] ?? 4000);
+const WRITE_BYTES = Number(process.env['BENCH_WRITE_MIB'] ?? (process.env['BENCH_QUICK'] ? 256 : 2048)) * MiB;
 const runs = (section: string): boolean => ONLY === undefined || ONLY === section;
 
 interface Row {
@@ -79,15 +83,17 @@ async function withCpu<T>(label: string, broker: BrokerProcess, f: () => Promise
 // Baselines
 
 /**
- * Starts a case from the same state as every other: no dirty pages, and no memory freed moments
- * ago. Without the sync, a case that follows a few gigabytes of writes is measured against the
- * kernel's write-back throttling. Without the wait, it depends on what ran before it: this VM
- * hands freed memory back to its host (virtio-balloon free page reporting, a couple of seconds
- * after the free), and a page the host no longer backs costs a host fault when the page cache
- * next takes it. A write run that starts right after another run freed its file reuses pages
- * still backed and goes ~1.6× faster than one that starts later (530–590 against 760–935 MB/s
- * for the raw append measured both ways, one after the other). Every write case, the raw
- * baseline's runs included, waits the same SETTLE_MS.
+ * The wait before every write run, raw append and produce case alike: sync, so that no run is
+ * measured against the kernel's write-back of the one before, then SETTLE_MS.
+ *
+ * What a write run costs on this VM depends on the memory the page cache takes. The VM hands
+ * freed memory back to its host (virtio-balloon free page reporting) and most of its 24 GiB has
+ * never been touched; the first write to a page the host does not back costs a host fault, seen
+ * from inside as a slow copy. Measured with the raw append alone: 300–350 MB/s into such memory,
+ * 700–1,000 MB/s into memory a run freed seconds before. So every measured write run here starts
+ * the same way: right after a raw append of WRITE_BYTES deleted its file, then this settle, then
+ * WRITE_BYTES written. A long-running broker is in that state too: its page cache is full and
+ * new pages come from evicting old ones.
  */
 function settleDisk(): void {
   execSync('sync');
@@ -105,19 +111,18 @@ function stealMs(): number {
 }
 
 /**
- * Appends 1 MiB buffers to a new file with fs.writeSync for SECONDS and fsyncs it. The file is
- * kept until `release`: a produce case measured against this run goes next, and must not get
- * this run's freed pages (see settleDisk).
+ * Appends WRITE_BYTES to a new file, 1 MiB per fs.writeSync, and fsyncs it (outside the timing).
+ * The file is kept until `release`, which the produce case measured against this run calls
+ * before it starts (see settleDisk).
  */
 function rawAppend(): { mbps: number; release(): void } {
   settleDisk();
   const dir = mkdtempSync(join(tmpdir(), 'strand-bench-raw-'));
   const fd = openSync(join(dir, 'raw.log'), 'w');
   const buf = Buffer.alloc(MiB, 7);
-  const deadline = Date.now() + SECONDS * 1000;
   const start = process.hrtime.bigint();
   let bytes = 0;
-  while (Date.now() < deadline) {
+  while (bytes < WRITE_BYTES) {
     writeSync(fd, buf);
     bytes += buf.length;
   }
@@ -185,11 +190,35 @@ async function createTopic(bootstrapPort: number, name: string, partitions: numb
   if (resp.topics[0].errorCode !== 0) throw new Error(`create ${name}: error ${resp.topics[0].errorCode}`);
 }
 
+async function deleteTopic(broker: BrokerProcess, name: string): Promise<void> {
+  const c = await ProtocolConnection.connect('127.0.0.1', broker.port);
+  const resp = await c.send(messages.ApiKey.DeleteTopics, 4, { ...messages.defaultDeleteTopicsRequest(), topicNames: [name], timeoutMs: 10000 });
+  c.close();
+  if (resp.responses[0].errorCode !== 0) throw new Error(`delete ${name}: error ${resp.responses[0].errorCode}`);
+  // The broker unlinks a deleted partition's files at once; wait until its directories are gone.
+  const deadline = Date.now() + 30000;
+  while (readdirSync(broker.dataDir).some((d) => d.startsWith(`${name}-`))) {
+    if (Date.now() > deadline) throw new Error(`${name}'s directories are still in ${broker.dataDir}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+interface ProduceShape {
+  recordBytes: number;
+  batchBytes: number;
+  acks: number;
+  connections: number;
+  depth: number;
+  /** Stop sending once this many bytes of batches have been sent; without it, after SECONDS. */
+  bytes?: number;
+}
+
 /**
  * Sends pre-encoded produce frames on `connections` connections (one partition each), keeping
- * `depth` requests in flight per connection, for SECONDS. Returns records/s and MB/s.
+ * `depth` requests in flight per connection, until `bytes` (or SECONDS) and every answer is in.
+ * Returns records/s and MB/s.
  */
-async function produceThroughput(broker: BrokerProcess, opts: { recordBytes: number; batchBytes: number; acks: number; connections: number; depth: number }): Promise<{ recordsPerSec: number; mbps: number }> {
+async function produceThroughput(broker: BrokerProcess, opts: ProduceShape): Promise<{ recordsPerSec: number; mbps: number }> {
   const topic = `bench-${opts.recordBytes}-${opts.batchBytes}-${opts.acks}-${Date.now()}`;
   await createTopic(broker.port, topic, opts.connections);
   settleDisk();
@@ -199,6 +228,8 @@ async function produceThroughput(broker: BrokerProcess, opts: { recordBytes: num
   const deadline = Date.now() + SECONDS * 1000;
   let records = 0;
   let bytes = 0;
+  let sentBytes = 0;
+  const more = (): boolean => (opts.bytes !== undefined ? sentBytes < opts.bytes : Date.now() < deadline);
   const start = process.hrtime.bigint();
   await Promise.all(
     Array.from({ length: opts.connections }, async (_, p) => {
@@ -211,8 +242,9 @@ async function produceThroughput(broker: BrokerProcess, opts: { recordBytes: num
         conn.socket.removeAllListeners('data');
         conn.socket.on('error', reject);
         const send = (): void => {
-          while (inFlight < opts.depth && Date.now() < deadline) {
+          while (inFlight < opts.depth && more()) {
             conn.socket.write(frame);
+            sentBytes += batch.length;
             inFlight++;
           }
           if (inFlight === 0) resolve();
@@ -479,8 +511,9 @@ async function main(): Promise<void> {
   // Baselines vary run to run on a shared machine: measure each where it is used (the raw append
   // right before each produce case, the loopback interleaved with the fetch rounds).
   const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-  // Each produce case is compared with a raw append run right before it (see settleDisk); with
-  // no produce case, three runs give the baseline row.
+  // Each produce case is compared with a raw append run right before it, of as many bytes and
+  // from the same memory state (see settleDisk); with no produce case, three runs give the
+  // baseline row.
   const rawRuns: number[] = [];
   const loopRuns: number[] = [];
   const fetchRuns: Array<{ mbps: number; recordsPerSec: number }> = [];
@@ -491,30 +524,35 @@ async function main(): Promise<void> {
   const copiedRuns: Array<{ mbps: number; recordsPerSec: number }> = [];
   const zeroCopy = loadSendfile();
   try {
-    const cases = [
+    // The last case's topic is the one the fetch cases read; every other case's topic is deleted
+    // after it, which keeps the run's disk use to a few WRITE_BYTES.
+    const cases: ProduceShape[] = [
       { recordBytes: 100, batchBytes: 16 * 1024, acks: 1, connections: 2, depth: 32 },
       { recordBytes: 100, batchBytes: 16 * 1024, acks: -1, connections: 2, depth: 32 },
       { recordBytes: 1024, batchBytes: 16 * 1024, acks: 1, connections: 2, depth: 32 },
       { recordBytes: 100, batchBytes: MiB, acks: 1, connections: 2, depth: 4 },
-      { recordBytes: 1024, batchBytes: MiB, acks: 1, connections: 2, depth: 4 },
       { recordBytes: 1024, batchBytes: MiB, acks: -1, connections: 2, depth: 4 },
-    ];
+      { recordBytes: 1024, batchBytes: MiB, acks: 1, connections: 2, depth: 4 },
+    ].filter((c, i, all) => runs('produce') || (runs('fetch') && i === all.length - 1));
     let fetchTopic = '';
-    for (const c of cases) {
-      if (!runs('produce') && !(runs('fetch') && c.recordBytes === 1024 && c.batchBytes >= MiB && c.acks === 1)) continue;
+    for (const [i, c] of cases.entries()) {
+      // An unmeasured raw append first: the measured one then starts right after WRITE_BYTES of a
+      // raw append's file were freed, as the case does after the measured one's.
+      rawAppend().release();
       const base = rawAppend();
       rawRuns.push(base.mbps);
-      const r = await withCpu(`produce ${c.recordBytes}/${c.batchBytes}/${c.acks}`, broker, () => produceThroughput(broker, c));
       base.release();
+      const r = await withCpu(`produce ${c.recordBytes}/${c.batchBytes}/${c.acks}`, broker, () => produceThroughput(broker, { ...c, bytes: WRITE_BYTES }));
+      if (i === cases.length - 1) fetchTopic = lastTopic;
+      else await deleteTopic(broker, lastTopic);
       const big = c.batchBytes >= MiB;
       rows.push({
         case: `produce ${c.recordBytes} B records, ${big ? '1 MiB' : '16 KiB'} batches, acks=${c.acks}${c.acks === -1 ? ' (fsync)' : ''}`,
         records: fmt(r.recordsPerSec),
         mbps: fmt(r.mbps),
         vsBaseline: `${fmt((r.mbps / base.mbps) * 100)} % of raw append (${fmt(base.mbps)} MB/s right before)`,
-        note: `${c.connections} connections × ${c.depth} in flight`,
+        note: `${c.connections} connections × ${c.depth} in flight; ${fmt(WRITE_BYTES / MiB)} MiB`,
       });
-      if (c.recordBytes === 1024 && big && c.acks === 1) fetchTopic = lastTopic;
     }
     for (let round = 0; round < 3; round++) {
       loopRuns.push(await loopbackMBps());
@@ -536,7 +574,7 @@ async function main(): Promise<void> {
         run.release();
       }
     }
-    rows.unshift({ case: 'baseline: raw fs.writeSync append, 1 MiB buffers', records: '', mbps: fmt(median(rawRuns)), vsBaseline: '100 %', note: `median of ${rawRuns.map((x) => fmt(x)).join(' / ')}${paired ? ' (one right before each produce case)' : ''}; page cache, fsync at the end` });
+    rows.unshift({ case: 'baseline: raw fs.writeSync append, 1 MiB buffers', records: '', mbps: fmt(median(rawRuns)), vsBaseline: '100 %', note: `median of ${rawRuns.map((x) => fmt(x)).join(' / ')}${paired ? ' (one right before each produce case)' : ''}; ${fmt(WRITE_BYTES / MiB)} MiB each into the page cache, fsync after the timing` });
     const loop = median(loopRuns);
     rows.splice(1, 0, { case: 'baseline: loopback TCP, two Node processes', records: '', mbps: fmt(loop), vsBaseline: '100 %', note: `median of ${loopRuns.map((x) => fmt(x)).join(' / ')}; 1 MiB writes` });
     if (fetchRuns.length > 0) {
