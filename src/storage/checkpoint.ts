@@ -6,6 +6,13 @@
  *   0            format version
  *   <offset>     decimal log start offset
  *
+ * `<partitionDir>/recovery-point` — Kafka's recovery point for the rolled segments: every segment
+ * that ends at or below this offset is fsynced. A rolled segment is fsynced in the background
+ * (appends go on into the new segment meanwhile), and this is written, atomically, when that
+ * fsync is done; a truncation below it lowers it first. Same two-line format. Missing: no
+ * background fsync has finished in this directory yet (at most one runs at a time, so only the
+ * second-to-last segment can be unsynced).
+ *
  * `<dataDir>/replication-offset-checkpoint` — every partition's high watermark (Kafka's file and
  * format), written atomically by LogManager every replica.high.watermark.checkpoint.interval.ms
  * when something changed, and on clean shutdown. Text:
@@ -29,9 +36,13 @@ export const CLEAN_SHUTDOWN_FILE = '.strand-clean-shutdown';
 const CHECKPOINT_VERSION = 0;
 
 export async function readLogStartOffset(dir: string): Promise<number | null> {
+  return readOffsetFile(dir, LOG_START_OFFSET_FILE);
+}
+
+async function readOffsetFile(dir: string, name: string): Promise<number | null> {
   let text: string;
   try {
-    text = await fs.promises.readFile(join(dir, LOG_START_OFFSET_FILE), 'utf8');
+    text = await fs.promises.readFile(join(dir, name), 'utf8');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
     throw err;
@@ -40,13 +51,23 @@ export async function readLogStartOffset(dir: string): Promise<number | null> {
   const version = Number(lines[0]);
   const offset = Number(lines[1]);
   if (version !== CHECKPOINT_VERSION || !Number.isSafeInteger(offset) || offset < 0) {
-    throw new StorageError('CORRUPT_CHECKPOINT', `bad ${LOG_START_OFFSET_FILE} in ${dir}: ${JSON.stringify(text)}`);
+    throw new StorageError('CORRUPT_CHECKPOINT', `bad ${name} in ${dir}: ${JSON.stringify(text)}`);
   }
   return offset;
 }
 
 export async function writeLogStartOffset(dir: string, offset: number): Promise<void> {
   await writeFileAtomic(join(dir, LOG_START_OFFSET_FILE), `${CHECKPOINT_VERSION}\n${offset}\n`);
+}
+
+export const RECOVERY_POINT_FILE = 'recovery-point';
+
+export async function readRecoveryPoint(dir: string): Promise<number | null> {
+  return readOffsetFile(dir, RECOVERY_POINT_FILE);
+}
+
+export async function writeRecoveryPoint(dir: string, offset: number): Promise<void> {
+  await writeFileAtomic(join(dir, RECOVERY_POINT_FILE), `${CHECKPOINT_VERSION}\n${offset}\n`);
 }
 
 export async function writeCleanShutdownMarker(dataDir: string): Promise<void> {

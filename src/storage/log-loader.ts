@@ -10,10 +10,13 @@
  *  2. Open each `.log` in base-offset order. Indexes are loaded and sanity-checked (see
  *     OffsetIndex.load, TimeIndex.load, LogSegment.loadTail); a missing or inconsistent index is
  *     rebuilt by scanning its log.
- *  3. After an unclean shutdown the last segment (and the one before it, if the last is empty) is
- *     fully validated: every batch's header, CRC-32C and offsets; the file is truncated at the
- *     first invalid or torn batch. Older segments were fsynced when they rolled, so they are not
- *     rescanned (Kafka keeps a recovery-point checkpoint for the same purpose).
+ *  3. After an unclean shutdown the segments that may hold unsynced data are fully validated:
+ *     every batch's header, CRC-32C and offsets; the file is truncated at the first invalid or
+ *     torn batch. Those are the last segment (and the one before it, if the last is empty) and
+ *     every segment ending above the `recovery-point` checkpoint (checkpoint.ts): a rolled segment
+ *     is fsynced in the background, and the checkpoint moves past it when that is done. Without
+ *     the checkpoint, the second-to-last segment is validated too (only one such fsync runs at a
+ *     time). Segments below it are not rescanned, as in Kafka.
  *  4. If recovery cut a segment that is not the last, the segments after it are deleted (their
  *     offsets would no longer follow on), as Kafka does.
  *  5. The log start offset comes from the `log-start-offset` checkpoint, clamped to
@@ -21,7 +24,7 @@
  */
 import fs from 'node:fs';
 import { join } from 'node:path';
-import { readLogStartOffset } from './checkpoint.js';
+import { readLogStartOffset, readRecoveryPoint } from './checkpoint.js';
 import { recoverCleanerSwap } from './log-cleaner.js';
 import type { Logger } from './logger.js';
 import { INDEX_SUFFIX, LOG_SUFFIX, LogSegment, TIME_INDEX_SUFFIX, type SegmentIndexConfig } from './log-segment.js';
@@ -63,12 +66,17 @@ export async function loadLog(
   const bases = [...logBases].sort((a, b) => a - b);
   const segments: LogSegment[] = [];
   let recoveredBytes = 0;
+  const recoveryPoint = opts.cleanShutdown ? null : await readRecoveryPoint(dir);
   try {
     for (let i = 0; i < bases.length; i++) {
       const base = bases[i]!;
       const isLast = i === bases.length - 1;
       let recover = !opts.cleanShutdown && isLast;
-      if (!opts.cleanShutdown && i === bases.length - 2) {
+      if (!opts.cleanShutdown && !isLast) {
+        // A rolled segment whose background fsync may not have finished (see the recovery point).
+        recover = recoveryPoint === null ? i === bases.length - 2 : bases[i + 1]! > recoveryPoint;
+      }
+      if (!recover && !opts.cleanShutdown && i === bases.length - 2) {
         // Also recover the second-to-last segment when the last one is empty.
         const lastSize = (await fs.promises.stat(join(dir, String(bases[i + 1]).padStart(20, '0') + LOG_SUFFIX))).size;
         recover = lastSize === 0;

@@ -10,9 +10,12 @@
  *    place, in the caller's buffer (neither is covered by the CRC).
  *  - Roll (a new active segment) when the next append would overflow segment.bytes, segment.ms has
  *    passed since the active segment's first append, an index is full, or a relative offset would
- *    overflow. The old segment is fsynced (log and indexes) before the new one takes writes.
- *  - flush() is a group commit: one fdatasync of the active segment at a time; callers arriving
- *    while one runs share the next one, which starts when the running one ends.
+ *    overflow. The old segment is fsynced (log and indexes) in the background while the new one
+ *    takes writes (as Kafka), one rolled segment at a time; its end then becomes the recovery
+ *    point, checkpointed in `recovery-point` for the loader.
+ *  - flush() is a group commit: one fdatasync of the active segment at a time (after the rolled
+ *    segment's, if that still runs); callers arriving while one runs share the next one, which
+ *    starts when the running one ends.
  *  - flush.messages: when the unflushed count reaches it, the appends of that group resolve only
  *    after an fsync. flush.ms is driven from outside (LogManager calls flushIfDue).
  *  - Operations that change the segment list (truncate, retention, DeleteRecords, close) run as
@@ -52,7 +55,7 @@ import {
   readInt64,
   writeInt64,
 } from './batch-layout.js';
-import { writeLogStartOffset } from './checkpoint.js';
+import { readRecoveryPoint, writeLogStartOffset, writeRecoveryPoint } from './checkpoint.js';
 import { LogClosedError, OffsetOutOfRangeError, StorageError } from './errors.js';
 import { MAX_IOVECS } from './file-io.js';
 import { loadLog } from './log-loader.js';
@@ -193,6 +196,11 @@ export class PartitionLog {
   private lastFlushMs: number;
   private fsyncRunning: Promise<void> | null = null;
   private fsyncNext: Promise<void> | null = null;
+  /** The background fsync of the last rolled segment, while it runs (one at a time). */
+  private rollFlush: Promise<void> | null = null;
+  private rollFlushSegment: LogSegment | null = null;
+  /** The `recovery-point` checkpoint as last written (null: not written by this log yet). */
+  private checkpointedRecoveryPoint: number | null = null;
   private readonly groupBufs: Buffer[] = [];
   private readonly groupOps: AppendOp[] = [];
   /** Duplicates found while forming the current group: answered once its write has landed. */
@@ -676,18 +684,72 @@ export class PartitionLog {
     this.logger.error('log failed; appends rejected until reopened', { dir: this.dir, error: String(err) });
   }
 
-  /** Seal the active segment (fsync log + indexes) and start a new one at nextOffset. */
+  /**
+   * A new active segment. The old one is fsynced (log and indexes) in the background, as Kafka
+   * does, so appends go on meanwhile instead of waiting for up to a segment's worth of write-back;
+   * an fsync of the active segment (acks=all, flush.messages, flush.ms) waits for it first, and
+   * the next roll waits for it, so at most one rolled segment is ever unsynced. When it is done,
+   * the recovery point moves past the old segment, on disk (the `recovery-point` checkpoint) and
+   * here.
+   */
   private async roll(nowMs: number): Promise<void> {
     const old = this.active;
     assert(old.writeEnd === old.size, 'roll with a write in flight');
-    await old.flushAll();
-    this._recoveryPoint = Math.max(this._recoveryPoint, old.nextOffset);
+    await this.rolledSegmentSynced();
+    if (this.failure) throw this.failure;
     const seg = await LogSegment.create(this.dir, this.nextOffset, this.config, nowMs);
     this.segments.push(seg);
     // Producer state as of the new segment's base offset: recovery replays only from here.
     await this.producerState.writeSnapshot(this.nextOffset);
     await this.producerState.pruneSnapshots(this.nextOffset);
+    const flush = this.syncRolled(old).finally(() => {
+      if (this.rollFlush !== flush) return;
+      this.rollFlush = null;
+      this.rollFlushSegment = null;
+    });
+    this.rollFlush = flush;
+    this.rollFlushSegment = old;
     this.logger.debug('rolled segment', { dir: this.dir, baseOffset: seg.baseOffset });
+  }
+
+  /** Fsyncs a rolled segment and moves the recovery point past it; a failure fails the log. */
+  private async syncRolled(old: LogSegment): Promise<void> {
+    const target = old.nextOffset;
+    const truncations = this.truncations;
+    if (!old.acquire()) return; // deleted meanwhile (retention): nothing left to sync
+    try {
+      await old.flushAll();
+      if (truncations !== this.truncations) return;
+      await writeRecoveryPoint(this.dir, target);
+      this.checkpointedRecoveryPoint = target;
+      this._recoveryPoint = Math.max(this._recoveryPoint, target);
+    } catch (err) {
+      this.fail(err);
+    } finally {
+      old.release();
+    }
+  }
+
+  /** Resolves when no rolled segment is waiting for its fsync. */
+  private async rolledSegmentSynced(): Promise<void> {
+    while (this.rollFlush !== null) await this.rollFlush;
+  }
+
+  /** Before segments' files go: let the rolled segment's fsync finish if it is one of them (it writes its indexes by path). */
+  private async beforeRemoving(segs: readonly LogSegment[]): Promise<void> {
+    if (this.rollFlushSegment !== null && segs.includes(this.rollFlushSegment)) await this.rolledSegmentSynced();
+  }
+
+  /**
+   * After a truncation to the log end: no segment may end at or below the checkpointed recovery
+   * point while holding data that was never synced, so the checkpoint comes down first.
+   */
+  private async lowerRecoveryPointCheckpoint(): Promise<void> {
+    const onDisk = this.checkpointedRecoveryPoint ?? (await readRecoveryPoint(this.dir));
+    if (onDisk !== null && onDisk > this._logEndOffset) {
+      await writeRecoveryPoint(this.dir, this._logEndOffset);
+      this.checkpointedRecoveryPoint = this._logEndOffset;
+    }
   }
 
   // ---------------------------------------------------------------- flush
@@ -724,9 +786,10 @@ export class PartitionLog {
   }
 
   private async fsyncActive(): Promise<void> {
+    // Older segments are fsynced when they roll (in the background): wait for the last one.
+    await this.rolledSegmentSynced();
     const seg = this.active;
     const covered = this.unflushed;
-    // Older segments were fsynced when they rolled; this covers the active one up to here.
     const target = this._logEndOffset;
     const truncations = this.truncations;
     if (!seg.acquire()) return; // closing: close() fsyncs
@@ -924,6 +987,7 @@ export class PartitionLog {
     const doomed: LogSegment[] = [];
     while (this.segments.length > 1 && pred(this.segments[0]!, this.segments[1])) doomed.push(this.segments.shift()!);
     if (doomed.length === 0) return 0;
+    await this.beforeRemoving(doomed);
     const newStart = Math.max(this._logStartOffset, this.segments[0]!.baseOffset);
     if (newStart !== this._logStartOffset) {
       this._logStartOffset = newStart;
@@ -962,6 +1026,7 @@ export class PartitionLog {
       const at = this.segments.indexOf(replaced[0]!);
       if (at < 0 || at + replaced.length >= this.segments.length) return false;
       for (let i = 0; i < replaced.length; i++) if (this.segments[at + i] !== replaced[i]) return false;
+      await this.beforeRemoving(replaced);
       const lastModifiedMs = Math.max(...replaced.map((s) => s.lastModifiedMs));
       let newBases: number[];
       try {
@@ -1000,6 +1065,7 @@ export class PartitionLog {
   async truncateTo(offset: number): Promise<void> {
     assert(Number.isSafeInteger(offset) && offset >= 0, `bad truncation offset ${offset}`);
     await this.runTask(async () => {
+      await this.rolledSegmentSynced();
       if (offset >= this.nextOffset) {
         // Nothing to remove, but the epoch cache may name an epoch starting at the log end that
         // wrote nothing here (this replica led it briefly): the leader's log decides that epoch now.
@@ -1017,6 +1083,7 @@ export class PartitionLog {
       }
       await this.active.truncateTo(offset);
       this.resetOffsets();
+      await this.lowerRecoveryPointCheckpoint();
       this.leaderEpochCache.truncateFromEnd(this._logEndOffset);
       await this.leaderEpochCache.flush();
       if (this._logStartOffset > this._logEndOffset) {
@@ -1039,6 +1106,7 @@ export class PartitionLog {
   }
 
   private async restartAt(offset: number): Promise<void> {
+    await this.rolledSegmentSynced();
     const doomed = this.segments;
     this.segments = [await LogSegment.create(this.dir, offset, this.config, this.clock())];
     for (const s of doomed) {
@@ -1049,6 +1117,7 @@ export class PartitionLog {
     this._logStartOffset = offset;
     await writeLogStartOffset(this.dir, offset);
     this.resetOffsets();
+    await this.lowerRecoveryPointCheckpoint();
     this._highWatermark = offset;
     this._recoveryPoint = offset;
     this.leaderEpochCache.clear();
@@ -1117,6 +1186,7 @@ export class PartitionLog {
       this.closed = true;
       if (this.fsyncRunning) await this.fsyncRunning.catch(() => {});
       if (this.fsyncNext) await this.fsyncNext.catch(() => {});
+      await this.rolledSegmentSynced();
       const active = this.active;
       if (!this.failure) await active.flushAll();
       if (!this.failure) await this.leaderEpochCache.flush();

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { cp, readdir, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
+import fs, { existsSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { PartitionLog, type LogConfig } from '../../src/storage/log.js';
 import { makeBatch, parseBatches, testConfig, withTempDir } from './batch-helper.js';
@@ -205,5 +205,139 @@ test('orphan index files are deleted; empty trailing segment is fine', async () 
     const r = await again.append(makeBatch({ records: 1 }), 0);
     assert.equal(r.firstOffset, next);
     await again.close();
+  });
+});
+
+// ------------------------------------------------------------------ rolled segments and the recovery point
+
+const segmentLogs = async (dir: string): Promise<string[]> => (await readdir(dir)).filter((f) => f.endsWith('.log')).sort();
+const recoveryPointFile = async (dir: string): Promise<number | null> =>
+  existsSync(join(dir, 'recovery-point')) ? Number((await readFile(join(dir, 'recovery-point'), 'utf8')).split('\n')[1]) : null;
+
+/** Flips one byte in the middle of `file` (inside some batch: the CRC no longer matches). */
+async function corruptMiddle(file: string): Promise<void> {
+  const bytes = await readFile(file);
+  bytes[Math.floor(bytes.length / 2)]! ^= 0xff;
+  await writeFile(file, bytes);
+}
+
+/** Bounded: rejects when `p` has not settled within `ms`. */
+const within = <T>(p: Promise<T>, ms: number, what: string): Promise<T> =>
+  Promise.race([p, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`${what}: not done within ${ms} ms`)), ms).unref())]);
+
+test('a rolled segment is fsynced in the background: appends go on meanwhile, flush() waits for it, then the recovery point moves past it', { skip: process.platform !== 'linux' && 'needs /proc/self/fd' }, async () => {
+  await withTempDir(async (dir) => {
+    const log = await PartitionLog.open(dir, 't', 0, CONFIG, { cleanShutdown: true });
+    // Hold every fdatasync of the first segment's .log until released (the real call then runs).
+    const realFdatasync = fs.fdatasync;
+    const held: Array<() => void> = [];
+    let holding = true;
+    fs.fdatasync = ((fd: number, cb: (err: NodeJS.ErrnoException | null) => void) => {
+      if (holding && readlinkSync(`/proc/self/fd/${fd}`).endsWith(`${'0'.repeat(20)}.log`)) held.push(() => realFdatasync(fd, cb));
+      else realFdatasync(fd, cb);
+    }) as typeof fs.fdatasync;
+    try {
+      let i = 0;
+      while ((await segmentLogs(dir)).length < 2) {
+        await within(log.append(makeBatch({ records: 2, valueBytes: 200 }), 1), 5000, `append ${i++} before the roll`);
+      }
+      const rolledAt = log.numberOfSegments === 2 ? Number((await segmentLogs(dir))[1]!.slice(0, 20)) : -1;
+      assert.ok(rolledAt > 0);
+      // The old segment's fsync is held; appends into the new segment still complete.
+      for (let k = 0; k < 5; k++) await within(log.append(makeBatch({ records: 2, valueBytes: 200 }), 1), 5000, 'append while the rolled segment syncs');
+      assert.ok(held.length > 0, 'the rolled segment is being fsynced');
+      assert.equal(await recoveryPointFile(dir), null);
+      assert.ok(log.recoveryPoint < rolledAt, 'nothing counts as on disk before the fsync');
+      let flushed = false;
+      const flush = log.flush().then(() => (flushed = true));
+      for (let k = 0; k < 50; k++) await new Promise((r) => setImmediate(r));
+      assert.equal(flushed, false, 'flush() (acks=all) waits for the rolled segment');
+      holding = false;
+      for (const release of held.splice(0)) release();
+      await within(flush, 5000, 'flush after the release');
+      assert.equal(await recoveryPointFile(dir), rolledAt);
+      assert.equal(log.recoveryPoint, log.logEndOffset);
+    } finally {
+      fs.fdatasync = realFdatasync;
+      holding = false;
+      for (const release of held.splice(0)) release();
+      await log.close();
+    }
+  });
+});
+
+test('unclean restart validates every rolled segment above the recovery-point checkpoint, and trusts those below it', async () => {
+  await withTempDir(async (dir) => {
+    const src = join(dir, 'src');
+    const log = await PartitionLog.open(src, 't', 0, CONFIG, { cleanShutdown: true });
+    const batches = await fill(log, 400);
+    await log.close();
+    const logs = await segmentLogs(src);
+    assert.ok(logs.length >= 5, `${logs.length} segments`);
+    const base = (name: string): number => Number(name.slice(0, 20));
+    // The recovery point after the roll out of logs[1]; logs[1] and later may be unsynced.
+    for (const [checkpoint, expectRecovered] of [
+      [base(logs[1]!), true],
+      [base(logs[2]!), false],
+    ] as const) {
+      const copy = join(dir, `copy-${checkpoint}`);
+      await cp(src, copy, { recursive: true });
+      await writeFile(join(copy, 'recovery-point'), `0\n${checkpoint}\n`);
+      await corruptMiddle(join(copy, logs[1]!));
+      const recovered = await PartitionLog.open(copy, 't', 0, CONFIG, { cleanShutdown: false });
+      try {
+        if (expectRecovered) {
+          // Cut inside logs[1]; every later segment is gone; whole batches before the cut survive.
+          assert.ok(recovered.logEndOffset > base(logs[1]!) && recovered.logEndOffset < base(logs[2]!), `log end ${recovered.logEndOffset}`);
+          assert.deepEqual(await segmentLogs(copy), logs.slice(0, 2));
+          await verify(recovered, batches.filter((b) => b.last < recovered.logEndOffset));
+        } else {
+          // Below the checkpoint: fsynced when it rolled, not rescanned (as Kafka).
+          assert.equal(recovered.logEndOffset, batches[batches.length - 1]!.last + 1);
+          assert.deepEqual(await segmentLogs(copy), logs);
+        }
+      } finally {
+        await recovered.close();
+      }
+    }
+  });
+});
+
+test('without a recovery-point checkpoint, unclean restart validates the second-to-last segment too', async () => {
+  await withTempDir(async (dir) => {
+    const log = await PartitionLog.open(dir, 't', 0, CONFIG, { cleanShutdown: true });
+    const batches = await fill(log, 400);
+    await log.close();
+    await rm(join(dir, 'recovery-point'), { force: true });
+    const logs = await segmentLogs(dir);
+    const secondToLast = logs[logs.length - 2]!;
+    await corruptMiddle(join(dir, secondToLast));
+    const recovered = await PartitionLog.open(dir, 't', 0, CONFIG, { cleanShutdown: false });
+    try {
+      assert.ok(recovered.logEndOffset > Number(secondToLast.slice(0, 20)) && recovered.logEndOffset < Number(logs[logs.length - 1]!.slice(0, 20)));
+      assert.deepEqual(await segmentLogs(dir), logs.slice(0, -1));
+      await verify(recovered, batches.filter((b) => b.last < recovered.logEndOffset));
+    } finally {
+      await recovered.close();
+    }
+  });
+});
+
+test('a truncation below the recovery point lowers the checkpoint before anything is appended again', async () => {
+  await withTempDir(async (dir) => {
+    const log = await PartitionLog.open(dir, 't', 0, CONFIG, { cleanShutdown: true });
+    await fill(log, 400);
+    await log.flush();
+    const checkpoint = (await recoveryPointFile(dir))!;
+    assert.ok(checkpoint > 100);
+    await log.truncateTo(100);
+    assert.equal(await recoveryPointFile(dir), log.logEndOffset);
+    assert.ok(log.logEndOffset <= 100);
+    // Appends refill the truncated range and roll; the checkpoint moves up again with the rolls.
+    await fill(log, 400);
+    await log.flush();
+    const logs = await segmentLogs(dir);
+    assert.equal(await recoveryPointFile(dir), Number(logs[logs.length - 1]!.slice(0, 20)));
+    await log.close();
   });
 });
