@@ -16,7 +16,8 @@
  *     every segment ending above the `recovery-point` checkpoint (checkpoint.ts): a rolled segment
  *     is fsynced in the background, and the checkpoint moves past it when that is done. Without
  *     the checkpoint, the second-to-last segment is validated too (only one such fsync runs at a
- *     time). Segments below it are not rescanned, as in Kafka.
+ *     time); with an unreadable one, every segment. Segments below it are not rescanned, as in
+ *     Kafka.
  *  4. If recovery cut a segment that is not the last, the segments after it are deleted (their
  *     offsets would no longer follow on), as Kafka does.
  *  5. The log start offset comes from the `log-start-offset` checkpoint, clamped to
@@ -66,7 +67,11 @@ export async function loadLog(
   const bases = [...logBases].sort((a, b) => a - b);
   const segments: LogSegment[] = [];
   let recoveredBytes = 0;
-  const recoveryPoint = opts.cleanShutdown ? null : await readRecoveryPoint(dir);
+  const recoveryPoint = opts.cleanShutdown ? null : await readRecoveryPoint(dir).catch((err: unknown) => {
+    // Unreadable: trust no rolled segment (-1: every segment ends above it).
+    opts.logger.warn('unreadable recovery-point checkpoint; validating every segment', { dir, error: String(err) });
+    return -1;
+  });
   try {
     for (let i = 0; i < bases.length; i++) {
       const base = bases[i]!;

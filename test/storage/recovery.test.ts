@@ -341,3 +341,22 @@ test('a truncation below the recovery point lowers the checkpoint before anythin
     await log.close();
   });
 });
+
+test('an unreadable recovery-point checkpoint makes unclean recovery validate every segment', async () => {
+  await withTempDir(async (dir) => {
+    const log = await PartitionLog.open(dir, 't', 0, CONFIG, { cleanShutdown: true });
+    const batches = await fill(log, 400);
+    await log.close();
+    const logs = await segmentLogs(dir);
+    await writeFile(join(dir, 'recovery-point'), 'garbage');
+    await corruptMiddle(join(dir, logs[0]!));
+    const recovered = await PartitionLog.open(dir, 't', 0, CONFIG, { cleanShutdown: false });
+    try {
+      assert.ok(recovered.logEndOffset > 0 && recovered.logEndOffset < Number(logs[1]!.slice(0, 20)), `log end ${recovered.logEndOffset}`);
+      assert.deepEqual(await segmentLogs(dir), logs.slice(0, 1));
+      await verify(recovered, batches.filter((b) => b.last < recovered.logEndOffset));
+    } finally {
+      await recovered.close();
+    }
+  });
+});
