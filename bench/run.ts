@@ -90,7 +90,8 @@ async function withCpu<T>(label: string, broker: BrokerProcess, f: () => Promise
  * freed memory back to its host (virtio-balloon free page reporting) and most of its 24 GiB has
  * never been touched; the first write to a page the host does not back costs a host fault, seen
  * from inside as a slow copy. Measured with the raw append alone: 300–350 MB/s into such memory,
- * 700–1,000 MB/s into memory a run freed seconds before. So every measured write run here starts
+ * 1.6–1.9 GB/s into memory another raw append freed seconds before (700–1,000 MB/s into what a
+ * deleted topic freed). So every measured write run here starts
  * the same way: right after a raw append of WRITE_BYTES deleted its file, then this settle, then
  * WRITE_BYTES written. A long-running broker is in that state too: its page cache is full and
  * new pages come from evicting old ones.
@@ -344,9 +345,9 @@ class ChunkList {
 }
 
 /**
- * In a fresh child process (see inChild): fetches a topic from offset 0 as a consumer would, one Fetch v4 request per partition in
- * flight on its own connection, starting over at the end of the topic until SECONDS have passed.
- * The consumer walks each response's batch headers as its chunks arrive (finding the next offset
+ * In a fresh child process (see inChild): fetches a topic from offset 0 as a consumer would, one
+ * Fetch v4 request per partition in flight on its own connection, starting over at the end of
+ * the topic until SECONDS have passed. The consumer walks each response's batch headers as its chunks arrive (finding the next offset
  * and counting records) and lets go of the chunks it has walked: it never joins a response into
  * one buffer nor holds all of it, as the loopback baseline counts bytes without keeping them.
  * (Holding each 16 MiB response until it was complete cost the consumer, the bottleneck here,
