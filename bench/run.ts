@@ -599,13 +599,13 @@ async function main(): Promise<void> {
     if (runs('fetch')) settleDisk();
     for (let round = 0; round < 3; round++) {
       loopRuns.push(await loopbackMBps());
-      if (runs('fetch')) fetchRuns.push(await withCpu('fetch sendfile', broker, () => fetchThroughput(broker, fetchTopic, 2)));
+      if (runs('fetch')) fetchRuns.push(await withCpu('fetch sendfile (the consumer reports its own CPU above)', broker, () => fetchThroughput(broker, fetchTopic, 2)));
     }
     // The same fetches with sendfile off (a broker restarted on the same data): what zero-copy buys.
     if (runs('fetch') && zeroCopy.sendfile !== null) {
       await broker.stop();
       broker = await startBroker({ dataDir: first.dataDir, overrides: { ...overrides, 'strand.network.sendfile': 'false' } });
-      for (let round = 0; round < 3; round++) copiedRuns.push(await withCpu('fetch copied', broker, () => fetchThroughput(broker, fetchTopic, 2)));
+      for (let round = 0; round < 3; round++) copiedRuns.push(await withCpu('fetch copied (the consumer reports its own CPU above)', broker, () => fetchThroughput(broker, fetchTopic, 2)));
       await broker.stop();
       broker = await startBroker({ dataDir: first.dataDir, overrides });
     }

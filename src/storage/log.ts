@@ -712,14 +712,15 @@ export class PartitionLog {
     this.logger.debug('rolled segment', { dir: this.dir, baseOffset: seg.baseOffset });
   }
 
-  /** Fsyncs a rolled segment and moves the recovery point past it; a failure fails the log. */
+  /**
+   * Fsyncs a rolled segment and moves the recovery point past it; a failure fails the log.
+   * Truncations wait for this (rolledSegmentSynced), so the target still stands when it is written.
+   */
   private async syncRolled(old: LogSegment): Promise<void> {
     const target = old.nextOffset;
-    const truncations = this.truncations;
     if (!old.acquire()) return; // deleted meanwhile (retention): nothing left to sync
     try {
       await old.flushAll();
-      if (truncations !== this.truncations) return;
       await writeRecoveryPoint(this.dir, target);
       this.checkpointedRecoveryPoint = target;
       this._recoveryPoint = Math.max(this._recoveryPoint, target);

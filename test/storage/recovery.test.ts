@@ -35,8 +35,13 @@ async function verify(log: PartitionLog, expected: { base: number; last: number 
   void config;
 }
 
+/** The `.log` file names in `dir`, in offset order. */
+const segmentLogs = async (dir: string): Promise<string[]> => (await readdir(dir)).filter((f) => f.endsWith('.log')).sort();
+/** The base offset a segment file is named by. */
+const baseOffsetOf = (name: string): number => Number(name.slice(0, 20));
+
 async function lastSegment(dir: string): Promise<string> {
-  const logs = (await readdir(dir)).filter((f) => f.endsWith('.log')).sort();
+  const logs = await segmentLogs(dir);
   return join(dir, logs[logs.length - 1]!);
 }
 
@@ -210,7 +215,6 @@ test('orphan index files are deleted; empty trailing segment is fine', async () 
 
 // ------------------------------------------------------------------ rolled segments and the recovery point
 
-const segmentLogs = async (dir: string): Promise<string[]> => (await readdir(dir)).filter((f) => f.endsWith('.log')).sort();
 const recoveryPointFile = async (dir: string): Promise<number | null> =>
   existsSync(join(dir, 'recovery-point')) ? Number((await readFile(join(dir, 'recovery-point'), 'utf8')).split('\n')[1]) : null;
 
@@ -241,7 +245,7 @@ test('a rolled segment is fsynced in the background: appends go on meanwhile, fl
       while ((await segmentLogs(dir)).length < 2) {
         await within(log.append(makeBatch({ records: 2, valueBytes: 200 }), 1), 5000, `append ${i++} before the roll`);
       }
-      const rolledAt = log.numberOfSegments === 2 ? Number((await segmentLogs(dir))[1]!.slice(0, 20)) : -1;
+      const rolledAt = log.numberOfSegments === 2 ? baseOffsetOf((await segmentLogs(dir))[1]!) : -1;
       assert.ok(rolledAt > 0);
       // The old segment's fsync is held; appends into the new segment still complete.
       for (let k = 0; k < 5; k++) await within(log.append(makeBatch({ records: 2, valueBytes: 200 }), 1), 5000, 'append while the rolled segment syncs');
@@ -274,11 +278,10 @@ test('unclean restart validates every rolled segment above the recovery-point ch
     await log.close();
     const logs = await segmentLogs(src);
     assert.ok(logs.length >= 5, `${logs.length} segments`);
-    const base = (name: string): number => Number(name.slice(0, 20));
     // The recovery point after the roll out of logs[1]; logs[1] and later may be unsynced.
     for (const [checkpoint, expectRecovered] of [
-      [base(logs[1]!), true],
-      [base(logs[2]!), false],
+      [baseOffsetOf(logs[1]!), true],
+      [baseOffsetOf(logs[2]!), false],
     ] as const) {
       const copy = join(dir, `copy-${checkpoint}`);
       await cp(src, copy, { recursive: true });
@@ -288,7 +291,7 @@ test('unclean restart validates every rolled segment above the recovery-point ch
       try {
         if (expectRecovered) {
           // Cut inside logs[1]; every later segment is gone; whole batches before the cut survive.
-          assert.ok(recovered.logEndOffset > base(logs[1]!) && recovered.logEndOffset < base(logs[2]!), `log end ${recovered.logEndOffset}`);
+          assert.ok(recovered.logEndOffset > baseOffsetOf(logs[1]!) && recovered.logEndOffset < baseOffsetOf(logs[2]!), `log end ${recovered.logEndOffset}`);
           assert.deepEqual(await segmentLogs(copy), logs.slice(0, 2));
           await verify(recovered, batches.filter((b) => b.last < recovered.logEndOffset));
         } else {
@@ -314,7 +317,7 @@ test('without a recovery-point checkpoint, unclean restart validates the second-
     await corruptMiddle(join(dir, secondToLast));
     const recovered = await PartitionLog.open(dir, 't', 0, CONFIG, { cleanShutdown: false });
     try {
-      assert.ok(recovered.logEndOffset > Number(secondToLast.slice(0, 20)) && recovered.logEndOffset < Number(logs[logs.length - 1]!.slice(0, 20)));
+      assert.ok(recovered.logEndOffset > baseOffsetOf(secondToLast) && recovered.logEndOffset < baseOffsetOf(logs[logs.length - 1]!));
       assert.deepEqual(await segmentLogs(dir), logs.slice(0, -1));
       await verify(recovered, batches.filter((b) => b.last < recovered.logEndOffset));
     } finally {
@@ -337,7 +340,7 @@ test('a truncation below the recovery point lowers the checkpoint before anythin
     await fill(log, 400);
     await log.flush();
     const logs = await segmentLogs(dir);
-    assert.equal(await recoveryPointFile(dir), Number(logs[logs.length - 1]!.slice(0, 20)));
+    assert.equal(await recoveryPointFile(dir), baseOffsetOf(logs[logs.length - 1]!));
     await log.close();
   });
 });
@@ -352,7 +355,7 @@ test('an unreadable recovery-point checkpoint makes unclean recovery validate ev
     await corruptMiddle(join(dir, logs[0]!));
     const recovered = await PartitionLog.open(dir, 't', 0, CONFIG, { cleanShutdown: false });
     try {
-      assert.ok(recovered.logEndOffset > 0 && recovered.logEndOffset < Number(logs[1]!.slice(0, 20)), `log end ${recovered.logEndOffset}`);
+      assert.ok(recovered.logEndOffset > 0 && recovered.logEndOffset < baseOffsetOf(logs[1]!), `log end ${recovered.logEndOffset}`);
       assert.deepEqual(await segmentLogs(dir), logs.slice(0, 1));
       await verify(recovered, batches.filter((b) => b.last < recovered.logEndOffset));
     } finally {
