@@ -533,10 +533,13 @@ export class LocalCluster {
       timeoutMs: 10000,
       validateOnly: false,
     };
+    // TOPIC_ALREADY_EXISTS counts as created: an earlier attempt that timed out may have committed.
+    let existed = false;
     await waitUntil(`topic ${name} to be created`, async () => {
       for (const n of this.reachableNodes()) {
         const r = await requestOnce<{ topics: Array<{ errorCode: number; errorMessage: string | null }> }>(n.host, n.port, ApiKey.CreateTopics, 7, body, 12000).catch(() => null);
         const code = r?.topics[0]?.errorCode;
+        existed ||= code === ErrorCode.TOPIC_ALREADY_EXISTS;
         if (code === ErrorCode.NONE || code === ErrorCode.TOPIC_ALREADY_EXISTS) return true;
         if (code === ErrorCode.INVALID_REPLICATION_FACTOR || code === ErrorCode.INVALID_CONFIG || code === ErrorCode.INVALID_PARTITIONS || code === ErrorCode.INVALID_TOPIC_EXCEPTION) {
           throw new Error(`CreateTopics ${name}: error ${code} ${r?.topics[0]?.errorMessage ?? ''}`);
@@ -544,7 +547,13 @@ export class LocalCluster {
       }
       return null;
     }, timeoutMs, 200);
-    return this.waitForTopic(name, partitions, timeoutMs);
+    return this.waitForTopic(name, partitions, timeoutMs).catch(async (e: Error) => {
+      // Someone else's topic of that name (a client's auto-creation, say) has its own partition count.
+      let count = 0;
+      while ((await this.partition(name, count)) !== null) count++;
+      if (existed && count !== partitions) throw new Error(`CreateTopics ${name} answered TOPIC_ALREADY_EXISTS: another creation won, with ${count} partition(s), not ${partitions}`);
+      throw e;
+    });
   }
 
   /** Waits until every partition of a topic has a leader and an ISR equal to its replicas. */

@@ -99,6 +99,30 @@ test('CreateTopics with replication factor 3 from a node that is not the control
   assert.equal(tooMany.errorCode, ErrorCode.INVALID_REPLICATION_FACTOR);
 });
 
+test('one topic created at once from every node with different partition counts: exactly one creation wins everywhere, and only it is logged', async () => {
+  const rounds = 4;
+  const createdLines = (name: string): string[] => ids.flatMap((id) => cluster.node(id).output().split('\n').filter((l) => l.includes(' created topic ') && l.includes(` topic=${name} `)));
+  for (let round = 0; round < rounds; round++) {
+    const name = `meta-race-${round}`;
+    // Node i asks for i partitions: which creation won shows in the topic's partition count.
+    const answers = await Promise.all(ids.map((id) => createTopicOn(id, name, id, 3)));
+    const won = answers.flatMap((a, i) => (a.errorCode === ErrorCode.NONE ? [ids[i]!] : []));
+    assert.equal(won.length, 1, `round ${round}: exactly one creation succeeds: ${JSON.stringify(answers)}`);
+    for (const a of answers) if (a.errorCode !== ErrorCode.NONE) assert.equal(a.errorCode, ErrorCode.TOPIC_ALREADY_EXISTS, JSON.stringify(a));
+    for (const id of ids) {
+      const count = await waitUntil(`node ${id} to see ${name}`, async () => {
+        const t = (await cluster.metadata([name], id)).topics[0];
+        return t?.errorCode === ErrorCode.NONE ? t.partitions.length : null;
+      }, 10000);
+      assert.equal(count, won[0], `node ${id} has the winner's partition count`);
+    }
+    // A creation decided on a stale image and run again is not logged as a topic that was created.
+    const lines = createdLines(name);
+    assert.equal(lines.length, 1, `one "created topic" line for ${name}:\n${lines.join('\n')}`);
+    assert.match(lines[0]!, new RegExp(` partitions=${won[0]} `));
+  }
+});
+
 test('a topic config changed on one node is visible on every node', async () => {
   const r = await createTopicOn(1, 'meta-configs', 1, 3);
   assert.equal(r.errorCode, ErrorCode.NONE, r.errorMessage ?? '');

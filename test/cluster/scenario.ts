@@ -32,38 +32,43 @@ export class Scenario {
   static async start(t: TestContext, network: ClusterNetwork): Promise<Scenario> {
     const dataDir = mkdtempSync(join(tmpdir(), 'strand-failover-'));
     const cluster = await startCluster({ nodes: 3, network, dataDir });
+    let s: Scenario | null = null;
+    let watching = true;
+    let watcher: Promise<void> = Promise.resolve();
+    t.after(async () => {
+      s?.producer.kill();
+      for (const c of s?.consumers ?? []) c.kill();
+      watching = false;
+      await watcher;
+      await cluster.destroy();
+      if (s !== null) console.log(`partition history:\n${s.history.join('\n')}`);
+      if (s?.passed === true) rmSync(dataDir, { recursive: true, force: true });
+      else console.log(`the nodes' data and logs are kept in ${dataDir}`);
+    });
+    // The topic exists before any client runs: librdkafka's producer asks for its metadata with
+    // allow_auto_topic_creation, and an auto-created topic (num.partitions=1) could win the race.
+    const initial = await cluster.createTopic(TOPIC, { partitions: PARTITIONS, replicationFactor: 3, configs: { 'min.insync.replicas': '2' } });
+    assert.deepEqual(initial.map((p) => p.replicas.length), [3, 3, 3]);
     const producer = new LoadProducer(cluster.bootstrap, TOPIC, PARTITIONS, RATE);
     const group = `${TOPIC}-readers`;
     const consumers = [new GroupConsumer(cluster.bootstrap, TOPIC, group, 'a'), new GroupConsumer(cluster.bootstrap, TOPIC, group, 'b')];
-    const s = new Scenario(cluster, producer, consumers);
-    let watching = true;
-    const watcher = (async () => {
+    const scenario = new Scenario(cluster, producer, consumers);
+    s = scenario;
+    watcher = (async () => {
       const last = new Map<number, string>();
       while (watching) {
         for (let p = 0; p < PARTITIONS; p++) {
           const st = await cluster.partition(TOPIC, p).catch(() => null);
           const line = st === null ? 'unknown' : `leader ${st.leader} epoch ${st.leaderEpoch} isr [${st.isr.join(',')}]`;
-          if (last.get(p) !== line) s.note(`${TOPIC}-${p}: ${line}`);
+          if (last.get(p) !== line) scenario.note(`${TOPIC}-${p}: ${line}`);
           last.set(p, line);
         }
         await new Promise((r) => setTimeout(r, 200));
       }
     })();
-    t.after(async () => {
-      producer.kill();
-      for (const c of consumers) c.kill();
-      watching = false;
-      await watcher;
-      await cluster.destroy();
-      console.log(`partition history:\n${s.history.join('\n')}`);
-      if (s.passed) rmSync(dataDir, { recursive: true, force: true });
-      else console.log(`the nodes' data and logs are kept in ${dataDir}`);
-    });
-    const initial = await cluster.createTopic(TOPIC, { partitions: PARTITIONS, replicationFactor: 3, configs: { 'min.insync.replicas': '2' } });
-    assert.deepEqual(initial.map((p) => p.replicas.length), [3, 3, 3]);
-    await s.steady(50);
+    await scenario.steady(50);
     for (const c of consumers) await c.waitFor('a partition assignment', (ls) => ls.some((l) => l.event === 'assigned' && (l['partitions'] as number[]).length > 0), 60000);
-    return s;
+    return scenario;
   }
 
   note(what: string): void {

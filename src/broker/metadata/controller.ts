@@ -191,6 +191,23 @@ export abstract class Controller {
    */
   abstract run<T>(op: ControllerOperation<T>): Promise<T>;
 
+  /**
+   * `run`, with log lines that are written only once the records are committed: a forwarded
+   * operation may be decided on a stale image and run again (cluster-controller.ts), and a line
+   * saying a topic was created must not name a topic id that never existed. The lines of the
+   * last run of `op` are the ones written.
+   */
+  protected execute<T>(op: (image: MetadataImage, log: (message: string, fields: Record<string, unknown>) => void) => { records: MetadataRecord[]; result: T }): Promise<T> {
+    let lines: Array<[string, Record<string, unknown>]> = [];
+    return this.run((image) => {
+      lines = [];
+      return op(image, (message, fields) => lines.push([message, fields]));
+    }).then((result) => {
+      for (const [message, fields] of lines) this.logger.info(message, fields);
+      return result;
+    });
+  }
+
   /** Registers this broker's endpoints if the image does not already have them as they are (single node). */
   registerBroker(host: string, port: number, listeners: readonly BrokerEndpoint[] = []): Promise<void> {
     return this.run((image) => {
@@ -225,7 +242,7 @@ export abstract class Controller {
    * number of partition records.
    */
   fenceBrokers(brokers: ReadonlyArray<{ brokerId: number; epoch: number }>): Promise<number> {
-    return this.run((image) => {
+    return this.execute((image, log) => {
       const records: MetadataRecord[] = [];
       let next = image;
       for (const b of brokers) {
@@ -237,26 +254,26 @@ export abstract class Controller {
       }
       if (records.length === 0) return { records, result: 0 };
       const changes = reconcileAll(next, this.config.bool('unclean.leader.election.enable'), new Set(brokers.map((b) => b.brokerId)));
-      this.logger.info('fencing brokers', { brokers: brokers.map((b) => b.brokerId).join(','), partitionChanges: changes.length });
+      log('fenced brokers', { brokers: brokers.map((b) => b.brokerId).join(','), partitionChanges: changes.length });
       return { records: [...records, ...changes], result: changes.length };
     });
   }
 
   /** Unfences a broker (a heartbeat after it caught up) and gives leaderless partitions it can lead a leader. */
   unfenceBroker(brokerId: number, epoch: number): Promise<void> {
-    return this.run((image) => {
+    return this.execute((image, log) => {
       const cur = image.brokers.get(brokerId);
       if (cur === undefined || cur.epoch !== epoch || !cur.fenced) return { records: [], result: undefined };
       const r: MetadataRecord = { type: 'UnfenceBroker', brokerId, epoch };
       const changes = reconcileAll(image.apply(r, image.offset), this.config.bool('unclean.leader.election.enable'), new Set([brokerId]));
-      this.logger.info('unfencing broker', { brokerId, partitionChanges: changes.length });
+      log('unfenced broker', { brokerId, partitionChanges: changes.length });
       return { records: [r, ...changes], result: undefined };
     });
   }
 
   /** ElectLeaders (api 43): `partitions` null means every partition (Kafka's "all"). */
   electLeaders(type: number, partitions: ReadonlyArray<{ topic: string; partition: number }> | null): Promise<ElectLeadersResult[]> {
-    return this.run((image) => {
+    return this.execute((image, log) => {
       const records: MetadataRecord[] = [];
       const results: ElectLeadersResult[] = [];
       const targets = partitions ?? [...image.topicsByName.values()].flatMap((t) => t.partitions.map((p) => ({ topic: t.name, partition: p.partition })));
@@ -271,14 +288,14 @@ export abstract class Controller {
         // "All partitions" answers only the partitions that got a new leader (as Kafka).
         if (partitions !== null || r.errorCode === ErrorCode.NONE) results.push({ topic, partition, errorCode: r.errorCode, errorMessage: r.errorMessage });
       }
-      if (records.length > 0) this.logger.info('electing leaders', { type, elected: records.length });
+      if (records.length > 0) log('elected leaders', { type, elected: records.length });
       return { records, result: results };
     });
   }
 
   /** AlterPartitionReassignments (api 45). */
   alterPartitionReassignments(targets: readonly ReassignmentTarget[]): Promise<AdminResult[]> {
-    return this.run((image) => {
+    return this.execute((image, log) => {
       const records: MetadataRecord[] = [];
       const changed = new Map<string, PartitionImage>();
       const results = targets.map((t): AdminResult => {
@@ -294,7 +311,7 @@ export abstract class Controller {
         }
         return { errorCode: ErrorCode.NONE, errorMessage: null };
       });
-      if (records.length > 0) this.logger.info('reassigning partitions', { partitions: records.length });
+      if (records.length > 0) log('started partition reassignments', { partitions: records.length });
       return { records, result: results };
     });
   }
@@ -330,7 +347,7 @@ export abstract class Controller {
 
   /** CreateTopics (also used for auto-creation). `validateOnly` checks and commits nothing. */
   createTopics(specs: CreateTopicSpec[], validateOnly: boolean): Promise<CreateTopicResult[]> {
-    return this.run((image) => {
+    return this.execute((image, log) => {
       const records: MetadataRecord[] = [];
       const seen = new Set<string>();
       // Names this operation creates, so 'a.b' and 'a_b' in one request collide too.
@@ -400,7 +417,7 @@ export abstract class Controller {
           records.push({ type: 'Topic', name: spec.name, topicId });
           for (const [name, value] of configs) records.push({ type: 'Config', resourceType: 'topic', resourceName: spec.name, name, value });
           assignment.forEach((replicas, partition) => records.push(newPartition(image, topicId, partition, replicas)));
-          this.logger.info('creating topic', { topic: spec.name, topicId, partitions: assignment.length, replicationFactor: assignment[0]!.length });
+          log('created topic', { topic: spec.name, topicId, partitions: assignment.length, replicationFactor: assignment[0]!.length });
         }
         return {
           name: spec.name,
@@ -422,7 +439,7 @@ export abstract class Controller {
    * gets a new topic id and a new, empty log.
    */
   deleteTopics(targets: DeleteTopicTarget[]): Promise<DeleteTopicResult[]> {
-    return this.run((image) => {
+    return this.execute((image, log) => {
       const records: MetadataRecord[] = [];
       const removed = new Set<string>();
       const results = targets.map((t): DeleteTopicResult => {
@@ -435,7 +452,7 @@ export abstract class Controller {
         if (!removed.has(topic.topicId)) {
           removed.add(topic.topicId);
           records.push({ type: 'RemoveTopic', topicId: topic.topicId });
-          this.logger.info('deleting topic', { topic: topic.name, topicId: topic.topicId, partitions: topic.partitions.length });
+          log('deleted topic', { topic: topic.name, topicId: topic.topicId, partitions: topic.partitions.length });
         }
         return { name: topic.name, topicId: topic.topicId, errorCode: ErrorCode.NONE, errorMessage: null };
       });
@@ -445,7 +462,7 @@ export abstract class Controller {
 
   /** CreatePartitions: grows topics to `count` partitions; `validateOnly` checks and commits nothing. */
   createPartitions(specs: CreatePartitionsSpec[], validateOnly: boolean): Promise<AdminResult[]> {
-    return this.run((image) => {
+    return this.execute((image, log) => {
       const records: MetadataRecord[] = [];
       const results = specs.map((spec): AdminResult => {
         const fail = (errorCode: number, errorMessage: string): AdminResult => ({ errorCode, errorMessage });
@@ -482,7 +499,7 @@ export abstract class Controller {
         }
         if (!validateOnly) {
           assignment.forEach((replicas, i) => records.push(newPartition(image, topic.topicId, current + i, replicas)));
-          this.logger.info('adding partitions', { topic: spec.name, from: current, to: spec.count });
+          log('added partitions', { topic: spec.name, from: current, to: spec.count });
         }
         return { errorCode: ErrorCode.NONE, errorMessage: null };
       });
@@ -496,7 +513,7 @@ export abstract class Controller {
    * records (value null removes an override). The replica manager applies them to live logs.
    */
   alterTopicConfigs(changes: TopicConfigChange[], validateOnly: boolean): Promise<AdminResult[]> {
-    return this.run((image) => {
+    return this.execute((image, log) => {
       const records: MetadataRecord[] = [];
       // Two changes to one topic in one call: the second sees the first.
       const working = new Map<string, ReadonlyMap<string, string>>();
@@ -524,7 +541,7 @@ export abstract class Controller {
         }
         return { errorCode: ErrorCode.NONE, errorMessage: null };
       });
-      if (records.length > 0) this.logger.info('altering topic configs', { changes: records.length });
+      if (records.length > 0) log('altered topic configs', { changes: records.length });
       return { records, result: results };
     });
   }
