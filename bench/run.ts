@@ -156,27 +156,55 @@ function reply(result: unknown): void {
   process.send!(result, () => process.disconnect());
 }
 
-/** The loopback baseline: a receiver process, which starts a writer process, measures MB/s. */
-function loopbackMBps(): Promise<number> {
-  return inChild<number>('--loopback-receiver', []);
+/** What a receiving child measured: bytes (and records) between two wall-clock times (epoch ms). */
+interface Received {
+  bytes: number;
+  records: number;
+  startedAt: number;
+  endedAt: number;
 }
 
-/** A child process writes 1 MiB buffers to us over loopback as fast as it can. */
-async function loopbackReceiver(): Promise<number> {
+/**
+ * Runs `n` children in `mode` at once, each given its index, and the aggregate rate of what they
+ * received. They start together: each prepares (connects), then waits for a common start time.
+ */
+async function inChildrenAtOnce(mode: string, n: number, args: (i: number) => Array<string | number>): Promise<{ mbps: number; recordsPerSec: number }> {
+  const startAt = Date.now() + 1500;
+  const got = await Promise.all(Array.from({ length: n }, (_, i) => inChild<Received>(mode, [startAt, ...args(i)])));
+  const secs = (Math.max(...got.map((g) => g.endedAt)) - Math.min(...got.map((g) => g.startedAt))) / 1000;
+  const sum = (f: (g: Received) => number): number => got.reduce((a, g) => a + f(g), 0);
+  return { mbps: sum((g) => g.bytes) / MiB / secs, recordsPerSec: sum((g) => g.records) / secs };
+}
+
+/** Waits until the wall clock reaches `at` (epoch ms). */
+function untilTime(at: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, Math.max(0, at - Date.now())));
+}
+
+/**
+ * The loopback baseline: `pairs` receiver processes, each of which starts a writer process that
+ * sends it 1 MiB buffers as fast as it can; the aggregate MB/s.
+ */
+async function loopbackMBps(pairs = 1): Promise<number> {
+  return (await inChildrenAtOnce('--loopback-receiver', pairs, () => [])).mbps;
+}
+
+/** A child process writes 1 MiB buffers to us over loopback as fast as it can, for SECONDS from `startAt`. */
+async function loopbackReceiver(startAt: number): Promise<Received> {
   const server = createServer();
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const port = (server.address() as { port: number }).port;
   const self = fileURLToPath(import.meta.url);
-  const child = fork(self, ['--loopback-writer', String(port), String(SECONDS)], { stdio: 'inherit' });
-  const result = await new Promise<number>((resolve) => {
+  const child = fork(self, ['--loopback-writer', String(port), String(startAt), String(SECONDS)], { stdio: 'inherit' });
+  const result = await new Promise<Received>((resolve) => {
     server.once('connection', (s: Socket) => {
       let bytes = 0;
-      let start = 0n;
+      let startedAt = 0;
       s.on('data', (d: Buffer) => {
-        if (start === 0n) start = process.hrtime.bigint();
+        if (startedAt === 0) startedAt = Date.now();
         bytes += d.length;
       });
-      s.on('end', () => resolve(bytes / MiB / (Number(process.hrtime.bigint() - start) / 1e9)));
+      s.on('end', () => resolve({ bytes, records: 0, startedAt, endedAt: Date.now() }));
     });
   });
   child.kill();
@@ -184,15 +212,17 @@ async function loopbackReceiver(): Promise<number> {
   return result;
 }
 
-function loopbackWriter(port: number, seconds: number): void {
+function loopbackWriter(port: number, startAt: number, seconds: number): void {
   const buf = Buffer.alloc(MiB, 3);
   const s = connect({ host: '127.0.0.1', port }, () => {
-    const deadline = Date.now() + seconds * 1000;
-    const pump = (): void => {
-      while (Date.now() < deadline) if (!s.write(buf)) return void s.once('drain', pump);
-      s.end();
-    };
-    pump();
+    void untilTime(startAt).then(() => {
+      const deadline = startAt + seconds * 1000;
+      const pump = (): void => {
+        while (Date.now() < deadline) if (!s.write(buf)) return void s.once('drain', pump);
+        s.end();
+      };
+      pump();
+    });
   });
 }
 
@@ -345,27 +375,31 @@ class ChunkList {
 }
 
 /**
- * In a fresh child process (see inChild): fetches a topic from offset 0 as a consumer would, one
- * Fetch v4 request per partition in flight on its own connection, starting over at the end of
- * the topic until SECONDS have passed. The consumer walks each response's batch headers as its chunks arrive (finding the next offset
- * and counting records) and lets go of the chunks it has walked: it never joins a response into
- * one buffer nor holds all of it, as the loopback baseline counts bytes without keeping them.
- * (Holding each 16 MiB response until it was complete cost the consumer, the bottleneck here,
- * about 3.5× the CPU per MB of the loopback receiver.)
+ * In `processes` fresh child processes (see inChild), started together: fetches a topic from
+ * offset 0 as consumers would, one Fetch v4 request per partition in flight on its own
+ * connection, starting over at the end of the topic until SECONDS have passed; process i reads
+ * partitions i, i + processes, .... A consumer walks each response's batch headers as its chunks
+ * arrive (finding the next offset and counting records) and lets go of the chunks it has walked:
+ * it never joins a response into one buffer nor holds all of it, as the loopback baseline counts
+ * bytes without keeping them. (Holding each 16 MiB response until it was complete cost the
+ * consumer, the bottleneck here, about 3.5× the CPU per MB of the loopback receiver.)
  */
-function fetchThroughput(broker: BrokerProcess, topic: string, partitions: number): Promise<{ mbps: number; recordsPerSec: number }> {
-  return inChild('--fetch-consumer', [broker.port, topic, partitions]);
+function fetchThroughput(broker: BrokerProcess, topic: string, partitions: number, processes = 1): Promise<{ mbps: number; recordsPerSec: number }> {
+  // Process i reads partitions i, i + processes, ...
+  return inChildrenAtOnce('--fetch-consumer', processes, (i) => [broker.port, topic, Array.from({ length: partitions }, (_, p) => p).filter((p) => p % processes === i).join(',')]);
 }
 
-async function fetchConsumer(port: number, topic: string, partitions: number): Promise<{ mbps: number; recordsPerSec: number }> {
+async function fetchConsumer(startAt: number, port: number, topic: string, partitions: number[]): Promise<Received> {
   const cpu0 = process.cpuUsage();
   let bytes = 0;
   let records = 0;
-  const deadline = Date.now() + SECONDS * 1000;
-  const start = process.hrtime.bigint();
+  const conns = await Promise.all(partitions.map(() => ProtocolConnection.connect('127.0.0.1', port, 'bench-fetch')));
+  await untilTime(startAt);
+  const startedAt = Date.now();
+  const deadline = startAt + SECONDS * 1000;
   await Promise.all(
-    Array.from({ length: partitions }, async (_, partition) => {
-      const conn = await ProtocolConnection.connect('127.0.0.1', port, 'bench-fetch');
+    partitions.map(async (partition, i) => {
+      const conn = conns[i]!;
       conn.socket.removeAllListeners('data');
       let offset = 0;
       while (Date.now() < deadline) {
@@ -442,12 +476,12 @@ async function fetchConsumer(port: number, topic: string, partitions: number): P
       conn.close();
     }),
   );
-  const secs = Number(process.hrtime.bigint() - start) / 1e9;
+  const endedAt = Date.now();
   if (process.env['BENCH_DEBUG']) {
     const c = process.cpuUsage(cpu0);
-    console.error(`fetch consumer (own process): cpu ${((c.user + c.system) / 1e6).toFixed(2)} s over ${secs.toFixed(2)} s`);
+    console.error(`fetch consumer of partitions ${partitions.join(',')} (own process): cpu ${((c.user + c.system) / 1e6).toFixed(2)} s over ${((endedAt - startedAt) / 1000).toFixed(2)} s`);
   }
-  return { mbps: bytes / MiB / secs, recordsPerSec: records / secs };
+  return { bytes, records, startedAt, endedAt };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -553,13 +587,17 @@ async function main(): Promise<void> {
   // from the same memory state (see settleDisk); with no produce case, three runs give the
   // baseline row.
   const rawRuns: number[] = [];
-  const loopRuns: number[] = [];
-  const fetchRuns: Array<{ mbps: number; recordsPerSec: number }> = [];
+  // The receiving side in one process or in two (loopback: writer → receiver pairs; fetch:
+  // consumer processes, a partition each): one process is the bottleneck of a fetch from the page
+  // cache, and two let the machine's two cores both receive, as two loopback pairs do.
+  const SHAPES = [1, 2];
+  const loopRuns = new Map<number, number[]>(SHAPES.map((n) => [n, []]));
+  const fetchRuns = new Map<number, Array<{ mbps: number; recordsPerSec: number }>>(SHAPES.map((n) => [n, []]));
+  const copiedRuns = new Map<number, Array<{ mbps: number; recordsPerSec: number }>>(SHAPES.map((n) => [n, []]));
 
   const overrides = { 'log.segment.bytes': 512 * MiB, 'message.max.bytes': 2 * MiB };
   const first = await startBroker({ overrides });
   let broker = first;
-  const copiedRuns: Array<{ mbps: number; recordsPerSec: number }> = [];
   const zeroCopy = loadSendfile();
   try {
     // The last case's topic is the one the fetch cases read; every other case's topic is deleted
@@ -598,14 +636,18 @@ async function main(): Promise<void> {
     // are not measured against that write-back (sync), as every write case starts (settleDisk).
     if (runs('fetch')) settleDisk();
     for (let round = 0; round < 3; round++) {
-      loopRuns.push(await loopbackMBps());
-      if (runs('fetch')) fetchRuns.push(await withCpu('fetch sendfile (the consumer reports its own CPU above)', broker, () => fetchThroughput(broker, fetchTopic, 2)));
+      for (const n of SHAPES) {
+        loopRuns.get(n)!.push(await loopbackMBps(n));
+        if (runs('fetch')) fetchRuns.get(n)!.push(await withCpu(`fetch sendfile, ${n} consumer process(es) (they report their own CPU above)`, broker, () => fetchThroughput(broker, fetchTopic, 2, n)));
+      }
     }
     // The same fetches with sendfile off (a broker restarted on the same data): what zero-copy buys.
     if (runs('fetch') && zeroCopy.sendfile !== null) {
       await broker.stop();
       broker = await startBroker({ dataDir: first.dataDir, overrides: { ...overrides, 'strand.network.sendfile': 'false' } });
-      for (let round = 0; round < 3; round++) copiedRuns.push(await withCpu('fetch copied (the consumer reports its own CPU above)', broker, () => fetchThroughput(broker, fetchTopic, 2)));
+      for (let round = 0; round < 3; round++) {
+        for (const n of SHAPES) copiedRuns.get(n)!.push(await withCpu(`fetch copied, ${n} consumer process(es) (they report their own CPU above)`, broker, () => fetchThroughput(broker, fetchTopic, 2, n)));
+      }
       await broker.stop();
       broker = await startBroker({ dataDir: first.dataDir, overrides });
     }
@@ -618,16 +660,36 @@ async function main(): Promise<void> {
       }
     }
     rows.unshift({ case: 'baseline: raw fs.writeSync append, 1 MiB buffers', records: '', mbps: fmt(median(rawRuns)), vsBaseline: '100 %', note: `median of ${rawRuns.map((x) => fmt(x)).join(' / ')}${paired ? ' (one right before each produce case)' : ''}; ${fmt(WRITE_BYTES / MiB)} MiB each into the page cache, fsync after the timing` });
-    const loop = median(loopRuns);
-    rows.splice(1, 0, { case: 'baseline: loopback TCP, two Node processes', records: '', mbps: fmt(loop), vsBaseline: '100 %', note: `median of ${loopRuns.map((x) => fmt(x)).join(' / ')}; 1 MiB writes` });
-    if (fetchRuns.length > 0) {
-      const f = fetchRuns.sort((a, b) => a.mbps - b.mbps)[1]!;
-      const how = zeroCopy.sendfile !== null ? 'sendfile' : `copied: ${zeroCopy.reason}`;
-      rows.push({ case: `fetch 1 KiB records (stored 1 MiB batches), from the page cache (${how})`, records: fmt(f.recordsPerSec), mbps: fmt(f.mbps), vsBaseline: `${fmt((f.mbps / loop) * 100)} % of loopback`, note: `median of ${fetchRuns.map((x) => fmt(x.mbps)).join(' / ')}; 2 partitions, a connection each, 16 MiB per fetch` });
+    const loop = new Map(SHAPES.map((n) => [n, median(loopRuns.get(n)!)]));
+    const procs = (n: number): string => (n === 1 ? 'one consumer process' : `${n} consumer processes, a partition each`);
+    rows.splice(
+      1,
+      0,
+      ...SHAPES.map((n) => ({
+        case: n === 1 ? 'baseline: loopback TCP, a writer process → a receiver process' : `baseline: loopback TCP, ${n} such pairs at once`,
+        records: '',
+        mbps: fmt(loop.get(n)!),
+        vsBaseline: '100 %',
+        note: `median of ${loopRuns.get(n)!.map((x) => fmt(x)).join(' / ')}; 1 MiB writes${n === 1 ? '' : '; aggregate'}`,
+      })),
+    );
+    const how = zeroCopy.sendfile !== null ? 'sendfile' : `copied: ${zeroCopy.reason}`;
+    const fetchRow = (what: string, n: number, results: Array<{ mbps: number; recordsPerSec: number }>, note: string): Row => {
+      const f = [...results].sort((a, b) => a.mbps - b.mbps)[Math.floor(results.length / 2)]!;
+      const vs = (m: number): string => `${fmt((f.mbps / loop.get(m)!) * 100)} %`;
+      return {
+        case: `${what}, ${procs(n)}`,
+        records: fmt(f.recordsPerSec),
+        mbps: fmt(f.mbps),
+        vsBaseline: n === 1 ? `${vs(1)} of loopback` : `${vs(n)} of ${n} loopback pairs; ${vs(1)} of one`,
+        note: `median of ${results.map((x) => fmt(x.mbps)).join(' / ')}; ${note}`,
+      };
+    };
+    for (const n of SHAPES) {
+      if (fetchRuns.get(n)!.length > 0) rows.push(fetchRow(`fetch 1 KiB records (stored 1 MiB batches), from the page cache (${how})`, n, fetchRuns.get(n)!, '2 partitions, a connection each, 16 MiB per fetch'));
     }
-    if (copiedRuns.length > 0) {
-      const f = copiedRuns.sort((a, b) => a.mbps - b.mbps)[1]!;
-      rows.push({ case: 'fetch, the same with strand.network.sendfile=false (copied through user space)', records: fmt(f.recordsPerSec), mbps: fmt(f.mbps), vsBaseline: `${fmt((f.mbps / loop) * 100)} % of loopback`, note: `median of ${copiedRuns.map((x) => fmt(x.mbps)).join(' / ')}; broker restarted on the same data` });
+    for (const n of SHAPES) {
+      if (copiedRuns.get(n)!.length > 0) rows.push(fetchRow('fetch, the same with strand.network.sendfile=false (copied through user space)', n, copiedRuns.get(n)!, 'broker restarted on the same data'));
     }
     for (const acks of runs('latency') ? [1, -1] : []) {
       const steal0 = stealMs();
@@ -655,11 +717,11 @@ async function main(): Promise<void> {
 
 const [mode, ...args] = process.argv.slice(2);
 if (mode === '--loopback-writer') {
-  loopbackWriter(Number(args[0]), Number(args[1]));
+  loopbackWriter(Number(args[0]), Number(args[1]), Number(args[2]));
 } else if (mode === '--loopback-receiver') {
-  void loopbackReceiver().then(reply);
+  void loopbackReceiver(Number(args[0])).then(reply);
 } else if (mode === '--fetch-consumer') {
-  void fetchConsumer(Number(args[0]), args[1]!, Number(args[2])).then(reply);
+  void fetchConsumer(Number(args[0]), Number(args[1]), args[2]!, args[3]!.split(',').map(Number)).then(reply);
 } else {
   main().catch((e: unknown) => {
     console.error(e);
