@@ -189,32 +189,39 @@ async function loopbackMBps(pairs = 1): Promise<number> {
   return (await inChildrenAtOnce('--loopback-receiver', pairs, () => [])).mbps;
 }
 
-/** A child process writes 1 MiB buffers to us over loopback as fast as it can, for SECONDS from `startAt`. */
+/**
+ * The receiving end of a loopback pair, in its own process: it starts a writer process, connects
+ * to it (the receiver connects because only a connecting socket can take `onread`), and reads
+ * into one reused 1 MiB buffer, as the fetch consumer does, for SECONDS from `startAt`.
+ */
 async function loopbackReceiver(startAt: number): Promise<Received> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const port = (server.address() as { port: number }).port;
-  const self = fileURLToPath(import.meta.url);
-  const child = fork(self, ['--loopback-writer', String(port), String(startAt), String(SECONDS)], { stdio: 'inherit' });
+  const child = fork(fileURLToPath(import.meta.url), ['--loopback-writer', String(startAt), String(SECONDS)], { stdio: 'inherit' });
+  const port = await new Promise<number>((resolve) => child.once('message', (m) => resolve(m as number)));
+  let bytes = 0;
+  let startedAt = 0;
   const result = await new Promise<Received>((resolve) => {
-    server.once('connection', (s: Socket) => {
-      let bytes = 0;
-      let startedAt = 0;
-      s.on('data', (d: Buffer) => {
-        if (startedAt === 0) startedAt = Date.now();
-        bytes += d.length;
-      });
-      s.on('end', () => resolve({ bytes, records: 0, startedAt, endedAt: Date.now() }));
+    const s = connect({
+      host: '127.0.0.1',
+      port,
+      onread: {
+        buffer: Buffer.allocUnsafe(MiB),
+        callback: (n) => {
+          if (startedAt === 0) startedAt = Date.now();
+          bytes += n;
+          return true;
+        },
+      },
     });
+    s.on('end', () => resolve({ bytes, records: 0, startedAt, endedAt: Date.now() }));
   });
   child.kill();
-  server.close();
   return result;
 }
 
-function loopbackWriter(port: number, startAt: number, seconds: number): void {
-  const buf = Buffer.alloc(MiB, 3);
-  const s = connect({ host: '127.0.0.1', port }, () => {
+/** The sending end of a loopback pair: serves one connection, writing 1 MiB buffers as fast as it can from `startAt` for `seconds`. */
+function loopbackWriter(startAt: number, seconds: number): void {
+  const server = createServer((s) => {
+    const buf = Buffer.alloc(MiB, 3);
     void untilTime(startAt).then(() => {
       const deadline = startAt + seconds * 1000;
       const pump = (): void => {
@@ -224,6 +231,7 @@ function loopbackWriter(port: number, startAt: number, seconds: number): void {
       pump();
     });
   });
+  server.listen(0, '127.0.0.1', () => process.send!((server.address() as { port: number }).port));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -363,6 +371,10 @@ class ChunkList {
     for (let j = i; copied < n; j++) copied += this.chunks[j]!.copy(out, copied, j === i ? at : 0);
     return out;
   }
+  /** Replaces the chunks still held with copies (they were views of a reused read buffer). */
+  own(): void {
+    this.chunks = this.chunks.map((c) => Buffer.from(c));
+  }
   /** Releases the chunks that end at or before `pos`. */
   dropBefore(pos: number): void {
     let n = 0;
@@ -393,14 +405,20 @@ async function fetchConsumer(startAt: number, port: number, topic: string, parti
   const cpu0 = process.cpuUsage();
   let bytes = 0;
   let records = 0;
-  const conns = await Promise.all(partitions.map(() => ProtocolConnection.connect('127.0.0.1', port, 'bench-fetch')));
+  // Each connection reads into one reused 1 MiB buffer (Node's onread), as the loopback receiver
+  // does: no fresh buffer (and page faults) per 64 KiB read.
+  const handlers: Array<((d: Buffer) => void) | null> = partitions.map(() => null);
+  const conns = await Promise.all(
+    partitions.map((_, i) =>
+      ProtocolConnection.connect('127.0.0.1', port, 'bench-fetch', { buffer: Buffer.allocUnsafe(MiB), callback: (n, buf) => (handlers[i]?.(Buffer.from(buf.buffer, buf.byteOffset, n)), true) }),
+    ),
+  );
   await untilTime(startAt);
   const startedAt = Date.now();
   const deadline = startAt + SECONDS * 1000;
   await Promise.all(
     partitions.map(async (partition, i) => {
       const conn = conns[i]!;
-      conn.socket.removeAllListeners('data');
       let offset = 0;
       while (Date.now() < deadline) {
         const frame = conn.encodeRequest(messages.ApiKey.Fetch, 4, {
@@ -416,11 +434,14 @@ async function fetchConsumer(startAt: number, port: number, topic: string, parti
           let at = -1; // absolute position of the next batch header, once the response header is parsed
           let end = -1; // absolute end of the records
           let length = 0;
+          // Called with a view of the connection's read buffer, which the next read overwrites:
+          // what the walk has not let go of is copied (a partial batch header, at most).
           const onData = (d: Buffer): void => {
             try {
               walk(d);
+              if (handlers[i] !== null) list.own();
             } catch (e) {
-              conn.socket.off('data', onData);
+              handlers[i] = null;
               reject(e as Error);
             }
           };
@@ -462,11 +483,11 @@ async function fetchConsumer(startAt: number, port: number, topic: string, parti
               list.dropBefore(Math.min(at, list.length));
             }
             if (frameEnd >= 0 && list.length >= frameEnd) {
-              conn.socket.off('data', onData);
+              handlers[i] = null;
               resolve(length);
             }
           };
-          conn.socket.on('data', onData);
+          handlers[i] = onData;
           conn.socket.write(frame);
         });
         // At the end of the topic, start again from its beginning: the case reads the page cache for SECONDS.
@@ -717,7 +738,7 @@ async function main(): Promise<void> {
 
 const [mode, ...args] = process.argv.slice(2);
 if (mode === '--loopback-writer') {
-  loopbackWriter(Number(args[0]), Number(args[1]), Number(args[2]));
+  loopbackWriter(Number(args[0]), Number(args[1]));
 } else if (mode === '--loopback-receiver') {
   void loopbackReceiver(Number(args[0])).then(reply);
 } else if (mode === '--fetch-consumer') {

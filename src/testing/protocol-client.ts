@@ -3,7 +3,7 @@
  * and version, get the decoded response. For tests, benchmarks and tools — not a full client
  * (no metadata cache, no retries). Requests may be pipelined; responses are matched in order.
  */
-import { connect, type Socket } from 'node:net';
+import { connect, type OnReadOpts, type Socket } from 'node:net';
 import { API_BY_KEY, ApiKey, encodeRequestHeader } from '../protocol/messages/index.js';
 import { requestHeaderVersion, responseHeaderVersion } from '../protocol/apis.js';
 import { decodeResponseHeader } from '../protocol/messages/index.js';
@@ -41,9 +41,13 @@ export class ProtocolConnection {
     socket.on('close', () => fail(new Error('connection closed')));
   }
 
-  static connect(host: string, port: number, clientId = 'strand-test'): Promise<ProtocolConnection> {
+  /**
+   * `onread` (Node's net option): reads go into that one buffer and to its callback instead of
+   * 'data' events with a fresh buffer each, so the request / response helpers below are unusable.
+   */
+  static connect(host: string, port: number, clientId = 'strand-test', onread?: OnReadOpts): Promise<ProtocolConnection> {
     return new Promise((resolve, reject) => {
-      const s = connect({ host, port }, () => {
+      const s = connect({ host, port, ...(onread !== undefined ? { onread } : {}) }, () => {
         s.off('error', reject);
         resolve(new ProtocolConnection(s, clientId));
       });
