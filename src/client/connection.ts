@@ -148,6 +148,13 @@ export interface VersionRange {
   max: number;
 }
 
+/**
+ * What every plaintext connection of the process reads into (Node's onread): a read is copied out
+ * into its response's own buffer before the callback returns, so one buffer serves them all and
+ * no read allocates (a fresh 64 KiB buffer per read cost page faults and GC work).
+ */
+const SHARED_READ_BUFFER = Buffer.allocUnsafe(256 * 1024);
+
 export class Connection {
   readonly host: string;
   readonly port: number;
@@ -159,9 +166,11 @@ export class Connection {
   private readonly inFlight: InFlight[] = [];
   private readonly slotWaiters: Array<() => void> = [];
   private nextCorrelationId = 0;
-  private chunks: Buffer[] = [];
-  private buffered = 0;
-  private frameSize = -1;
+  /** The response size prefix while it arrives, and the response frame being filled. */
+  private readonly sizePrefix = Buffer.alloc(4);
+  private sizeFilled = 0;
+  private frame: Buffer | null = null;
+  private frameFilled = 0;
   private failure: Error | null = null;
   private timer: NodeJS.Timeout | null = null;
   /** The broker's supported range per api key (from ApiVersions). */
@@ -170,6 +179,7 @@ export class Connection {
   private constructor(
     private readonly socket: Socket,
     opts: ConnectionOptions,
+    readsShared: boolean,
   ) {
     this.host = opts.host;
     this.port = opts.port;
@@ -179,7 +189,8 @@ export class Connection {
     this.maxInFlight = opts.maxInFlight ?? 64;
     this.logger = opts.logger;
     socket.setNoDelay(true);
-    socket.on('data', (d: Buffer) => this.onData(d));
+    // Plaintext sockets read into the shared buffer (connect's onread) and call consume themselves.
+    if (!readsShared) socket.on('data', (d: Buffer) => this.consume(d));
     socket.on('error', (e) => this.fail(new ConnectionError(`connection to ${this.address} failed: ${e.message}`, e)));
     socket.on('close', () => this.fail(new ConnectionError(`connection to ${this.address} closed`)));
   }
@@ -200,11 +211,23 @@ export class Connection {
   /** Connects and negotiates versions with ApiVersions. */
   static async connect(opts: ConnectionOptions): Promise<Connection> {
     const timeoutMs = opts.connectTimeoutMs ?? 10000;
+    // A plaintext socket reads into SHARED_READ_BUFFER; until the Connection exists (a broker never
+    // speaks first, but nothing is dropped if one did) its bytes are kept aside.
+    const sink: { consume: ((bytes: Buffer) => void) | null; early: Buffer[] } = { consume: null, early: [] };
+    const onread = {
+      buffer: SHARED_READ_BUFFER,
+      callback: (n: number): boolean => {
+        const bytes = SHARED_READ_BUFFER.subarray(0, n);
+        if (sink.consume !== null) sink.consume(bytes);
+        else sink.early.push(Buffer.from(bytes));
+        return true;
+      },
+    };
+    const tlsOptions = opts.ssl === true ? {} : opts.ssl === false || opts.ssl === undefined ? null : opts.ssl;
     const socket = await new Promise<Socket>((resolve, reject) => {
-      const tlsOptions = opts.ssl === true ? {} : opts.ssl === false || opts.ssl === undefined ? null : opts.ssl;
       const s =
         tlsOptions === null
-          ? connect({ host: opts.host, port: opts.port })
+          ? connect({ host: opts.host, port: opts.port, onread })
           : connectTls({ host: opts.host, port: opts.port, ...(isIP(opts.host) === 0 ? { servername: opts.host } : {}), ...tlsOptions });
       const timer = setTimeout(() => {
         s.destroy();
@@ -221,7 +244,9 @@ export class Connection {
       };
       s.once('error', onError);
     });
-    const conn = new Connection(socket, opts);
+    const conn = new Connection(socket, opts, tlsOptions === null);
+    sink.consume = (bytes) => conn.consume(bytes);
+    for (const bytes of sink.early.splice(0)) conn.consume(bytes);
     try {
       await conn.negotiate();
       if (opts.sasl !== undefined) await conn.authenticate(opts.sasl);
@@ -351,35 +376,39 @@ export class Connection {
     return correlationId;
   }
 
-  private onData(d: Buffer): void {
-    this.chunks.push(d);
-    this.buffered += d.length;
-    while (this.failure === null) {
-      if (this.frameSize < 0) {
-        if (this.buffered < 4) return;
-        this.frameSize = this.take(4).readInt32BE(0);
+  /**
+   * Bytes read from the socket: each response is copied into a buffer of its own (allocated once
+   * its size is known), so `bytes` may be a view of the shared read buffer, which the next read
+   * overwrites. A response is handled as soon as it is complete.
+   */
+  private consume(bytes: Buffer): void {
+    let at = 0;
+    while (at < bytes.length && this.failure === null) {
+      if (this.frame === null) {
+        const n = Math.min(4 - this.sizeFilled, bytes.length - at);
+        bytes.copy(this.sizePrefix, this.sizeFilled, at, at + n);
+        this.sizeFilled += n;
+        at += n;
+        if (this.sizeFilled < 4) return;
+        this.sizeFilled = 0;
+        const size = this.sizePrefix.readInt32BE(0);
+        if (size < 0) {
+          this.fail(new ConnectionError(`invalid response size ${size} from ${this.address}`));
+          return;
+        }
+        this.frame = Buffer.allocUnsafe(size);
+        this.frameFilled = 0;
       }
-      if (this.buffered < this.frameSize) return;
-      const frame = this.take(this.frameSize);
-      this.frameSize = -1;
-      this.onFrame(frame);
+      const n = Math.min(this.frame.length - this.frameFilled, bytes.length - at);
+      bytes.copy(this.frame, this.frameFilled, at, at + n);
+      this.frameFilled += n;
+      at += n;
+      if (this.frameFilled === this.frame.length) {
+        const frame = this.frame;
+        this.frame = null;
+        this.onFrame(frame);
+      }
     }
-  }
-
-  private take(n: number): Buffer {
-    const first = this.chunks[0]!;
-    let out: Buffer;
-    if (first.length >= n) {
-      out = first.subarray(0, n);
-      if (first.length === n) this.chunks.shift();
-      else this.chunks[0] = first.subarray(n);
-    } else {
-      const all = Buffer.concat(this.chunks);
-      out = all.subarray(0, n);
-      this.chunks = all.length > n ? [all.subarray(n)] : [];
-    }
-    this.buffered -= n;
-    return out;
   }
 
   private onFrame(frame: Buffer): void {
