@@ -416,6 +416,10 @@ async function fetchConsumer(startAt: number, port: number, topic: string, parti
   await untilTime(startAt);
   const startedAt = Date.now();
   const deadline = startAt + SECONDS * 1000;
+  // For BENCH_DEBUG: the time from each request to the first byte of its response, during which
+  // that connection carries nothing.
+  let turnaroundMs = 0;
+  let requests = 0;
   await Promise.all(
     partitions.map(async (partition, i) => {
       const conn = conns[i]!;
@@ -487,7 +491,16 @@ async function fetchConsumer(startAt: number, port: number, topic: string, parti
               resolve(length);
             }
           };
-          handlers[i] = onData;
+          const sentAt = performance.now();
+          let first = true;
+          handlers[i] = (d) => {
+            if (first) {
+              first = false;
+              turnaroundMs += performance.now() - sentAt;
+              requests++;
+            }
+            onData(d);
+          };
           conn.socket.write(frame);
         });
         // At the end of the topic, start again from its beginning: the case reads the page cache for SECONDS.
@@ -500,7 +513,10 @@ async function fetchConsumer(startAt: number, port: number, topic: string, parti
   const endedAt = Date.now();
   if (process.env['BENCH_DEBUG']) {
     const c = process.cpuUsage(cpu0);
-    console.error(`fetch consumer of partitions ${partitions.join(',')} (own process): cpu ${((c.user + c.system) / 1e6).toFixed(2)} s over ${((endedAt - startedAt) / 1000).toFixed(2)} s`);
+    console.error(
+      `fetch consumer of partitions ${partitions.join(',')} (own process): cpu ${((c.user + c.system) / 1e6).toFixed(2)} s over ${((endedAt - startedAt) / 1000).toFixed(2)} s; ` +
+        `${requests} requests, ${(turnaroundMs / requests).toFixed(2)} ms from a request to its first byte on average`,
+    );
   }
   return { bytes, records, startedAt, endedAt };
 }
