@@ -396,7 +396,13 @@ export class Connection {
           this.fail(new ConnectionError(`invalid response size ${size} from ${this.address}`));
           return;
         }
-        this.frame = Buffer.allocUnsafe(size);
+        try {
+          this.frame = Buffer.allocUnsafe(size);
+        } catch (e) {
+          // Thrown from a socket callback it would take the process down: this connection fails instead.
+          this.fail(new ConnectionError(`cannot allocate a ${size}-byte response from ${this.address}: ${(e as Error).message}`, e as Error));
+          return;
+        }
         this.frameFilled = 0;
       }
       const n = Math.min(this.frame.length - this.frameFilled, bytes.length - at);
