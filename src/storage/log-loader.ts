@@ -20,7 +20,11 @@
  *     Kafka.
  *  4. If recovery cut a segment that is not the last, the segments after it are deleted (their
  *     offsets would no longer follow on), as Kafka does.
- *  5. The log start offset comes from the `log-start-offset` checkpoint, clamped to
+ *  5. The validated segments are fsynced: a crash of the process leaves their data in the page
+ *     cache, not necessarily on disk, and the log opens with its recovery point at its end (the
+ *     acks=all high watermark counts on it). Kafka instead keeps its recovery point at the
+ *     checkpoint until the next flush; its high watermark does not depend on flushes.
+ *  6. The log start offset comes from the `log-start-offset` checkpoint, clamped to
  *     [first segment base offset, log end offset].
  */
 import fs from 'node:fs';
@@ -66,6 +70,8 @@ export async function loadLog(
   }
   const bases = [...logBases].sort((a, b) => a - b);
   const segments: LogSegment[] = [];
+  /** The segments validated here: what they hold may be in the page cache only. */
+  const validated: LogSegment[] = [];
   let recoveredBytes = 0;
   const recoveryPoint = opts.cleanShutdown ? null : await readRecoveryPoint(dir).catch((err: unknown) => {
     // Unreadable: trust no rolled segment (-1: every segment ends above it).
@@ -88,6 +94,7 @@ export async function loadLog(
       }
       const { segment, truncatedBytes, rebuiltIndexes } = await LogSegment.open(dir, base, config, { recover, nowMs: opts.nowMs });
       segments.push(segment);
+      if (recover) validated.push(segment);
       if (rebuiltIndexes && !recover) opts.logger.warn('rebuilt indexes of segment', { dir, baseOffset: base });
       if (truncatedBytes > 0) {
         recoveredBytes += truncatedBytes;
@@ -107,6 +114,10 @@ export async function loadLog(
         throw new Error(`segment ${base} overlaps the previous one ending at ${prev.nextOffset} in ${dir}`);
       }
     }
+    // The log opens with its recovery point at its end (log.ts): after a crash of the process (not
+    // of the machine) the validated segments may hold data the kernel has not written back yet,
+    // and so may a truncation just made. fsync them before anything counts them as on disk.
+    for (const segment of validated) await segment.fsync();
     const checkpoint = await readLogStartOffset(dir);
     if (segments.length === 0) {
       const base = checkpoint ?? 0;

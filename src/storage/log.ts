@@ -238,7 +238,8 @@ export class PartitionLog {
     this.clock = clock;
     this.logger = logger;
     this.lastFlushMs = clock();
-    // What open() found survived a crash or was closed cleanly: on disk.
+    // What open() found was closed cleanly (fsynced then) or validated and fsynced by the loader
+    // after a crash (log-loader.ts): on disk.
     this._recoveryPoint = this._logEndOffset;
     this.recomputeMaxTimestamp();
     this.producerState = new ProducerStateManager(dir);
