@@ -21,7 +21,7 @@
  * own after the others.
  */
 import { execSync, fork } from 'node:child_process';
-import { closeSync, fsyncSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { connect, createServer, type Socket } from 'node:net';
@@ -30,7 +30,7 @@ import * as messages from '../src/protocol/messages/index.js';
 import { crcOf, encodeRecordBatch } from '../src/protocol/records.js';
 import { Reader } from '../src/protocol/reader.js';
 import { startBroker, type BrokerProcess } from '../src/testing/broker-process.js';
-import { loadSendfile } from '../src/broker/sendfile.js';
+import { loadSendfile, socketFd } from '../src/broker/sendfile.js';
 import { ProtocolConnection } from '../src/testing/protocol-client.js';
 import { cleanerBench } from './cleaner.js';
 
@@ -190,32 +190,71 @@ async function loopbackMBps(pairs = 1): Promise<number> {
 }
 
 /**
- * The receiving end of a loopback pair, in its own process: it starts a writer process, connects
- * to it (the receiver connects because only a connecting socket can take `onread`), and reads
- * into one reused 1 MiB buffer, as the fetch consumer does, for SECONDS from `startAt`.
+ * The receiving end of a loopback pair, in its own process: it starts a writer process (`writer`,
+ * with `writerArgs`), makes `connections` connections to it (the receiver connects because only a
+ * connecting socket can take `onread`), and reads each into a reused 1 MiB buffer, as the fetch
+ * consumer does, for SECONDS from `startAt`.
  */
-async function loopbackReceiver(startAt: number): Promise<Received> {
-  const child = fork(fileURLToPath(import.meta.url), ['--loopback-writer', String(startAt), String(SECONDS)], { stdio: 'inherit' });
+async function loopbackReceiver(startAt: number, writer = '--loopback-writer', connections = 1, writerArgs: string[] = []): Promise<Received> {
+  const child = fork(fileURLToPath(import.meta.url), [writer, String(startAt), String(SECONDS), ...writerArgs], { stdio: 'inherit' });
   const port = await new Promise<number>((resolve) => child.once('message', (m) => resolve(m as number)));
   let bytes = 0;
   let startedAt = 0;
-  const result = await new Promise<Received>((resolve) => {
-    const s = connect({
-      host: '127.0.0.1',
-      port,
-      onread: {
-        buffer: Buffer.allocUnsafe(MiB),
-        callback: (n) => {
-          if (startedAt === 0) startedAt = Date.now();
-          bytes += n;
-          return true;
+  const ended = Array.from({ length: connections }, () => {
+    return new Promise<void>((resolve) => {
+      const s = connect({
+        host: '127.0.0.1',
+        port,
+        onread: {
+          buffer: Buffer.allocUnsafe(MiB),
+          callback: (n) => {
+            if (startedAt === 0) startedAt = Date.now();
+            bytes += n;
+            return true;
+          },
         },
-      },
+      });
+      s.on('end', () => resolve());
     });
-    s.on('end', () => resolve({ bytes, records: 0, startedAt, endedAt: Date.now() }));
   });
+  await Promise.all(ended);
+  const result = { bytes, records: 0, startedAt, endedAt: Date.now() };
   child.kill();
   return result;
+}
+
+/**
+ * A baseline for the sendfile fetch without a broker: the fetch topic's segment files, partition
+ * i on connection i, sent with the broker's own sendfile addon in 16 MiB calls to a receiver
+ * process reading as the fetch consumer does. What the kernel gives sendfile from this page cache
+ * over loopback, with no Kafka protocol, request turnaround or broker in between.
+ */
+function sendfileBaselineMBps(dataDir: string, topic: string, partitions: number): Promise<number> {
+  const files = Array.from({ length: partitions }, (_, p) => {
+    const dir = join(dataDir, `${topic}-${p}`);
+    return readdirSync(dir).filter((f) => f.endsWith('.log')).sort().map((f) => join(dir, f)).join(',');
+  });
+  return inChildrenAtOnce('--sendfile-receiver', 1, () => [partitions, files.join(';')]).then((r) => r.mbps);
+}
+
+/** The sending end of the sendfile baseline: connection k sends the files of spec's k-th list over and over, from `startAt` for `seconds`. */
+function sendfileWriter(startAt: number, seconds: number, spec: string): void {
+  const sendfile = loadSendfile().sendfile!;
+  const lists = spec.split(';').map((l) => l.split(','));
+  let accepted = 0;
+  const server = createServer((s) => {
+    const files = lists[accepted++]!.map((path) => ({ fd: openSync(path, 'r'), size: statSync(path).size }));
+    void untilTime(startAt).then(async () => {
+      const deadline = startAt + seconds * 1000;
+      const fd = socketFd(s);
+      for (let i = 0; Date.now() < deadline; i = (i + 1) % files.length) {
+        const f = files[i]!;
+        for (let at = 0; at < f.size && Date.now() < deadline; ) at += await sendfile(fd, f.fd, at, Math.min(16 * MiB, f.size - at), 20);
+      }
+      s.end();
+    });
+  });
+  server.listen(0, '127.0.0.1', () => process.send!((server.address() as { port: number }).port));
 }
 
 /** The sending end of a loopback pair: serves one connection, writing 1 MiB buffers as fast as it can from `startAt` for `seconds`. */
@@ -631,6 +670,7 @@ async function main(): Promise<void> {
   const loopRuns = new Map<number, number[]>(SHAPES.map((n) => [n, []]));
   const fetchRuns = new Map<number, Array<{ mbps: number; recordsPerSec: number }>>(SHAPES.map((n) => [n, []]));
   const copiedRuns = new Map<number, Array<{ mbps: number; recordsPerSec: number }>>(SHAPES.map((n) => [n, []]));
+  const sendfileRuns: number[] = [];
 
   const overrides = { 'log.segment.bytes': 512 * MiB, 'message.max.bytes': 2 * MiB };
   const first = await startBroker({ overrides });
@@ -673,6 +713,7 @@ async function main(): Promise<void> {
     // are not measured against that write-back (sync), as every write case starts (settleDisk).
     if (runs('fetch')) settleDisk();
     for (let round = 0; round < 3; round++) {
+      if (runs('fetch') && zeroCopy.sendfile !== null) sendfileRuns.push(await sendfileBaselineMBps(broker.dataDir, fetchTopic, 2));
       for (const n of SHAPES) {
         loopRuns.get(n)!.push(await loopbackMBps(n));
         if (runs('fetch')) fetchRuns.get(n)!.push(await withCpu(`fetch sendfile, ${n} consumer process(es) (they report their own CPU above)`, broker, () => fetchThroughput(broker, fetchTopic, 2, n)));
@@ -710,9 +751,20 @@ async function main(): Promise<void> {
         note: `median of ${loopRuns.get(n)!.map((x) => fmt(x)).join(' / ')}; 1 MiB writes${n === 1 ? '' : '; aggregate'}`,
       })),
     );
+    const sendfileBase = sendfileRuns.length > 0 ? median(sendfileRuns) : NaN;
+    if (sendfileRuns.length > 0) {
+      rows.splice(1 + SHAPES.length, 0, {
+        case: "baseline: sendfile of the fetch topic's segment files to a receiver process, no broker",
+        records: '',
+        mbps: fmt(sendfileBase),
+        vsBaseline: `${fmt((sendfileBase / loop.get(1)!) * 100)} % of loopback`,
+        note: `median of ${sendfileRuns.map((x) => fmt(x)).join(' / ')}; a connection per partition, 16 MiB per call, the broker's addon`,
+      });
+    }
     const how = zeroCopy.sendfile !== null ? 'sendfile' : `copied: ${zeroCopy.reason}`;
+    const medianRun = (results: Array<{ mbps: number; recordsPerSec: number }>): { mbps: number; recordsPerSec: number } => [...results].sort((a, b) => a.mbps - b.mbps)[Math.floor(results.length / 2)]!;
     const fetchRow = (what: string, n: number, results: Array<{ mbps: number; recordsPerSec: number }>, note: string): Row => {
-      const f = [...results].sort((a, b) => a.mbps - b.mbps)[Math.floor(results.length / 2)]!;
+      const f = medianRun(results);
       const vs = (m: number): string => `${fmt((f.mbps / loop.get(m)!) * 100)} %`;
       return {
         case: `${what}, ${procs(n)}`,
@@ -723,7 +775,10 @@ async function main(): Promise<void> {
       };
     };
     for (const n of SHAPES) {
-      if (fetchRuns.get(n)!.length > 0) rows.push(fetchRow(`fetch 1 KiB records (stored 1 MiB batches), from the page cache (${how})`, n, fetchRuns.get(n)!, '2 partitions, a connection each, 16 MiB per fetch'));
+      if (fetchRuns.get(n)!.length === 0) continue;
+      const row = fetchRow(`fetch 1 KiB records (stored 1 MiB batches), from the page cache (${how})`, n, fetchRuns.get(n)!, '2 partitions, a connection each, 16 MiB per fetch');
+      if (n === 1 && sendfileRuns.length > 0) row.vsBaseline += `; ${fmt((medianRun(fetchRuns.get(1)!).mbps / sendfileBase) * 100)} % of sendfile without a broker`;
+      rows.push(row);
     }
     for (const n of SHAPES) {
       if (copiedRuns.get(n)!.length > 0) rows.push(fetchRow('fetch, the same with strand.network.sendfile=false (copied through user space)', n, copiedRuns.get(n)!, 'broker restarted on the same data'));
@@ -757,6 +812,10 @@ if (mode === '--loopback-writer') {
   loopbackWriter(Number(args[0]), Number(args[1]));
 } else if (mode === '--loopback-receiver') {
   void loopbackReceiver(Number(args[0])).then(reply);
+} else if (mode === '--sendfile-writer') {
+  sendfileWriter(Number(args[0]), Number(args[1]), args[2]!);
+} else if (mode === '--sendfile-receiver') {
+  void loopbackReceiver(Number(args[0]), '--sendfile-writer', Number(args[1]), [args[2]!]).then(reply);
 } else if (mode === '--fetch-consumer') {
   void fetchConsumer(Number(args[0]), Number(args[1]), args[2]!, args[3]!.split(',').map(Number)).then(reply);
 } else {
