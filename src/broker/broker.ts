@@ -43,6 +43,7 @@ import { OFFSETS_TOPIC } from '../coordinator/group-records.js';
 import { setUpGroupCoordination, type GroupCoordination } from './group-coordinator-setup.js';
 import { setUpExactlyOnce, type ExactlyOnce } from './transaction-coordinator-setup.js';
 import { loadSendfile } from './sendfile.js';
+import { DataDirLock } from './data-dir-lock.js';
 import { ANONYMOUS, mapDistinguishedName, parsePrincipalMappingRules, peerDistinguishedName, tlsServerOptions } from './security/tls.js';
 import type { SecurityProtocol } from './config.js';
 import { Authorizer } from './security/authorizer.js';
@@ -98,6 +99,8 @@ export class Broker {
   private readonly connections = new Set<Connection>();
   private nextConnectionId = 0;
   private stopping: Promise<void> | null = null;
+  /** This broker's hold on its data directory (data-dir-lock.ts), released after the logs close. */
+  private dataDirLock: DataDirLock | null = null;
   /** In a cluster, until the broker has caught up with the metadata log (unfenced): new connections wait for it. */
   private catchingUp: Promise<void> | null = null;
   private readonly waitingSockets = new Set<Socket>();
@@ -177,10 +180,23 @@ export class Broker {
   }
 
   static async start(config: BrokerConfig, logger: Logger, opts: { metricsPort?: number; metricsHost?: string } = {}): Promise<Broker> {
+    await mkdir(config.dataDir, { recursive: true });
+    // Before anything reads or recovers the directory: another broker may be writing it.
+    const lock = await DataDirLock.acquire(config.dataDir);
+    try {
+      const broker = await Broker.startLocked(config, logger, opts);
+      broker.dataDirLock = lock;
+      return broker;
+    } catch (e) {
+      lock.release();
+      throw e;
+    }
+  }
+
+  private static async startLocked(config: BrokerConfig, logger: Logger, opts: { metricsPort?: number; metricsHost?: string }): Promise<Broker> {
     const dataDir = config.dataDir;
     const authorizer = new Authorizer(config);
     parsePrincipalMappingRules(config.string('ssl.principal.mapping.rules'));
-    await mkdir(dataDir, { recursive: true });
     const { clusterId, formatted } = await loadOrCreateMetaProperties(dataDir, config.nodeId, config.raw('cluster.id'), logger);
     for (const k of config.unknownKeys) logger.warn('ignoring unknown broker config', { name: k });
     const logManager = new LogManager(dataDir, {
@@ -449,6 +465,7 @@ export class Broker {
     await this.metadataLog?.close();
     await this.logManager.shutdown();
     await this.metricsServer?.close();
+    this.dataDirLock?.release();
     this.logger.info('shutdown complete: logs flushed and closed, marked clean');
   }
 }
