@@ -2,6 +2,7 @@
  * The `strand` command: `strand <command> [options]`. `broker` runs a broker; every other command
  * talks to a cluster through Strand's client (src/cli/commands/, one file per command).
  */
+import { DataDirLockedError } from '../broker/data-dir-lock.js';
 import { BROKER_HELP, brokerCommand } from './broker-command.js';
 import { ConfigError } from '../broker/config.js';
 import { describeError } from './common.js';
@@ -99,6 +100,11 @@ main(process.argv.slice(2)).then(
     if (e instanceof ConfigError || (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS_'))) {
       console.error(`strand: ${(e as Error).message}`);
       process.exit(2);
+    }
+    if (e instanceof DataDirLockedError) {
+      // An operator's mistake, not a crash: one line, no stack.
+      console.error(`strand: ${e.message}`);
+      process.exit(1);
     }
     const d = describeError(e);
     if (d !== null) {

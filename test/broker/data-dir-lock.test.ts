@@ -53,7 +53,8 @@ test('a second broker process on a data directory in use exits with the holder n
   second.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
   const code = await new Promise<number | null>((resolve) => second.once('exit', resolve));
   assert.notEqual(code, 0);
-  assert.match(stderr, new RegExp(`in use by another Strand broker \\(pid ${first.child.pid}\\)`));
+  assert.match(stderr, new RegExp(`^strand: data directory .* is in use by another Strand broker \\(pid ${first.child.pid}\\)`, 'm'));
+  assert.doesNotMatch(stderr, /fatal|    at /, 'one line, no stack trace');
   assert.doesNotMatch(stderr, /recovering|log manager started/, 'the second broker read nothing');
   assert.deepEqual(readdirSync(first.dataDir).sort(), before);
   // The first broker still serves.
