@@ -8,7 +8,9 @@
  *    releases it when the process exits, kill -9 included, so nothing stale is ever left;
  *  - elsewhere, a socket file `.lock` in the directory: one left by a process that died refuses
  *    connections, and is then removed and taken.
- * The holder answers a connection with its pid, which the refusal names.
+ * The holder answers a connection with its pid, which the refusal names. An abstract socket
+ * belongs to a network namespace: two brokers in different network namespaces (containers, the
+ * cluster harness's `netns` mode) sharing one directory are not caught.
  */
 import { createHash } from 'node:crypto';
 import { realpathSync, rmSync } from 'node:fs';
