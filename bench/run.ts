@@ -237,40 +237,43 @@ function sendfileBaselineMBps(dataDir: string, topic: string, partitions: number
   return inChildrenAtOnce('--sendfile-receiver', 1, () => [partitions, files.join(';')]).then((r) => r.mbps);
 }
 
-/** The sending end of the sendfile baseline: connection k sends the files of spec's k-th list over and over, from `startAt` for `seconds`. */
-function sendfileWriter(startAt: number, seconds: number, spec: string): void {
-  const sendfile = loadSendfile().sendfile!;
-  const lists = spec.split(';').map((l) => l.split(','));
+/**
+ * The sending end of a loopback pair or of the sendfile baseline: listens, tells the parent its
+ * port, and from `startAt` until `seconds` later runs `send` on each connection it accepts (the
+ * k-th connection gets k), then ends it.
+ */
+function serveFrom(startAt: number, seconds: number, send: (socket: Socket, k: number, deadline: number) => Promise<void>): void {
   let accepted = 0;
-  const server = createServer((s) => {
-    const files = lists[accepted++]!.map((path) => ({ fd: openSync(path, 'r'), size: statSync(path).size }));
-    void untilTime(startAt).then(async () => {
-      const deadline = startAt + seconds * 1000;
-      const fd = socketFd(s);
-      for (let i = 0; Date.now() < deadline; i = (i + 1) % files.length) {
-        const f = files[i]!;
-        for (let at = 0; at < f.size && Date.now() < deadline; ) at += await sendfile(fd, f.fd, at, Math.min(16 * MiB, f.size - at), 20);
-      }
-      s.end();
-    });
+  const server = createServer((socket) => {
+    const k = accepted++;
+    const deadline = startAt + seconds * 1000;
+    void untilTime(startAt)
+      .then(() => send(socket, k, deadline))
+      .then(() => socket.end());
   });
   server.listen(0, '127.0.0.1', () => process.send!((server.address() as { port: number }).port));
 }
 
-/** The sending end of a loopback pair: serves one connection, writing 1 MiB buffers as fast as it can from `startAt` for `seconds`. */
+/** The loopback writer: 1 MiB buffers as fast as the socket takes them. */
 function loopbackWriter(startAt: number, seconds: number): void {
-  const server = createServer((s) => {
-    const buf = Buffer.alloc(MiB, 3);
-    void untilTime(startAt).then(() => {
-      const deadline = startAt + seconds * 1000;
-      const pump = (): void => {
-        while (Date.now() < deadline) if (!s.write(buf)) return void s.once('drain', pump);
-        s.end();
-      };
-      pump();
-    });
+  const buf = Buffer.alloc(MiB, 3);
+  serveFrom(startAt, seconds, async (s, _k, deadline) => {
+    while (Date.now() < deadline) if (!s.write(buf)) await new Promise((resolve) => s.once('drain', resolve));
   });
-  server.listen(0, '127.0.0.1', () => process.send!((server.address() as { port: number }).port));
+}
+
+/** The sendfile baseline's writer: connection k sends the files of spec's k-th list over and over. */
+function sendfileWriter(startAt: number, seconds: number, spec: string): void {
+  const sendfile = loadSendfile().sendfile!;
+  const lists = spec.split(';').map((l) => l.split(','));
+  serveFrom(startAt, seconds, async (s, k, deadline) => {
+    const files = lists[k]!.map((path) => ({ fd: openSync(path, 'r'), size: statSync(path).size }));
+    const fd = socketFd(s);
+    for (let i = 0; Date.now() < deadline; i = (i + 1) % files.length) {
+      const f = files[i]!;
+      for (let at = 0; at < f.size && Date.now() < deadline; ) at += await sendfile(fd, f.fd, at, Math.min(16 * MiB, f.size - at), 20);
+    }
+  });
 }
 
 // ---------------------------------------------------------------------------------------------
