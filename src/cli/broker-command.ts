@@ -8,6 +8,7 @@ import { BrokerConfig, ConfigError, parseProperties } from '../broker/config.js'
 import { createLogger } from '../broker/logger.js';
 import { startConsole, type ConsoleServer } from '../console/server.js';
 import { QuorumControllerNode } from '../broker/metadata/quorum-controller.js';
+import { tuneHeapGrowth } from './heap-growth.js';
 
 export const BROKER_HELP = `Usage: strand broker [options]
 
@@ -61,6 +62,9 @@ export async function brokerCommand(argv: string[]): Promise<number> {
     return 0;
   }
   const logger = createLogger();
+  // Fewer, rarer full collections: their pauses made the broker's latency tail (heap-growth.ts).
+  const heapFlag = tuneHeapGrowth();
+  if (heapFlag !== null) logger.debug('V8 old generation growth set', { flag: heapFlag });
   const props = values.config ? parseProperties(readFileSync(values.config, 'utf8')) : new Map<string, string>();
   for (const o of values.override ?? []) {
     const eq = o.indexOf('=');
