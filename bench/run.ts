@@ -573,6 +573,7 @@ async function latency(broker: BrokerProcess, ratePerSec: number, acks: number):
   const producer = await ProtocolConnection.connect('127.0.0.1', broker.port, 'bench-lat-p');
   const consumer = await ProtocolConnection.connect('127.0.0.1', broker.port, 'bench-lat-c');
   const epoch = process.hrtime.bigint();
+  const wallEpoch = Date.now();
   const nowMs = (): number => Number(process.hrtime.bigint() - epoch) / 1e6;
   const samples: number[] = [];
   // The first three seconds warm up (JIT tiers, page cache, socket buffers) and are not measured:
@@ -646,6 +647,20 @@ async function latency(broker: BrokerProcess, ratePerSec: number, acks: number):
   if (process.env['BENCH_DEBUG']) {
     const worst = samples.map((v, i) => [v, i] as const).sort((a, b) => b[0] - a[0]).slice(0, 10);
     console.error('worst latencies (ms, sample index):', worst.map(([v, i]) => `${v.toFixed(1)}@${i}`).join(' '));
+    // Runs of consecutive samples over 2 ms, with the wall-clock time of their first send: a
+    // pause of both processes shows as one run per pause; slow handling as many short ones.
+    const wallAt = (seq: number): string => ((wallEpoch + sentAt[seq]!) / 1000).toFixed(3);
+    const over = (ms: number): number => samples.filter((v) => v > ms).length;
+    console.error(`samples over 1 / 2 / 5 / 10 ms: ${over(1)} / ${over(2)} / ${over(5)} / ${over(10)} of ${samples.length}`);
+    const episodes: string[] = [];
+    for (let i = 0; i < samples.length; ) {
+      if (samples[i]! <= 2) { i++; continue; }
+      let j = i, max = 0;
+      while (j < samples.length && samples[j]! > 2) max = Math.max(max, samples[j++]!);
+      episodes.push(`${wallAt(warmup + i)} ×${j - i} max ${max.toFixed(1)}`);
+      i = j;
+    }
+    console.error(`runs over 2 ms (${episodes.length}): ${episodes.join(', ')}`);
   }
   samples.sort((a, b) => a - b);
   const pct = (q: number): number => samples[Math.min(samples.length - 1, Math.floor(q * samples.length))] ?? NaN;
