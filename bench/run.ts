@@ -654,8 +654,12 @@ async function latency(broker: BrokerProcess, ratePerSec: number, acks: number):
     console.error(`samples over 1 / 2 / 5 / 10 ms: ${over(1)} / ${over(2)} / ${over(5)} / ${over(10)} of ${samples.length}`);
     const episodes: string[] = [];
     for (let i = 0; i < samples.length; ) {
-      if (samples[i]! <= 2) { i++; continue; }
-      let j = i, max = 0;
+      if (samples[i]! <= 2) {
+        i++;
+        continue;
+      }
+      let j = i;
+      let max = 0;
       while (j < samples.length && samples[j]! > 2) max = Math.max(max, samples[j++]!);
       episodes.push(`${wallAt(warmup + i)} ×${j - i} max ${max.toFixed(1)}`);
       i = j;
