@@ -38,7 +38,9 @@ Broker configs use Kafka's names (num.partitions, log.retention.ms, log.segment.
 message.max.bytes, auto.create.topics.enable, ...); see docs/CONFIGURATION.md.
 TLS, SASL, ACLs and quotas (listeners=SASL_SSL://..., ssl.keystore.location, sasl.enabled.mechanisms,
 authorizer.class.name, ...) are set the same way; see docs/SECURITY.md.
-Log level: STRAND_LOG_LEVEL=debug|info|warn|error (default info).`;
+Log level: STRAND_LOG_LEVEL=debug|info|warn|error (default info).
+The broker process sets V8's --heap-growing-percent=300 (fewer full collections under load)
+unless node was given one, e.g. node --heap-growing-percent=100 bin/strand broker.`;
 
 export async function brokerCommand(argv: string[]): Promise<number> {
   const { values } = parseArgs({
