@@ -252,7 +252,12 @@ test('a broker-only node (process.roles=broker) follows the metadata log as an o
       validateOnly: false,
     }, 35000);
     assert.equal(created.topics[0]!.errorCode, ErrorCode.NONE, created.topics[0]!.errorMessage ?? '');
-    const topic = (await cluster.metadata(['meta-from-observer'], 1)).topics[0]!;
+    // CreateTopics answers once the controller has committed the topic; node 1 applies it from the
+    // metadata log a moment later (as in Kafka, metadata reaches brokers asynchronously).
+    const topic = await waitUntil('node 1 to show meta-from-observer with its 4 partitions', async () => {
+      const t = (await cluster.metadata(['meta-from-observer'], 1)).topics[0];
+      return t !== undefined && t.errorCode === ErrorCode.NONE && t.partitions.length === 4 ? t : null;
+    }, 10000);
     assert(topic.partitions.some((p) => p.replicaNodes.includes(4)), 'replicas are placed on the observer broker too');
     child.kill('SIGTERM');
     assert.equal(await exited, 0);
