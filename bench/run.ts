@@ -16,7 +16,8 @@
  * BENCH_QUICK),
  * BENCH_ONLY=produce|fetch|latency|cleaner (sections, comma-separated; the baselines always run),
  * BENCH_SETTLE_MS (the wait after sync before each write case, default 4000; see settleDisk),
- * BENCH_DEBUG=1 (CPU per case, worst latency samples, the broker's output in
+ * BENCH_DEBUG=1 (CPU per case, fetch turnaround, worst latency samples, latency samples over
+ * 1 / 2 / 5 / 10 ms and the runs over 2 ms by wall-clock time, the broker's output in
  * $TMPDIR/strand-bench-broker.log). The cleaner section (bench/cleaner.ts) runs on a broker of its
  * own after the others.
  */
