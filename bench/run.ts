@@ -274,6 +274,7 @@ function sendfileWriter(startAt: number, seconds: number, spec: string): void {
       const f = files[i]!;
       for (let at = 0; at < f.size && Date.now() < deadline; ) at += await sendfile(fd, f.fd, at, Math.min(16 * MiB, f.size - at), 20);
     }
+    for (const f of files) closeSync(f.fd);
   });
 }
 
@@ -681,7 +682,9 @@ async function main(): Promise<void> {
   console.log('The broker and this load generator share the machine.\n');
   // Baselines vary run to run on a shared machine: measure each where it is used (the raw append
   // right before each produce case, the loopback interleaved with the fetch rounds).
-  const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  // The middle element by `key` (the upper middle of an even count).
+  const medianBy = <T>(xs: T[], key: (x: T) => number): T => [...xs].sort((a, b) => key(a) - key(b))[Math.floor(xs.length / 2)]!;
+  const median = (xs: number[]): number => medianBy(xs, (x) => x);
   // Each produce case is compared with a raw append run right before it, of as many bytes and
   // from the same memory state (see settleDisk); with no produce case, three runs give the
   // baseline row.
@@ -785,7 +788,7 @@ async function main(): Promise<void> {
       });
     }
     const how = zeroCopy.sendfile !== null ? 'sendfile' : `copied: ${zeroCopy.reason}`;
-    const medianRun = (results: Array<{ mbps: number; recordsPerSec: number }>): { mbps: number; recordsPerSec: number } => [...results].sort((a, b) => a.mbps - b.mbps)[Math.floor(results.length / 2)]!;
+    const medianRun = (results: Array<{ mbps: number; recordsPerSec: number }>): { mbps: number; recordsPerSec: number } => medianBy(results, (r) => r.mbps);
     const fetchRow = (what: string, n: number, results: Array<{ mbps: number; recordsPerSec: number }>, note: string): Row => {
       const f = medianRun(results);
       const vs = (m: number): string => `${fmt((f.mbps / loop.get(m)!) * 100)} %`;
