@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "strand_native",
-      "sources": ["native/sendfile.c"],
+      "sources": ["native/addon.c", "native/sendfile.c", "native/pread_cached.c"],
       "cflags": ["-O2", "-Wall", "-Wextra"]
     }
   ]

@@ -12,8 +12,7 @@
  * with a short count if the peer is not reading, so a slow consumer never holds a pool thread
  * for long; the caller decides how to wait and continue.
  */
-#define NAPI_VERSION 8
-#include <node_api.h>
+#include "strand_native.h"
 
 #include <errno.h>
 #include <stdint.h>
@@ -26,9 +25,6 @@
 #include <poll.h>
 #include <sys/sendfile.h>
 #include <unistd.h>
-#define STRAND_HAVE_SENDFILE 1
-#else
-#define STRAND_HAVE_SENDFILE 0
 #endif
 
 typedef struct {
@@ -107,7 +103,7 @@ static napi_value throw_type_error(napi_env env, const char* message) {
   return NULL;
 }
 
-static napi_value Sendfile(napi_env env, napi_callback_info info) {
+napi_value Sendfile(napi_env env, napi_callback_info info) {
   size_t argc = 5;
   napi_value argv[5];
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 5) {
@@ -148,14 +144,3 @@ static napi_value Sendfile(napi_env env, napi_callback_info info) {
   return NULL;
 #endif
 }
-
-static napi_value Init(napi_env env, napi_value exports) {
-  napi_value fn, supported;
-  napi_create_function(env, "sendfile", NAPI_AUTO_LENGTH, Sendfile, NULL, &fn);
-  napi_set_named_property(env, exports, "sendfile", fn);
-  napi_get_boolean(env, STRAND_HAVE_SENDFILE, &supported);
-  napi_set_named_property(env, exports, "supported", supported);
-  return exports;
-}
-
-NAPI_MODULE(NODE_GYP_MODULE_NAME, Init)

@@ -43,6 +43,7 @@ import { OFFSETS_TOPIC } from '../coordinator/group-records.js';
 import { setUpGroupCoordination, type GroupCoordination } from './group-coordinator-setup.js';
 import { setUpExactlyOnce, type ExactlyOnce } from './transaction-coordinator-setup.js';
 import { loadSendfile } from './sendfile.js';
+import { loadNativeAddon } from '../native/addon.js';
 import { DataDirLock } from './data-dir-lock.js';
 import { ANONYMOUS, mapDistinguishedName, parsePrincipalMappingRules, peerDistinguishedName, tlsServerOptions } from './security/tls.js';
 import type { SecurityProtocol } from './config.js';
@@ -342,6 +343,8 @@ export class Broker {
   private async listen(): Promise<void> {
     const zeroCopy = this.config.bool('strand.network.sendfile') ? loadSendfile() : { sendfile: null, reason: 'strand.network.sendfile=false' };
     if (zeroCopy.sendfile === null) this.logger.info('fetch responses are copied through user space', { reason: zeroCopy.reason });
+    const native = loadNativeAddon();
+    if (native.addon === null) this.logger.info('storage reads go through the thread pool, also when the page cache holds them', { reason: native.reason });
     const limits = {
       maxRequestBytes: this.config.number('socket.request.max.bytes'),
       maxPendingResponseBytes: MAX_PENDING_RESPONSE_BYTES,

@@ -1,33 +1,24 @@
 /**
  * Zero-copy fetch: sendfile(2) from a segment file to a client socket, through Strand's small
- * native addon (native/sendfile.c, built by `npm install` with node-gyp). Kafka sends FileRecords
+ * native addon (native/sendfile.c; see src/native/addon.ts). Kafka sends FileRecords
  * the same way (FileChannel.transferTo). Without the addon (not built, not Linux, or
  * `strand.network.sendfile=false`) the broker copies fetched bytes through user space instead.
  */
-import { createRequire } from 'node:module';
 import { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
+import { loadNativeAddon, type NativeAddon } from '../native/addon.js';
 
 /** Sends `length` bytes of `fileFd` from `position` to `socketFd`; resolves with the bytes sent, short if the peer stopped reading for `pollMs`. */
-export type Sendfile = (socketFd: number, fileFd: number, position: number, length: number, pollMs: number) => Promise<number>;
-
-interface NativeAddon {
-  sendfile: Sendfile;
-  supported: boolean;
-}
+export type Sendfile = NativeAddon['sendfile'];
 
 let loaded: { sendfile: Sendfile | null; reason: string } | null = null;
 
 /** The addon's sendfile, or null with the reason it is unavailable. Loaded once. */
 export function loadSendfile(): { sendfile: Sendfile | null; reason: string } {
   if (loaded !== null) return loaded;
-  try {
-    // dist/src/broker/ → the package root, where node-gyp puts build/Release.
-    const addon = createRequire(import.meta.url)('../../../build/Release/strand_native.node') as NativeAddon;
-    loaded = addon.supported ? { sendfile: addon.sendfile, reason: 'native addon' } : { sendfile: null, reason: 'sendfile is not supported on this platform' };
-  } catch (e) {
-    loaded = { sendfile: null, reason: `native addon not built (${(e as Error).message.split('\n')[0]})` };
-  }
+  const { addon, reason } = loadNativeAddon();
+  if (addon === null) loaded = { sendfile: null, reason };
+  else loaded = addon.supported ? { sendfile: addon.sendfile, reason } : { sendfile: null, reason: 'sendfile is not supported on this platform' };
   return loaded;
 }
 

@@ -32,7 +32,7 @@ import {
   readInt64,
 } from './batch-layout.js';
 import { CorruptSegmentError } from './errors.js';
-import { closeFile, fstatSize, fsyncFile, ftruncateFile, openFile, readAt, writevFully } from './file-io.js';
+import { closeFile, fstatSize, fsyncFile, ftruncateFile, openFile, readAt, readAtCachedFirst, writevFully } from './file-io.js';
 import { OffsetIndex } from './offset-index.js';
 import { TimeIndex } from './time-index.js';
 
@@ -320,6 +320,11 @@ export class LogSegment {
     return readAt(this.fd, buf, off, len, position);
   }
 
+  /** readBytes for one read on the request path: from the page cache without the pool when it holds the range (readAtCachedFirst). */
+  async readBytesCachedFirst(buf: Buffer, off: number, len: number, position: number): Promise<number> {
+    return readAtCachedFirst(this.fd, buf, off, len, position);
+  }
+
   /**
    * Visit batch headers from `position` up to `limit` (exclusive) until `visit` returns false.
    * Throws CorruptSegmentError on a malformed header (never in a healthy segment).
@@ -328,12 +333,17 @@ export class LogSegment {
     const chunk = Buffer.allocUnsafe(SCAN_CHUNK_BYTES);
     let chunkPos = 0;
     let chunkLen = 0;
+    let firstRead = true;
     const h: ScannedBatchHeader = { position: 0, baseOffset: 0, lastOffset: 0, size: 0, maxTimestamp: 0, partitionLeaderEpoch: -1 };
     let pos = position;
     while (pos + RECORD_BATCH_HEADER_SIZE <= limit) {
       if (pos < chunkPos || pos + RECORD_BATCH_HEADER_SIZE > chunkPos + chunkLen) {
+        // The first chunk of a scan (usually the only one: a lookup starts at an index entry) comes
+        // from the page cache when it can; a longer scan yields to the event loop on each chunk.
+        const read = firstRead ? readAtCachedFirst : readAt;
+        firstRead = false;
         chunkPos = pos;
-        chunkLen = await readAt(this.fd, chunk, 0, Math.min(SCAN_CHUNK_BYTES, limit - pos), pos);
+        chunkLen = await read(this.fd, chunk, 0, Math.min(SCAN_CHUNK_BYTES, limit - pos), pos);
         if (chunkLen < RECORD_BATCH_HEADER_SIZE) return;
       }
       const at = pos - chunkPos;

@@ -918,7 +918,7 @@ export class PartitionLog {
           continue;
         }
         const batch = Buffer.allocUnsafe(h.size);
-        const n = await seg.readBytes(batch, 0, h.size, h.position);
+        const n = await seg.readBytesCachedFirst(batch, 0, h.size, h.position);
         if (n < h.size) return null;
         return { batch, baseOffset: h.baseOffset };
       } finally {
@@ -1229,13 +1229,13 @@ async function readFrom(
   if (first.size > maxBytes) {
     if (!minOneBatch) return EMPTY;
     const buf = Buffer.allocUnsafe(first.size);
-    const n = await seg.readBytes(buf, 0, first.size, first.position);
+    const n = await seg.readBytesCachedFirst(buf, 0, first.size, first.position);
     assert(n === first.size, `short read of batch at ${seg.logPath}:${first.position}`);
     return buf;
   }
   const want = Math.min(maxBytes, limit - first.position);
   const buf = Buffer.allocUnsafe(want);
-  const n = await seg.readBytes(buf, 0, want, first.position);
+  const n = await seg.readBytesCachedFirst(buf, 0, want, first.position);
   // Walk the headers in what was read; keep whole batches below limitOffset.
   let end = 0;
   while (end + RECORD_BATCH_HEADER_SIZE <= n) {
