@@ -438,7 +438,9 @@ class ChunkList {
  * arrive (finding the next offset and counting records) and lets go of the chunks it has walked:
  * it never joins a response into one buffer nor holds all of it, as the loopback baseline counts
  * bytes without keeping them. (Holding each 16 MiB response until it was complete cost the
- * consumer, the bottleneck here, about 3.5× the CPU per MB of the loopback receiver.)
+ * consumer, the bottleneck here, about 3.5× the CPU per MB of the loopback receiver.) The MB/s
+ * counts the whole batches delivered: a response that ends in part of a batch (the size limit
+ * cuts it, as Kafka's does) sends that part again in the next response, and it is counted once.
  */
 function fetchThroughput(broker: BrokerProcess, topic: string, partitions: number, processes = 1): Promise<{ mbps: number; recordsPerSec: number }> {
   // Process i reads partitions i, i + processes, ...
@@ -476,12 +478,13 @@ async function fetchConsumer(startAt: number, port: number, topic: string, parti
           maxBytes: 64 * MiB,
           topics: [{ topic, topicId: messages.defaultFetchRequestFetchTopic().topicId, partitions: [{ ...messages.defaultFetchRequestFetchPartition(), partition, fetchOffset: offset, partitionMaxBytes: 16 * MiB }] }],
         });
-        const recordsLength = await new Promise<number>((resolve, reject) => {
+        const got = await new Promise<{ length: number; whole: number }>((resolve, reject) => {
           const list = new ChunkList();
           let frameEnd = -1; // absolute end of the response frame, once its size is known
           let at = -1; // absolute position of the next batch header, once the response header is parsed
           let end = -1; // absolute end of the records
           let length = 0;
+          let whole = 0; // bytes of the whole batches in the records (a batch cut off by the size limit comes again next time)
           // Called with a view of the connection's read buffer, which the next read overwrites:
           // what the walk has not let go of is copied (a partial batch header, at most).
           const onData = (d: Buffer): void => {
@@ -526,13 +529,14 @@ async function fetchConsumer(startAt: number, port: number, topic: string, parti
                 }
                 offset = h.readInt32BE(0) * 2 ** 32 + h.readUInt32BE(4) + h.readInt32BE(23) + 1;
                 records += h.readInt32BE(57);
+                whole += size;
                 at += size;
               }
               list.dropBefore(Math.min(at, list.length));
             }
             if (frameEnd >= 0 && list.length >= frameEnd) {
               handlers[i] = null;
-              resolve(length);
+              resolve({ length, whole });
             }
           };
           const sentAt = performance.now();
@@ -548,8 +552,8 @@ async function fetchConsumer(startAt: number, port: number, topic: string, parti
           conn.socket.write(frame);
         });
         // At the end of the topic, start again from its beginning: the case reads the page cache for SECONDS.
-        if (recordsLength <= 0) offset = 0;
-        bytes += Math.max(0, recordsLength);
+        if (got.length <= 0) offset = 0;
+        bytes += got.whole;
       }
       conn.close();
     }),

@@ -362,6 +362,14 @@ export class LogSegment {
     }
   }
 
+  /**
+   * The start of the last batch the offset index knows at or before `position` (so the end of the
+   * batch before it), or -1: a boundary between whole batches found without reading the file.
+   */
+  indexedBatchStartAtOrBefore(position: number): number {
+    return this.offsetIndex.floorPosition(position);
+  }
+
   /** The first batch with lastOffset >= offset (via the index and a short scan), or null. */
   async findBatch(offset: number, limit = this.size): Promise<BatchHeader | null> {
     const recent = this.findRecent(offset, limit);

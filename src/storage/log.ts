@@ -877,9 +877,10 @@ export class PartitionLog {
   /**
    * Like read(), but a result of at least FILE_RECORDS_MIN_BYTES comes back as a FileRecords
    * slice of the segment for the caller to stream and then release, instead of a copy in memory.
-   * The slice may end inside a batch where `maxBytes` cuts one (Fetch allows a partial trailing
-   * batch and clients drop it, as with Kafka's sendfile); with `minOneBatch` the first batch is
-   * always whole.
+   * Where `maxBytes` cuts a batch, the slice ends at the last batch boundary the offset index
+   * knows before the cut; only when it knows none does it end inside that batch (Fetch allows a
+   * partial trailing batch and clients drop it, as with Kafka's sendfile). With `minOneBatch`
+   * the first batch is always whole.
    */
   async readRecords(fetchOffset: number, maxBytes: number, maxOffset: number, minOneBatch: boolean): Promise<Buffer | FileRecords> {
     const at = await this.locate(fetchOffset, maxOffset);
@@ -896,6 +897,13 @@ export class PartitionLog {
       if (first.size > maxBytes) {
         if (!minOneBatch) return EMPTY;
         size = first.size;
+      } else if (size < end - first.position) {
+        // maxBytes ends the slice inside a batch, which the client would drop and fetch again next
+        // time. End it instead where the last whole batch the offset index knows ends (a batch
+        // start at most index.interval.bytes of batches before the cut); without one, keep Kafka's
+        // partial trailing batch.
+        const boundary = seg.indexedBatchStartAtOrBefore(first.position + size);
+        if (boundary > first.position) size = boundary - first.position;
       }
       if (size < FILE_RECORDS_MIN_BYTES) return await readFrom(seg, first, limit, maxBytes, limitOffset, minOneBatch);
       handedOver = true;

@@ -102,6 +102,21 @@ export class OffsetIndex extends IndexFile {
     return { offset: this.baseOffset + this.rels[this.entries - 1]!, position: this.positions[this.entries - 1]! };
   }
 
+  /** The position of the last indexed batch that starts at or before `position`, or -1 when none does. */
+  floorPosition(position: number): number {
+    let lo = 0;
+    let hi = this.entries - 1;
+    let found = -1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.positions[mid]! <= position) {
+        found = this.positions[mid]!;
+        lo = mid + 1;
+      } else hi = mid - 1;
+    }
+    return found;
+  }
+
   /** Drop entries for batches at or beyond `position` (log truncated there). */
   truncateToPosition(position: number): void {
     let n = this.entries;

@@ -88,6 +88,47 @@ test('read honours maxBytes, minOneBatch (KIP-74) and maxOffset', async () => {
   });
 });
 
+test('readRecords: a large slice that maxBytes cuts ends at the last indexed batch boundary, else inside the batch (Kafka)', async () => {
+  await withTempDir(async (dir) => {
+    // ~100 KiB batches: each is indexed (index.interval.bytes 4096), and 3 of them pass FILE_RECORDS_MIN_BYTES.
+    const log = await PartitionLog.open(dir, 't', 0, testConfig({ indexIntervalBytes: 4096, segmentBytes: 64 << 20 }), { cleanShutdown: true });
+    const size = makeBatch({ records: 100, valueBytes: 1000 }).length;
+    for (let i = 0; i < 12; i++) await log.append(makeBatch({ records: 100, valueBytes: 1000, fill: i }), 0);
+    const slice = async (from: number, maxBytes: number): Promise<Buffer> => {
+      const r = await log.readRecords(from, maxBytes, log.highWatermark, true);
+      if (Buffer.isBuffer(r)) return r;
+      try {
+        const out = Buffer.alloc(r.length);
+        assert.equal(await r.readInto(out, 0, r.length), r.length);
+        return out;
+      } finally {
+        r.release();
+      }
+    };
+    // 4.6 batches' worth: 4 whole batches, nothing of the fifth.
+    const cut = await slice(0, Math.floor(size * 4.6));
+    assert.equal(cut.length, 4 * size);
+    assert.deepEqual(parseBatches(cut).map((b) => b.baseOffset), [0, 100, 200, 300]);
+    // From the middle of a batch: that batch and the next three whole.
+    assert.deepEqual(parseBatches(await slice(250, Math.floor(size * 4.2))).map((b) => b.baseOffset), [200, 300, 400, 500]);
+    // Exactly on a boundary, and to the end of the log: nothing to trim.
+    assert.equal((await slice(0, size * 5)).length, size * 5);
+    assert.equal((await slice(600, 1 << 30)).length, size * 6);
+    await log.close();
+  });
+  await withTempDir(async (dir) => {
+    // An index too sparse to know a boundary inside the slice: Kafka's partial trailing batch.
+    const log = await PartitionLog.open(dir, 't', 0, testConfig({ indexIntervalBytes: 16 << 20, segmentBytes: 64 << 20 }), { cleanShutdown: true });
+    const size = makeBatch({ records: 100, valueBytes: 1000 }).length;
+    for (let i = 0; i < 6; i++) await log.append(makeBatch({ records: 100, valueBytes: 1000, fill: i }), 0);
+    const r = await log.readRecords(0, Math.floor(size * 3.5), log.highWatermark, true);
+    assert.ok(!Buffer.isBuffer(r));
+    assert.equal(r.length, Math.floor(size * 3.5));
+    r.release();
+    await log.close();
+  });
+});
+
 test('index lookups land on the batch holding every offset', async () => {
   await withTempDir(async (dir) => {
     const log = await PartitionLog.open(dir, 't', 0, testConfig({ indexIntervalBytes: 300, segmentBytes: 20000 }), { cleanShutdown: true });
