@@ -7,7 +7,7 @@
 import fs from 'node:fs';
 import { constants } from 'node:os';
 import { dirname } from 'node:path';
-import { loadNativeAddon } from '../native/addon.js';
+import { loadNativeAddon, type NativeAddon } from '../native/addon.js';
 
 export function openFile(path: string, flags: string): Promise<number> {
   return new Promise((resolve, reject) => fs.open(path, flags, 0o644, (err, fd) => (err ? reject(err) : resolve(fd))));
@@ -86,8 +86,8 @@ export async function readAt(fd: number, buf: Buffer, off: number, len: number, 
   return done;
 }
 
-/** The native page-cache-only read, until the kernel or file system says it has no RWF_NOWAIT. */
-let preadCached = loadNativeAddon().addon?.preadCached ?? null;
+/** The native page-cache-only read (loaded on first use), until the kernel or file system says it has no RWF_NOWAIT. */
+let preadCached: NativeAddon['preadCached'] | null | undefined;
 
 /** Reads larger than this go through the pool even when cached: a cached read holds the event loop for its copy. */
 export const CACHED_READ_MAX_BYTES = 256 * 1024;
@@ -102,12 +102,13 @@ export const CACHED_READ_MAX_BYTES = 256 * 1024;
  */
 export async function readAtCachedFirst(fd: number, buf: Buffer, off: number, len: number, pos: number): Promise<number> {
   let done = 0;
+  if (preadCached === undefined) preadCached = loadNativeAddon().addon?.preadCached ?? null;
   if (preadCached !== null && len <= CACHED_READ_MAX_BYTES) {
     const n = preadCached(fd, buf, off, len, pos);
-    if (n === len || n === 0) return n; // all of it, or the end of the file
-    if (n > 0) done = n; // a cached prefix
+    if (n === len) return n;
+    if (n > 0) done = n; // a cached prefix (or the part before the end of the file: the pool's read then returns 0)
     else if (n === -constants.errno.EOPNOTSUPP || n === -constants.errno.ENOSYS) preadCached = null;
-    // -EAGAIN: not cached. Any other error: the pool's read reports it.
+    // 0 (the end of the file), -EAGAIN (not cached), any other error: the pool's read answers.
   }
   return done + (await readAt(fd, buf, off + done, len - done, pos + done));
 }

@@ -11,6 +11,21 @@
 import fs from 'node:fs';
 import { closeFile, fsyncFile, ftruncateFile, openFile, writeFully } from './file-io.js';
 
+/** The position of the last of `values[0 .. count)` (in non-decreasing order) that is <= `target`, or -1. */
+export function lastAtOrBelow(values: Int32Array | Float64Array, count: number, target: number): number {
+  let lo = 0;
+  let hi = count - 1;
+  let found = -1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >>> 1;
+    if (values[mid]! <= target) {
+      found = mid;
+      lo = mid + 1;
+    } else hi = mid - 1;
+  }
+  return found;
+}
+
 export abstract class IndexFile {
   /** Number of entries in memory. */
   entries = 0;

@@ -11,7 +11,7 @@
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import { IndexFile } from './index-file.js';
+import { IndexFile, lastAtOrBelow } from './index-file.js';
 
 export const OFFSET_INDEX_ENTRY_SIZE = 8;
 
@@ -104,17 +104,8 @@ export class OffsetIndex extends IndexFile {
 
   /** The position of the last indexed batch that starts at or before `position`, or -1 when none does. */
   floorPosition(position: number): number {
-    let lo = 0;
-    let hi = this.entries - 1;
-    let found = -1;
-    while (lo <= hi) {
-      const mid = (lo + hi) >>> 1;
-      if (this.positions[mid]! <= position) {
-        found = this.positions[mid]!;
-        lo = mid + 1;
-      } else hi = mid - 1;
-    }
-    return found;
+    const i = lastAtOrBelow(this.positions, this.entries, position);
+    return i < 0 ? -1 : this.positions[i]!;
   }
 
   /** Drop entries for batches at or beyond `position` (log truncated there). */
@@ -125,16 +116,6 @@ export class OffsetIndex extends IndexFile {
   }
 
   private floorEntry(rel: number): number {
-    let lo = 0;
-    let hi = this.entries - 1;
-    let found = -1;
-    while (lo <= hi) {
-      const mid = (lo + hi) >>> 1;
-      if (this.rels[mid]! <= rel) {
-        found = mid;
-        lo = mid + 1;
-      } else hi = mid - 1;
-    }
-    return found;
+    return lastAtOrBelow(this.rels, this.entries, rel);
   }
 }

@@ -12,7 +12,7 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { readInt64, writeInt64 } from './batch-layout.js';
-import { IndexFile } from './index-file.js';
+import { IndexFile, lastAtOrBelow } from './index-file.js';
 
 export const TIME_INDEX_ENTRY_SIZE = 12;
 
@@ -93,16 +93,7 @@ export class TimeIndex extends IndexFile {
 
   /** The last entry with timestamp <= target; null when none (scan from the segment start). */
   lookup(timestamp: number): { timestamp: number; offset: number } | null {
-    let lo = 0;
-    let hi = this.entries - 1;
-    let found = -1;
-    while (lo <= hi) {
-      const mid = (lo + hi) >>> 1;
-      if (this.timestamps[mid]! <= timestamp) {
-        found = mid;
-        lo = mid + 1;
-      } else hi = mid - 1;
-    }
+    const found = lastAtOrBelow(this.timestamps, this.entries, timestamp);
     if (found < 0) return null;
     return { timestamp: this.timestamps[found]!, offset: this.baseOffset + this.rels[found]! };
   }
