@@ -15,7 +15,10 @@
  *   of its partitions or `max_wait_ms`, whichever is first; no polling loop.
  * - Limits: `partition_max_bytes` per partition and `max_bytes` (capped by the broker's
  *   fetch.max.bytes) overall, except that the first partition with data always returns at least
- *   one whole batch (KIP-74), so a batch larger than the limits never stalls a consumer.
+ *   one whole batch (KIP-74), so a batch larger than the limits never stalls a consumer. Where
+ *   a limit cuts a batch, the records end at the last whole batch the segment's offset index
+ *   knows (Kafka sends the cut part, which clients drop and fetch again); only when it knows
+ *   none inside the range do they end in part of a batch, as Kafka's do.
  * - Offsets outside [log start, log end] answer OFFSET_OUT_OF_RANGE; a stale or future
  *   current_leader_epoch (v9+) answers FENCED_LEADER_EPOCH / UNKNOWN_LEADER_EPOCH.
  * - Only the partition's leader serves it (no KIP-392 fetching from followers): any other replica,
