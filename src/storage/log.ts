@@ -905,7 +905,8 @@ export class PartitionLog {
         const boundary = seg.indexedBatchStartAtOrBefore(first.position + size);
         if (boundary > first.position) size = boundary - first.position;
       }
-      if (size < FILE_RECORDS_MIN_BYTES) return await readFrom(seg, first, limit, maxBytes, limitOffset, minOneBatch);
+      // Small: copied into memory, no more than the slice (readFrom keeps its whole batches).
+      if (size < FILE_RECORDS_MIN_BYTES) return await readFrom(seg, first, limit, size, limitOffset, minOneBatch);
       handedOver = true;
       return new FileRecords(seg, first.position, size);
     } finally {

@@ -15,8 +15,8 @@ import { constants, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadNativeAddon } from '../../src/native/addon.js';
 import { CACHED_READ_MAX_BYTES, readAtCachedFirst } from '../../src/storage/file-io.js';
+import { IN_CI } from '../interop/helpers.js';
 
-const IN_CI = process.env['CI'] !== undefined && process.env['CI'] !== '' && process.env['CI'] !== 'false';
 const native = loadNativeAddon();
 const SIZE = 1 << 20;
 const EAGAIN = -constants.errno.EAGAIN;
