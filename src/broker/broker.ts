@@ -342,9 +342,13 @@ export class Broker {
 
   private async listen(): Promise<void> {
     const zeroCopy = this.config.bool('strand.network.sendfile') ? loadSendfile() : { sendfile: null, reason: 'strand.network.sendfile=false' };
-    if (zeroCopy.sendfile === null) this.logger.info('fetch responses are copied through user space', { reason: zeroCopy.reason });
     const native = loadNativeAddon();
-    if (native.addon === null) this.logger.info('storage reads go through the thread pool, also when the page cache holds them', { reason: native.reason });
+    if (native.addon === null) {
+      // One line for both consequences: the reason is the same.
+      this.logger.info('fetch responses are copied through user space; storage reads go through the thread pool, also when the page cache holds them', { reason: native.reason });
+    } else if (zeroCopy.sendfile === null) {
+      this.logger.info('fetch responses are copied through user space', { reason: zeroCopy.reason });
+    }
     const limits = {
       maxRequestBytes: this.config.number('socket.request.max.bytes'),
       maxPendingResponseBytes: MAX_PENDING_RESPONSE_BYTES,
