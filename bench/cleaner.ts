@@ -44,6 +44,8 @@ export interface CleanerBenchDeps {
   settleDisk(): void;
   produceThroughput(broker: BrokerProcess, opts: { recordBytes: number; batchBytes: number; acks: number; connections: number; depth: number }): Promise<{ recordsPerSec: number; mbps: number }>;
   latency(broker: BrokerProcess, ratePerSec: number, acks: number): Promise<{ p50: number; p99: number; p999: number; count: number }>;
+  /** Milliseconds the host took from this VM's CPUs so far (NaN off Linux). */
+  stealMs(): number;
 }
 
 const fmt = (n: number, digits = 0): string => n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
@@ -234,14 +236,22 @@ export async function cleanerBench(d: CleanerBenchDeps): Promise<BenchRow[]> {
     const p1 = Date.now();
     await waitFor('the produce-case load to be cleaned', () => watch.passes.some((p) => p.topic === fills[0]!.name), 600000);
     const idleTp2 = await d.produceThroughput(broker, shape);
-    const idleLat = await d.latency(broker, LAT_RATE, 1);
+    // Host steal over each latency case: a stall of the whole VM is not the cleaner's.
+    const steals: number[] = [];
+    const latencyCase = async (): Promise<Awaited<ReturnType<CleanerBenchDeps['latency']>>> => {
+      const s0 = d.stealMs();
+      const l = await d.latency(broker, LAT_RATE, 1);
+      steals.push(d.stealMs() - s0);
+      return l;
+    };
+    const idleLat = await latencyCase();
     await setTopicConfig(c, fills[1]!.name, 'min.compaction.lag.ms', '0');
     await waitFor('the cleaner to start on the latency-case load', () => (watch.dirtyRatio.get(fills[1]!.name) ?? 0) > 0, 10000);
     const l0 = Date.now();
-    const busyLat = await d.latency(broker, LAT_RATE, 1);
+    const busyLat = await latencyCase();
     const l1 = Date.now();
     await waitFor('the load topics to be cleaned', () => fills.every((f) => watch.passes.some((p) => p.topic === f.name)), 600000);
-    const idleLat2 = await d.latency(broker, LAT_RATE, 1);
+    const idleLat2 = await latencyCase();
     // Passes end after the cases; a pass that spans a case is counted for the part inside it.
     const share = (a: number, b: number): string => `${fmt((Math.min(b - a, watch.busyMs(a, b)) / (b - a)) * 100)} %`;
     const loadTp = watch.throughputMBps((p) => p.topic.startsWith('cleaner-load-'));
@@ -257,7 +267,7 @@ export async function cleanerBench(d: CleanerBenchDeps): Promise<BenchRow[]> {
       records: `${fmt(idleLat.count)} / ${fmt(busyLat.count)} / ${fmt(idleLat2.count)}`,
       mbps: '',
       vsBaseline: `p50 ${fmt(idleLat.p50, 2)} → ${fmt(busyLat.p50, 2)} → ${fmt(idleLat2.p50, 2)} ms · p99 ${fmt(idleLat.p99, 2)} → ${fmt(busyLat.p99, 2)} → ${fmt(idleLat2.p99, 2)} ms · p999 ${fmt(idleLat.p999, 2)} → ${fmt(busyLat.p999, 2)} → ${fmt(idleLat2.p999, 2)} ms`,
-      note: `cleaner busy ${share(l0, l1)} of the case (warm-up included)${throttleNote}`,
+      note: `cleaner busy ${share(l0, l1)} of the case (warm-up included); host steal ${steals.some(Number.isNaN) ? 'n/a' : `${steals.map((v) => fmt(v)).join(' / ')} ms`} over the three cases${throttleNote}`,
     });
   } finally {
     await watch.stop().catch(() => {});

@@ -830,7 +830,7 @@ async function main(): Promise<void> {
     if (process.env['BENCH_DEBUG']) writeFileSync(join(tmpdir(), 'strand-bench-broker.log'), broker === first ? first.output() : first.output() + broker.output());
     first.cleanup();
   }
-  if (runs('cleaner')) rows.push(...(await cleanerBench({ seconds: SECONDS, settleDisk, produceThroughput, latency })));
+  if (runs('cleaner')) rows.push(...(await cleanerBench({ seconds: SECONDS, settleDisk, produceThroughput, latency, stealMs })));
   const header = ['case', 'records/s', 'MB/s', 'vs baseline', 'note'];
   console.log(`| ${header.join(' | ')} |`);
   console.log(`| ${header.map(() => '---').join(' | ')} |`);
