@@ -1,6 +1,6 @@
 /**
  * LogCleaner: log compaction for `cleanup.policy=compact` (and `compact,delete`), Kafka's
- * LogCleaner / Cleaner / SkimpyOffsetMap / LogCleanerManager in one file.
+ * LogCleaner / Cleaner / LogCleanerManager in one file; the SkimpyOffsetMap is offset-map.ts.
  *
  * Behaviour:
  *  - LogManager runs one cleaner task. Each pass picks the filthiest eligible log, cleans it, and
@@ -13,11 +13,11 @@
  *    dirty ratio is dirty bytes / (clean + dirty bytes). A log is eligible when the ratio reaches
  *    min.cleanable.dirty.ratio, when a dirty segment began more than max.compaction.lag.ms ago, or
  *    when a delete horizon stamped by an earlier pass has passed.
- *  - Offset map: key → last offset over the dirty section, bounded by
- *    `log.cleaner.dedupe.buffer.size` at Kafka's 24 bytes an entry (load factor 0.9). Keys up to 16
- *    bytes are used as they are, longer ones by their MD5 (as Kafka's SkimpyOffsetMap). When the
- *    map fills, the pass ends at the last whole segment that fitted (at least one segment is
- *    always taken). Records of aborted transactions do not enter the map.
+ *  - Offset map (offset-map.ts): key → last offset over the dirty section, bounded by
+ *    `log.cleaner.dedupe.buffer.size` at Kafka's 24 bytes an entry (load factor 0.9), in typed
+ *    arrays. Keys up to 16 bytes are used as they are, longer ones by their MD5 (as Kafka's
+ *    SkimpyOffsetMap). When the map fills, the pass ends at the last whole segment that fitted
+ *    (at least one segment is always taken). Records of aborted transactions do not enter the map.
  *  - Every segment from the start of the log to the end of the mapped section is rewritten,
  *    grouped so each group of consecutive segments fits one segment (segment.bytes, 32-bit
  *    relative offsets). A record is kept when its key's last offset is its own (or its key is not
@@ -59,7 +59,6 @@
  * (Strand rebuilds producer state from the snapshot written at each roll, above the cleaned range).
  */
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import { join } from 'node:path';
 import { setImmediate as yieldToLoop, setTimeout as sleep } from 'node:timers/promises';
@@ -78,6 +77,7 @@ import { closeFile, fsyncDir, fsyncFile, openFile, readAt, writeFileAtomic, writ
 import type { PartitionLog } from './log.js';
 import { INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX, segmentFileName, type LogSegment } from './log-segment.js';
 import { noopLogger, type Logger } from './logger.js';
+import { OffsetMap } from './offset-map.js';
 import { OffsetIndex } from './offset-index.js';
 import { TimeIndex } from './time-index.js';
 import { TXN_INDEX_SUFFIX } from './producer-state.js';
@@ -87,9 +87,6 @@ export const SWAP_MANIFEST_FILE = 'cleaner-swap';
 export const CLEANED_SUFFIX = '.cleaned';
 export const SWAP_SUFFIX = '.swap';
 const CHECKPOINT_VERSION = 0;
-/** Kafka's SkimpyOffsetMap: a 16-byte hash and an 8-byte offset per entry. */
-const OFFSET_MAP_ENTRY_BYTES = 24;
-const OFFSET_MAP_LOAD_FACTOR = 0.9;
 /** Longest synchronous stretch of cleaning work before the event loop gets a turn. */
 const SLICE_MS = 5;
 const READ_CHUNK_BYTES = 1 << 20;
@@ -144,41 +141,6 @@ class CleanerAborted extends Error {}
 
 /** Called at named points of a pass and its swap; a test can throw or kill the process there. */
 export type CleanerFaultHook = (point: string) => void;
-
-// ------------------------------------------------------------------------------- offset map
-
-export class OffsetMap {
-  private readonly map = new Map<string, number>();
-  readonly capacity: number;
-
-  constructor(dedupeBufferBytes: number) {
-    this.capacity = Math.max(1, Math.floor((dedupeBufferBytes * OFFSET_MAP_LOAD_FACTOR) / OFFSET_MAP_ENTRY_BYTES));
-  }
-
-  static keyOf(key: Buffer): string {
-    return key.length <= 16 ? 'r' + key.toString('latin1') : 'h' + createHash('md5').update(key).digest().toString('latin1');
-  }
-
-  get size(): number {
-    return this.map.size;
-  }
-
-  get isFull(): boolean {
-    return this.map.size >= this.capacity;
-  }
-
-  /** Records `offset` as the latest for `key`; false (nothing stored) when the key is new and the map is full. */
-  put(key: Buffer, offset: number): boolean {
-    const k = OffsetMap.keyOf(key);
-    if (!this.map.has(k) && this.isFull) return false;
-    this.map.set(k, offset);
-    return true;
-  }
-
-  get(key: Buffer): number | undefined {
-    return this.map.get(OffsetMap.keyOf(key));
-  }
-}
 
 // ------------------------------------------------------------------------------- checkpoint
 
