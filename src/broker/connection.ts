@@ -390,7 +390,7 @@ export class Connection {
         this.takeInto(pooled, size);
         this.onFrame(pooled.subarray(0, size), pooled);
       } else {
-        this.onFrame(this.take(4 + size).subarray(4), null);
+        this.onFrame(this.takeFrame(size), null);
       }
     }
   }
@@ -433,6 +433,17 @@ export class Connection {
       else this.pending[0] = c.subarray(part);
     }
     this.pendingBytes -= n;
+  }
+
+  /** Removes the next frame (its 4-byte size, then `size` bytes) and returns its body, without copying when one chunk holds it. */
+  private takeFrame(size: number): Buffer {
+    const first = this.pending[0]!;
+    if (first.length < 4 + size) return this.take(4 + size).subarray(4);
+    const out = first.subarray(4, 4 + size);
+    if (first.length === 4 + size) this.pending.shift();
+    else this.pending[0] = first.subarray(4 + size);
+    this.pendingBytes -= 4 + size;
+    return out;
   }
 
   /** Removes and returns the next n buffered bytes, without copying when one chunk holds them. */
@@ -566,7 +577,7 @@ export class Connection {
   }
 
   private encode<T>(encodeBody: (w: Writer, v: T, version: number) => void, body: T, apiKey: number, version: number, correlationId: number): Chunk[] {
-    const w = new Writer(1024);
+    const w = new Writer(256);
     w.int32(0); // size, patched below
     writeResponseHeader(w, apiKey, version, correlationId);
     encodeBody(w, body, version);

@@ -38,6 +38,7 @@ export type Chunk = Buffer | LazyRecords;
 const TWO_POW_32 = 4294967296;
 /** Blobs at least this large are referenced, not copied. */
 const ZERO_COPY_MIN_BYTES = 4096;
+const EMPTY = Buffer.alloc(0);
 
 export class Writer {
   private buf: Buffer;
@@ -56,7 +57,8 @@ export class Writer {
 
   private ensure(n: number): void {
     if (this.pos + n <= this.buf.length) return;
-    let size = this.buf.length * 2;
+    // (After finish() the scratch is empty: it starts again at 256 bytes.)
+    let size = Math.max(256, this.buf.length * 2);
     while (size < this.pos + n) size *= 2;
     const next = Buffer.allocUnsafe(size);
     this.buf.copy(next, 0, 0, this.pos);
@@ -236,7 +238,12 @@ export class Writer {
 
   /** The encoded bytes as chunks, in order; large blobs are the caller's buffers, not copies. */
   finish(): Chunk[] {
-    this.flushScratch();
+    // The last part of the scratch goes out as it is; no new scratch until more is written.
+    if (this.pos > 0) {
+      this.chunks.push(this.buf.subarray(0, this.pos));
+      this.buf = EMPTY;
+      this.pos = 0;
+    }
     const out = this.chunks;
     this.chunks = [];
     this.chunkedBytes = 0;

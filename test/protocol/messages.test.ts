@@ -163,3 +163,20 @@ test('golden bytes from KafkaJS and Kafka brokers decode, and re-encode to the s
   // Re-encoding is byte-exact unless the capture used a non-canonical form; list them so a change is visible.
   assert.deepEqual(notCanonical, [], `not byte-exact on re-encode: ${notCanonical.join(', ')}`);
 });
+
+test('a Writer used again after finish() leaves the chunks it handed out alone', () => {
+  const w = new Writer(8);
+  w.int32(1).string('first');
+  const first = w.finish();
+  const firstBytes = Buffer.concat(first as Buffer[]);
+  w.int32(2).string('second, longer than the first scratch').raw(Buffer.alloc(5000, 7));
+  const second = Buffer.concat(w.finish() as Buffer[]);
+  assert.deepEqual(Buffer.concat(first as Buffer[]), firstBytes, 'first chunks unchanged');
+  const r = new Reader(second);
+  assert.equal(r.int32(), 2);
+  assert.equal(r.string(), 'second, longer than the first scratch');
+  assert.deepEqual(r.raw(5000), Buffer.alloc(5000, 7));
+  assert.equal(r.remaining, 0);
+  assert.deepEqual(w.finish(), [], 'nothing written: no chunks');
+  assert.equal(w.int8(3).toBuffer().readInt8(0), 3);
+});
