@@ -147,7 +147,7 @@ export const BROKER_CONFIGS: readonly ConfigDef[] = [
   { name: 'log.retention.check.interval.ms', type: 'long', default: '300000', min: 1, doc: 'how often retention runs' },
   { name: 'log.cleaner.enable', type: 'boolean', default: 'true', doc: 'run the log cleaner, which compacts topics with cleanup.policy=compact' },
   { name: 'log.cleaner.backoff.ms', type: 'long', default: '15000', min: 0, doc: 'how long the log cleaner sleeps when no log needs cleaning' },
-  { name: 'log.cleaner.dedupe.buffer.size', type: 'long', default: '134217728', min: 1, doc: 'memory of the log cleaner\'s offset map (24 bytes a key); a pass covers as many dirty segments as fit' },
+  { name: 'log.cleaner.dedupe.buffer.size', type: 'long', default: '134217728', min: 1, doc: 'the most memory the log cleaner\'s offset map takes, as a pass needs it (24 bytes a key, one more a slot); a pass covers as many dirty segments as fit' },
   { name: 'log.cleaner.io.max.bytes.per.second', type: 'double', default: '1.7976931348623157E308', min: 0, doc: 'bytes the log cleaner may read plus write per second (default: no limit)' },
   { name: 'log.cleaner.threads', type: 'int', default: '1', min: 0, doc: 'accepted; Strand runs one cleaner task on the event loop' },
   { name: 'replica.lag.time.max.ms', type: 'long', default: '30000', min: 1, doc: 'a follower that has not caught up with the leader\'s log end for this long leaves the ISR (the leader checks every half of it)' },
