@@ -118,6 +118,8 @@ export interface ConnectionOptions {
   ssl?: boolean | TlsConnectionOptions;
   /** SASL (SASL_PLAINTEXT / SASL_SSL listeners), done right after ApiVersions. */
   sasl?: SaslOptions;
+  /** Aborts `connect` while it is still connecting or negotiating (a broker that accepts but does not answer yet). */
+  signal?: AbortSignal;
 }
 
 export interface SaslOptions {
@@ -224,6 +226,8 @@ export class Connection {
       },
     };
     const tlsOptions = opts.ssl === true ? {} : opts.ssl === false || opts.ssl === undefined ? null : opts.ssl;
+    const aborted = (): ConnectionError => new ConnectionError(`connecting to ${opts.host}:${opts.port} aborted`);
+    if (opts.signal?.aborted) throw aborted();
     const socket = await new Promise<Socket>((resolve, reject) => {
       const s =
         tlsOptions === null
@@ -233,26 +237,43 @@ export class Connection {
         s.destroy();
         reject(new ConnectionError(`connecting to ${opts.host}:${opts.port} timed out after ${timeoutMs} ms`));
       }, timeoutMs);
+      const onAbort = (): void => {
+        clearTimeout(timer);
+        s.destroy();
+        reject(aborted());
+      };
       s.once(tlsOptions === null ? 'connect' : 'secureConnect', () => {
         clearTimeout(timer);
         s.off('error', onError);
+        opts.signal?.removeEventListener('abort', onAbort);
         resolve(s);
       });
       const onError = (e: Error): void => {
         clearTimeout(timer);
+        opts.signal?.removeEventListener('abort', onAbort);
         reject(new ConnectionError(`cannot connect to ${opts.host}:${opts.port}: ${e.message}`, e));
       };
       s.once('error', onError);
+      opts.signal?.addEventListener('abort', onAbort, { once: true });
     });
     const conn = new Connection(socket, opts, tlsOptions === null);
     sink.consume = (bytes) => conn.consume(bytes);
     for (const bytes of sink.early.splice(0)) conn.consume(bytes);
+    // Aborted while negotiating: closing fails the requests in flight at once.
+    let wasAborted = false;
+    const onAbort = (): void => {
+      wasAborted = true;
+      conn.close();
+    };
+    opts.signal?.addEventListener('abort', onAbort, { once: true });
     try {
       await conn.negotiate();
       if (opts.sasl !== undefined) await conn.authenticate(opts.sasl);
     } catch (e) {
       conn.close();
-      throw e;
+      throw wasAborted ? aborted() : e;
+    } finally {
+      opts.signal?.removeEventListener('abort', onAbort);
     }
     if (channels.connect.hasSubscribers) channels.connect.publish({ host: opts.host, port: opts.port, nodeId: conn.nodeId });
     opts.logger?.debug('connected', { broker: conn.address });

@@ -154,3 +154,28 @@ test('a negative response size fails the connection with a clear error', { timeo
   await assert.rejects(apiVersions(c), (e: unknown) => e instanceof ConnectionError && /invalid response size -16/.test(e.message));
   assert.ok(c.closed);
 });
+
+test('an abort signal ends a connect whose broker accepts but does not answer ApiVersions, at once, and closes the socket', { timeout: 30000 }, async (t) => {
+  // A broker still catching up with the metadata log accepts connections and answers nothing.
+  const accepted: Socket[] = [];
+  const server = createServer((socket) => {
+    accepted.push(socket);
+    socket.on('error', () => {});
+    socket.resume(); // reads and drops the request: never answers
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.after(() => server.close());
+  const port = (server.address() as { port: number }).port;
+  const abort = new AbortController();
+  const started = Date.now();
+  const attempt = Connection.connect({ host: '127.0.0.1', port, clientId: 'abort-test', connectTimeoutMs: 20000, requestTimeoutMs: 20000, signal: abort.signal });
+  while (accepted.length === 0) await tick(5);
+  abort.abort();
+  await assert.rejects(attempt, (e: unknown) => e instanceof ConnectionError && /aborted/.test(e.message));
+  assert.ok(Date.now() - started < 5000, `rejected after ${Date.now() - started} ms, not at the 20 s request timeout`);
+  // The client's side is gone: the broker's socket sees the end.
+  await new Promise<void>((resolve) => (accepted[0]!.readableEnded || accepted[0]!.destroyed ? resolve() : accepted[0]!.once('close', () => resolve())));
+  // An already aborted signal fails before connecting.
+  await assert.rejects(Connection.connect({ host: '127.0.0.1', port, clientId: 'abort-test', signal: abort.signal }), /aborted/);
+  assert.equal(accepted.length, 1);
+});

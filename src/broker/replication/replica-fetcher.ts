@@ -116,6 +116,8 @@ export class ReplicaFetcher {
   private readonly partitions = new Map<string, FetchState>();
   private conn: Connection | null = null;
   private stopped = false;
+  /** Aborts a connect in progress on stop: a leader that accepts but does not answer yet (still catching up) must not hold the shutdown for replica.socket.timeout.ms. */
+  private readonly abort = new AbortController();
   private loop: Promise<void> | null = null;
   private wakeUp: (() => void) | null = null;
   /** When the fetch in flight was sent (0: none). */
@@ -161,6 +163,7 @@ export class ReplicaFetcher {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    this.abort.abort();
     this.conn?.close();
     this.wake();
     await this.loop;
@@ -227,6 +230,7 @@ export class ReplicaFetcher {
       connectTimeoutMs: this.settings.socketTimeoutMs,
       requestTimeoutMs: this.settings.socketTimeoutMs,
       maxInFlight: 1,
+      signal: this.abort.signal,
     });
     if (this.stopped) this.conn.close();
     return this.conn;
