@@ -234,6 +234,7 @@ export class Connection {
           ? connect({ host: opts.host, port: opts.port, onread })
           : connectTls({ host: opts.host, port: opts.port, ...(isIP(opts.host) === 0 ? { servername: opts.host } : {}), ...tlsOptions });
       const timer = setTimeout(() => {
+        opts.signal?.removeEventListener('abort', onAbort);
         s.destroy();
         reject(new ConnectionError(`connecting to ${opts.host}:${opts.port} timed out after ${timeoutMs} ms`));
       }, timeoutMs);
@@ -256,6 +257,11 @@ export class Connection {
       s.once('error', onError);
       opts.signal?.addEventListener('abort', onAbort, { once: true });
     });
+    if (opts.signal?.aborted) {
+      // Aborted after the socket connected, before this continuation ran.
+      socket.destroy();
+      throw aborted();
+    }
     const conn = new Connection(socket, opts, tlsOptions === null);
     sink.consume = (bytes) => conn.consume(bytes);
     for (const bytes of sink.early.splice(0)) conn.consume(bytes);
