@@ -390,7 +390,7 @@ export class Connection {
         this.takeInto(pooled, size);
         this.onFrame(pooled.subarray(0, size), pooled);
       } else {
-        this.onFrame(this.takeFrame(size), null);
+        this.onFrame(this.take(4 + size, 4), null);
       }
     }
   }
@@ -435,26 +435,15 @@ export class Connection {
     this.pendingBytes -= n;
   }
 
-  /** Removes the next frame (its 4-byte size, then `size` bytes) and returns its body, without copying when one chunk holds it. */
-  private takeFrame(size: number): Buffer {
-    const first = this.pending[0]!;
-    if (first.length < 4 + size) return this.take(4 + size).subarray(4);
-    const out = first.subarray(4, 4 + size);
-    if (first.length === 4 + size) this.pending.shift();
-    else this.pending[0] = first.subarray(4 + size);
-    this.pendingBytes -= 4 + size;
-    return out;
-  }
-
-  /** Removes and returns the next n buffered bytes, without copying when one chunk holds them. */
-  private take(n: number): Buffer {
+  /** Removes the next n buffered bytes and returns them from byte `from` on, without copying when one chunk holds them. */
+  private take(n: number, from = 0): Buffer {
     const first = this.pending[0]!;
     if (first.length < n) {
       const out = Buffer.allocUnsafe(n);
       this.takeInto(out, n);
-      return out;
+      return from === 0 ? out : out.subarray(from);
     }
-    const out = first.subarray(0, n);
+    const out = first.subarray(from, n);
     if (first.length === n) this.pending.shift();
     else this.pending[0] = first.subarray(n);
     this.pendingBytes -= n;

@@ -228,56 +228,59 @@ export class Connection {
     const tlsOptions = opts.ssl === true ? {} : opts.ssl === false || opts.ssl === undefined ? null : opts.ssl;
     const aborted = (): ConnectionError => new ConnectionError(`connecting to ${opts.host}:${opts.port} aborted`);
     if (opts.signal?.aborted) throw aborted();
-    const socket = await new Promise<Socket>((resolve, reject) => {
-      const s =
-        tlsOptions === null
-          ? connect({ host: opts.host, port: opts.port, onread })
-          : connectTls({ host: opts.host, port: opts.port, ...(isIP(opts.host) === 0 ? { servername: opts.host } : {}), ...tlsOptions });
-      const timer = setTimeout(() => {
-        opts.signal?.removeEventListener('abort', onAbort);
-        s.destroy();
-        reject(new ConnectionError(`connecting to ${opts.host}:${opts.port} timed out after ${timeoutMs} ms`));
-      }, timeoutMs);
-      const onAbort = (): void => {
-        clearTimeout(timer);
-        s.destroy();
-        reject(aborted());
-      };
-      s.once(tlsOptions === null ? 'connect' : 'secureConnect', () => {
-        clearTimeout(timer);
-        s.off('error', onError);
-        opts.signal?.removeEventListener('abort', onAbort);
-        resolve(s);
-      });
-      const onError = (e: Error): void => {
-        clearTimeout(timer);
-        opts.signal?.removeEventListener('abort', onAbort);
-        reject(new ConnectionError(`cannot connect to ${opts.host}:${opts.port}: ${e.message}`, e));
-      };
-      s.once('error', onError);
-      opts.signal?.addEventListener('abort', onAbort, { once: true });
-    });
-    if (opts.signal?.aborted) {
-      // Aborted after the socket connected, before this continuation ran.
-      socket.destroy();
-      throw aborted();
-    }
-    const conn = new Connection(socket, opts, tlsOptions === null);
-    sink.consume = (bytes) => conn.consume(bytes);
-    for (const bytes of sink.early.splice(0)) conn.consume(bytes);
-    // Aborted while negotiating: closing fails the requests in flight at once.
+    // One abort listener for the whole connect; `cancel` is what aborting means in each phase.
     let wasAborted = false;
+    let cancel = (): void => {};
     const onAbort = (): void => {
       wasAborted = true;
-      conn.close();
+      cancel();
     };
     opts.signal?.addEventListener('abort', onAbort, { once: true });
+    let conn: Connection;
     try {
-      await conn.negotiate();
-      if (opts.sasl !== undefined) await conn.authenticate(opts.sasl);
-    } catch (e) {
-      conn.close();
-      throw wasAborted ? aborted() : e;
+      const socket = await new Promise<Socket>((resolve, reject) => {
+        const s =
+          tlsOptions === null
+            ? connect({ host: opts.host, port: opts.port, onread })
+            : connectTls({ host: opts.host, port: opts.port, ...(isIP(opts.host) === 0 ? { servername: opts.host } : {}), ...tlsOptions });
+        const timer = setTimeout(() => {
+          s.destroy();
+          reject(new ConnectionError(`connecting to ${opts.host}:${opts.port} timed out after ${timeoutMs} ms`));
+        }, timeoutMs);
+        cancel = () => {
+          clearTimeout(timer);
+          s.destroy();
+          reject(aborted());
+        };
+        s.once(tlsOptions === null ? 'connect' : 'secureConnect', () => {
+          clearTimeout(timer);
+          s.off('error', onError);
+          resolve(s);
+        });
+        const onError = (e: Error): void => {
+          clearTimeout(timer);
+          reject(new ConnectionError(`cannot connect to ${opts.host}:${opts.port}: ${e.message}`, e));
+        };
+        s.once('error', onError);
+      });
+      if (wasAborted) {
+        // Aborted after the socket connected, before this continuation ran.
+        socket.destroy();
+        throw aborted();
+      }
+      const c = new Connection(socket, opts, tlsOptions === null);
+      conn = c;
+      sink.consume = (bytes) => c.consume(bytes);
+      for (const bytes of sink.early.splice(0)) c.consume(bytes);
+      // Aborted while negotiating: closing fails the requests in flight at once.
+      cancel = () => c.close();
+      try {
+        await c.negotiate();
+        if (opts.sasl !== undefined) await c.authenticate(opts.sasl);
+      } catch (e) {
+        c.close();
+        throw wasAborted ? aborted() : e;
+      }
     } finally {
       opts.signal?.removeEventListener('abort', onAbort);
     }
